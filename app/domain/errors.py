@@ -1,0 +1,60 @@
+"""Domain errors: a small hierarchy whose names state the fact."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DomainError(Exception):
+    """Base class of every error the core and the ports raise on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem with one field of the input, located by its path."""
+
+    loc: tuple[str | int, ...]
+    msg: str
+    type: str = "value_error"
+
+
+class InvalidMatch(DomainError):
+    """The posted match breaks one or more rules; nothing may be stored."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        first = errors[0] if errors else None
+        where = ".".join(str(p) for p in first.loc) if first else "?"
+        super().__init__(f"invalid match: {where}: {first.msg if first else ''}")
+
+
+class InvalidId(DomainError):
+    """An id is not usable as a storage key (see ``ids.validate_id``)."""
+
+
+class DuplicateMatch(DomainError):
+    """A match with this id was already accepted with a different body."""
+
+    def __init__(self, match_id: str) -> None:
+        self.match_id = match_id
+        super().__init__(f"match {match_id!r} was already accepted with a different body")
+
+
+class NotFound(DomainError):
+    """The named match or player does not exist."""
+
+
+class ConcurrencyConflict(DomainError):
+    """Another writer changed the row since it was read (etag mismatch): reload and retry."""
+
+
+class TransientError(DomainError):
+    """A failure worth retrying later: storage throttled or down, an actor died."""
+
+
+class StorageUnavailable(TransientError):
+    """The storage service did not answer or answered with a retryable error."""
+
+
+class PermanentError(DomainError):
+    """A failure that retrying cannot fix (corrupt data, a bug): goes to the operators."""

@@ -1,0 +1,38 @@
+"""Retry policy as data: how often and how late a failed player step is tried again."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Durable retries (scheduled bus messages) with exponential back-off and jitter.
+
+    ``max_attempts`` counts failed attempts: the step is dead-lettered when the
+    ``max_attempts``-th attempt fails.
+    """
+
+    base_s: float = 1.0
+    cap_s: float = 60.0
+    max_attempts: int = 8
+    jitter: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.base_s <= 0 or self.cap_s < self.base_s:
+            raise ValueError("need 0 < base_s <= cap_s")
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError("jitter must lie in [0, 1]")
+
+
+def next_delay(
+    policy: RetryPolicy, attempt: int, rand: Callable[[], float] = random.random
+) -> float:
+    """Delay before retry number ``attempt`` (1-based): capped exponential back-off, of
+    which the ``jitter`` fraction is random so that retries of one outage spread out."""
+    ceiling = min(policy.cap_s, policy.base_s * 2 ** max(attempt - 1, 0))
+    return ceiling * (1 - policy.jitter) + ceiling * policy.jitter * rand()

@@ -1,0 +1,340 @@
+"""The match saga as a pure state machine: ``transition(saga, event)`` returns the next
+saga, the commands the coordinator must execute, and the events to append to the log.
+
+Forward recovery: a failed player is retried later; applied players are never touched.
+Backward recovery: compensation reverts every player, latest applied first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from app.domain.retry import RetryPolicy
+
+
+class SagaState(StrEnum):
+    """Where a match saga stands; ``OPEN_STATES`` are the ones operators watch."""
+
+    ACCEPTED = "accepted"
+    RUNNING = "running"
+    RECOVERING = "recovering"
+    COMPLETED = "completed"
+    STUCK = "stuck"
+    COMPENSATING = "compensating"
+    COMPENSATED = "compensated"
+
+
+OPEN_STATES = frozenset(
+    {SagaState.ACCEPTED, SagaState.RUNNING, SagaState.RECOVERING, SagaState.STUCK,
+     SagaState.COMPENSATING}
+)
+
+
+class PlayerStatus(StrEnum):
+    """Where one player's update stands."""
+
+    PENDING = "pending"
+    APPLIED = "applied"
+    RETRYING = "retrying"
+    DEAD = "dead"
+    COMPENSATED = "compensated"
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerProgress:
+    """One player's step of the saga."""
+
+    status: PlayerStatus = PlayerStatus.PENDING
+    attempts: int = 0
+    applied_order: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Saga:
+    """The state of one match saga, rebuilt from the saga log."""
+
+    match_id: str
+    state: SagaState = SagaState.ACCEPTED
+    players: Mapping[str, PlayerProgress] = field(default_factory=dict)
+    applied_count: int = 0
+
+
+# ---- events (what happened; each is appended to the saga log) -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SagaStarted:
+    """The coordinator took the saga on; the deltas are stored."""
+
+    player_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerApplied:
+    """The player's record includes the match (``already``: it did before this call)."""
+
+    player_id: str
+    already: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerFailed:
+    """The player's update failed; ``transient`` failures are retried."""
+
+    player_id: str
+    error: str
+    transient: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled:
+    """A durable retry of the player's update was scheduled ``delay_s`` from now."""
+
+    player_id: str
+    attempt: int
+    delay_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerDeadLettered:
+    """Retries are exhausted; the update waits for an operator."""
+
+    player_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SagaCompleted:
+    """Every player's record includes the match."""
+
+
+@dataclass(frozen=True, slots=True)
+class SagaStuck:
+    """Some player's update is dead-lettered; the rest are done."""
+
+    dead: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SagaRedriven:
+    """An operator asked to try the dead players again from attempt zero."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompensationStarted:
+    """An operator voided the match: every player is to be reverted."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerCompensated:
+    """The player's record no longer includes the match (``reverted``: it had included it)."""
+
+    player_id: str
+    reverted: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SagaCompensated:
+    """The match counts for nobody."""
+
+
+SagaEvent = (
+    SagaStarted | PlayerApplied | PlayerFailed | RetryScheduled | PlayerDeadLettered
+    | SagaCompleted | SagaStuck | SagaRedriven | CompensationStarted | PlayerCompensated
+    | SagaCompensated
+)
+
+# ---- commands (what the coordinator must do next) -------------------------------------
+
+
+class Action(StrEnum):
+    """What a player step does to the player's partition."""
+
+    APPLY = "apply"
+    COMPENSATE = "compensate"
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyPlayers:
+    """Apply these players' deltas now (one call per shard)."""
+
+    player_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompensatePlayers:
+    """Revert these players, one after another in this order."""
+
+    player_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRetry:
+    """Schedule a durable retry of one player's step (attempt numbers start at 1)."""
+
+    player_id: str
+    attempt: int
+    action: Action
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterPlayer:
+    """Hand the player's step to the operators."""
+
+    player_id: str
+    reason: str
+
+
+Command = ApplyPlayers | CompensatePlayers | ScheduleRetry | DeadLetterPlayer
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The result of one transition."""
+
+    saga: Saga
+    commands: tuple[Command, ...] = ()
+    events: tuple[SagaEvent, ...] = ()
+
+
+class IllegalTransition(ValueError):
+    """The event cannot happen in the saga's current state (a bug or a stale message)."""
+
+
+_TERMINAL = {SagaState.COMPLETED, SagaState.COMPENSATED}
+_COMPENSATION = {SagaState.COMPENSATING, SagaState.COMPENSATED}
+
+
+def _set(saga: Saga, player_id: str, **changes: object) -> Saga:
+    if player_id not in saga.players:
+        raise IllegalTransition(f"{player_id!r} is not a player of match {saga.match_id!r}")
+    players = dict(saga.players)
+    players[player_id] = replace(players[player_id], **changes)  # type: ignore[arg-type]
+    return replace(saga, players=players)
+
+
+def _settle(saga: Saga, events: list[SagaEvent]) -> Saga:
+    """Derive the saga state from its players and log the terminal event when reached."""
+    statuses = [p.status for p in saga.players.values()]
+    if saga.state in _COMPENSATION:
+        if saga.state is SagaState.COMPENSATING and all(
+            s is PlayerStatus.COMPENSATED for s in statuses
+        ):
+            events.append(SagaCompensated())
+            return replace(saga, state=SagaState.COMPENSATED)
+        return saga
+    if PlayerStatus.RETRYING in statuses:
+        state = SagaState.RECOVERING
+    elif PlayerStatus.PENDING in statuses:
+        state = SagaState.RUNNING
+    elif PlayerStatus.DEAD in statuses:
+        state = SagaState.STUCK
+    else:
+        state = SagaState.COMPLETED
+    if state is not saga.state:
+        if state is SagaState.COMPLETED:
+            events.append(SagaCompleted())
+        elif state is SagaState.STUCK:
+            dead = tuple(p for p, s in saga.players.items() if s.status is PlayerStatus.DEAD)
+            events.append(SagaStuck(dead))
+    return replace(saga, state=state)
+
+
+def transition(saga: Saga, event: SagaEvent, policy: RetryPolicy) -> Step:
+    """Apply one event to the saga: the next state, the commands, and the events to log."""
+    events: list[SagaEvent] = [event]
+    commands: list[Command] = []
+    action = Action.COMPENSATE if saga.state in _COMPENSATION else Action.APPLY
+    match event:
+        case SagaStarted(player_ids=ids):
+            if saga.state is not SagaState.ACCEPTED:
+                raise IllegalTransition(f"saga {saga.match_id!r} already started")
+            players = {pid: PlayerProgress() for pid in ids}
+            saga = replace(saga, state=SagaState.RUNNING, players=players)
+            commands.append(ApplyPlayers(tuple(ids)))
+        case PlayerApplied(player_id=pid):
+            current = saga.players.get(pid)
+            if current is not None and current.status is PlayerStatus.APPLIED:
+                return Step(saga)  # a duplicate report: nothing new to log
+            order = saga.applied_count + 1
+            saga = _set(saga, pid, status=PlayerStatus.APPLIED, applied_order=order, error=None)
+            saga = replace(saga, applied_count=order)
+            if action is Action.COMPENSATE:
+                # A late apply landed during compensation: it must be reverted too.
+                commands.append(CompensatePlayers((pid,)))
+        case PlayerFailed(player_id=pid, error=error, transient=transient):
+            attempts = saga.players[pid].attempts + 1 if pid in saga.players else 1
+            if transient and attempts < policy.max_attempts:
+                saga = _set(saga, pid, status=PlayerStatus.RETRYING, attempts=attempts,
+                            error=error)
+                commands.append(ScheduleRetry(pid, attempts, action))
+            elif action is Action.COMPENSATE:
+                # Compensation must finish: it keeps retrying at the capped delay.
+                saga = _set(saga, pid, status=PlayerStatus.RETRYING, attempts=attempts,
+                            error=error)
+                commands.append(ScheduleRetry(pid, attempts, action))
+            else:
+                reason = error if not transient else f"gave up after {attempts} attempts: {error}"
+                saga = _set(saga, pid, status=PlayerStatus.DEAD, attempts=attempts, error=error)
+                commands.append(DeadLetterPlayer(pid, reason))
+                events.append(PlayerDeadLettered(pid, reason))
+        case RetryScheduled(player_id=pid):
+            _set(saga, pid)  # checks the player belongs to the match
+        case SagaRedriven():
+            if saga.state in _COMPENSATION or saga.state is SagaState.ACCEPTED:
+                raise IllegalTransition(f"saga {saga.match_id!r} is {saga.state}: no redrive")
+            dead = [p for p, s in saga.players.items() if s.status is PlayerStatus.DEAD]
+            for pid in dead:
+                saga = _set(saga, pid, status=PlayerStatus.PENDING, attempts=0, error=None)
+            commands.append(ApplyPlayers(tuple(dead)))
+        case CompensationStarted():
+            if saga.state in _COMPENSATION:
+                return Step(saga)
+            saga = replace(saga, state=SagaState.COMPENSATING)
+            commands.append(CompensatePlayers(compensation_order(saga)))
+        case PlayerCompensated(player_id=pid):
+            if saga.state is not SagaState.COMPENSATING:
+                raise IllegalTransition(f"saga {saga.match_id!r} is not compensating")
+            saga = _set(saga, pid, status=PlayerStatus.COMPENSATED, error=None)
+        case _:
+            raise IllegalTransition(f"{type(event).__name__} is not an input event")
+    return Step(_settle(saga, events), tuple(commands), tuple(events))
+
+
+def compensation_order(saga: Saga) -> tuple[str, ...]:
+    """Players to revert: applied ones latest first, then those never applied (voided)."""
+    applied = sorted(
+        (p for p, s in saga.players.items() if s.status is PlayerStatus.APPLIED),
+        key=lambda p: -(saga.players[p].applied_order or 0),
+    )
+    rest = [p for p, s in saga.players.items()
+            if s.status not in (PlayerStatus.APPLIED, PlayerStatus.COMPENSATED)]
+    return (*applied, *rest)
+
+
+def resume(saga: Saga) -> tuple[Command, ...]:
+    """Commands that pick a saga up where a crashed coordinator left it (from the log).
+
+    Repeating a command is harmless: player steps are idempotent and a retry message's id
+    is derived from (match, player, attempt), so the bus drops a duplicate schedule.
+    """
+    if saga.state in _TERMINAL or saga.state is SagaState.ACCEPTED:
+        return ()
+    action = Action.COMPENSATE if saga.state is SagaState.COMPENSATING else Action.APPLY
+    retrying = tuple(
+        ScheduleRetry(p, s.attempts, action)
+        for p, s in saga.players.items() if s.status is PlayerStatus.RETRYING
+    )
+    if action is Action.COMPENSATE:
+        todo = tuple(
+            p for p in compensation_order(saga)
+            if saga.players[p].status is not PlayerStatus.RETRYING
+        )
+        return (CompensatePlayers(todo), *retrying) if todo else retrying
+    pending = tuple(p for p, s in saga.players.items() if s.status is PlayerStatus.PENDING)
+    return (ApplyPlayers(pending), *retrying) if pending else retrying

@@ -1,0 +1,200 @@
+"""Per-player deltas and the service record they add up to."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from app.domain.model import REPORTED_COUNTERS, Outcome
+
+# Counters a service record keeps: one per match outcome plus the reported ones.
+RECORD_COUNTERS: tuple[str, ...] = ("matches", "wins", "losses", "ties", "dnf", *REPORTED_COUNTERS)
+_OUTCOME_COUNTER = {
+    Outcome.WIN: "wins",
+    Outcome.LOSS: "losses",
+    Outcome.TIE: "ties",
+    Outcome.DNF: "dnf",
+}
+
+Counters = Mapping[str, int]
+Weapons = Mapping[str, Mapping[str, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class StatDelta:
+    """What one match adds to one player's record; applying it is idempotent per match."""
+
+    match_id: str
+    player_id: str
+    mode: str
+    map: str
+    ended_at: datetime
+    outcome: Outcome
+    team: str | None
+    counters: Counters
+    medals: Counters = field(default_factory=dict)
+    weapons: Weapons = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, stored in the match partition and in the player's history row."""
+        return {
+            "match_id": self.match_id,
+            "player_id": self.player_id,
+            "mode": self.mode,
+            "map": self.map,
+            "ended_at": self.ended_at.isoformat(),
+            "outcome": self.outcome.value,
+            "team": self.team,
+            "counters": dict(self.counters),
+            "medals": dict(self.medals),
+            "weapons": {k: dict(v) for k, v in self.weapons.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StatDelta:
+        """Inverse of ``to_dict``."""
+        return cls(
+            match_id=data["match_id"],
+            player_id=data["player_id"],
+            mode=data["mode"],
+            map=data["map"],
+            ended_at=datetime.fromisoformat(data["ended_at"]),
+            outcome=Outcome(data["outcome"]),
+            team=data.get("team"),
+            counters=dict(data["counters"]),
+            medals=dict(data.get("medals", {})),
+            weapons={k: dict(v) for k, v in data.get("weapons", {}).items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRecord:
+    """A player's lifetime totals, overall and per mode."""
+
+    player_id: str
+    counters: Counters = field(default_factory=lambda: dict.fromkeys(RECORD_COUNTERS, 0))
+    medals: Counters = field(default_factory=dict)
+    weapons: Weapons = field(default_factory=dict)
+    modes: Mapping[str, Counters] = field(default_factory=dict)
+    first_played: datetime | None = None
+    last_played: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able storage form (no derived ratios)."""
+        return {
+            "player_id": self.player_id,
+            "counters": dict(self.counters),
+            "medals": dict(self.medals),
+            "weapons": {k: dict(v) for k, v in self.weapons.items()},
+            "modes": {k: dict(v) for k, v in self.modes.items()},
+            "first_played": self.first_played.isoformat() if self.first_played else None,
+            "last_played": self.last_played.isoformat() if self.last_played else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ServiceRecord:
+        """Inverse of ``to_dict``; counters missing from old rows read as zero."""
+        first, last = data.get("first_played"), data.get("last_played")
+        return cls(
+            player_id=data["player_id"],
+            counters={**dict.fromkeys(RECORD_COUNTERS, 0), **data.get("counters", {})},
+            medals=dict(data.get("medals", {})),
+            weapons={k: dict(v) for k, v in data.get("weapons", {}).items()},
+            modes={k: dict(v) for k, v in data.get("modes", {}).items()},
+            first_played=datetime.fromisoformat(first) if first else None,
+            last_played=datetime.fromisoformat(last) if last else None,
+        )
+
+
+def delta_counters(outcome: Outcome, reported: Counters) -> dict[str, int]:
+    """The record counters one match adds: one match, its outcome, the reported counters."""
+    counters = dict.fromkeys(RECORD_COUNTERS, 0)
+    counters["matches"] = 1
+    counters[_OUTCOME_COUNTER[outcome]] = 1
+    for name in REPORTED_COUNTERS:
+        counters[name] = reported.get(name, 0)
+    return counters
+
+
+def _add(a: Counters, b: Counters, sign: int) -> dict[str, int]:
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = out.get(key, 0) + sign * value
+    # A compensation may bring an entry back to zero: drop it so that a record with a
+    # voided match equals the record that never had it.
+    return {k: v for k, v in out.items() if v != 0 or k in RECORD_COUNTERS}
+
+
+def _add_nested(a: Weapons, b: Weapons, sign: int) -> dict[str, dict[str, int]]:
+    out = {k: dict(v) for k, v in a.items()}
+    for key, inner in b.items():
+        merged = _add(out.get(key, {}), inner, sign)
+        if any(merged.values()):
+            out[key] = merged
+        else:
+            out.pop(key, None)
+    return out
+
+
+def apply_delta(record: ServiceRecord, delta: StatDelta) -> ServiceRecord:
+    """The record after one match (the caller guarantees each match is applied once)."""
+    played = delta.ended_at
+    return replace(
+        record,
+        counters=_add(record.counters, delta.counters, 1),
+        medals=_add(record.medals, delta.medals, 1),
+        weapons=_add_nested(record.weapons, delta.weapons, 1),
+        modes=_add_nested(record.modes, {delta.mode: delta.counters}, 1),
+        first_played=min(record.first_played, played) if record.first_played else played,
+        last_played=max(record.last_played, played) if record.last_played else played,
+    )
+
+
+def revert_delta(record: ServiceRecord, delta: StatDelta) -> ServiceRecord:
+    """The record without one match (compensation). first/last played are left as they are:
+    they are recomputed from the match history by the store, which knows the other matches."""
+    return replace(
+        record,
+        counters=_add(record.counters, delta.counters, -1),
+        medals=_add(record.medals, delta.medals, -1),
+        weapons=_add_nested(record.weapons, delta.weapons, -1),
+        modes=_add_nested(record.modes, {delta.mode: delta.counters}, -1),
+    )
+
+
+def sum_deltas(player_id: str, deltas: Iterable[StatDelta]) -> ServiceRecord:
+    """The record of a new player after all ``deltas``: what an audit recomputes."""
+    record = ServiceRecord(player_id)
+    for delta in deltas:
+        record = apply_delta(record, delta)
+    return record
+
+
+def ratios(counters: Counters) -> dict[str, float]:
+    """Derived figures: kd = kills/max(deaths,1), kda = kills + assists/3 - deaths (Halo),
+    accuracy = shots_hit/shots_fired, win_rate = wins/matches."""
+    kills, deaths = counters.get("kills", 0), counters.get("deaths", 0)
+    fired, matches = counters.get("shots_fired", 0), counters.get("matches", 0)
+    return {
+        "kd": round(kills / max(deaths, 1), 4),
+        "kda": round(kills + counters.get("assists", 0) / 3 - deaths, 4),
+        "accuracy": round(counters.get("shots_hit", 0) / fired, 4) if fired else 0.0,
+        "win_rate": round(counters.get("wins", 0) / matches, 4) if matches else 0.0,
+    }
+
+
+def public_record(record: ServiceRecord) -> dict[str, Any]:
+    """The service record as stats sites read it: flat counters, ratios, per-mode blocks."""
+    out: dict[str, Any] = {"player_id": record.player_id}
+    out.update(record.counters)
+    out.update(ratios(record.counters))
+    out["medals"] = dict(sorted(record.medals.items()))
+    out["weapons"] = {k: dict(v) for k, v in sorted(record.weapons.items())}
+    out["modes"] = {
+        mode: {**dict(c), **ratios(c)} for mode, c in sorted(record.modes.items())
+    }
+    out["first_played"] = record.first_played.isoformat() if record.first_played else None
+    out["last_played"] = record.last_played.isoformat() if record.last_played else None
+    return out

@@ -1,0 +1,279 @@
+"""The ports the use cases need. Adapters in ``storage/`` and ``actors/`` implement them;
+``app/bootstrap.py`` is the only place that picks which."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from app.domain.model import Match
+from app.domain.saga import Action, Saga, SagaEvent
+from app.domain.stats import ServiceRecord, StatDelta
+
+# ---- players ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerSnapshot:
+    """A player's record as last read or written, with the etag that guards the next write
+    (``None``: the player has no record row yet)."""
+
+    record: ServiceRecord
+    etag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOutcome:
+    """Result of applying several matches to one player in one transaction."""
+
+    snapshot: PlayerSnapshot
+    applied: tuple[str, ...] = ()  # match ids this call added to the record
+    already: tuple[str, ...] = ()  # match ids whose marker existed: applied (or voided) before
+
+
+@dataclass(frozen=True, slots=True)
+class RevertOutcome:
+    """Result of compensating one match for one player."""
+
+    snapshot: PlayerSnapshot
+    reverted: bool  # True: the record held the match and it was subtracted now
+    # False: the match was voided before it was applied, or compensated before
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One line of a player's match history (newest first)."""
+
+    delta: StatDelta
+    void: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """A page of history and the opaque token of the next page (``None``: no more)."""
+
+    entries: tuple[HistoryEntry, ...]
+    continuation: str | None = None
+
+
+class PlayerStore(Protocol):
+    """Player partitions: the service record row plus one marker/history row per match."""
+
+    async def load(self, player_id: str) -> PlayerSnapshot:
+        """The player's record and etag; an empty record with etag ``None`` if none."""
+        ...
+
+    async def apply(self, snapshot: PlayerSnapshot, deltas: Sequence[StatDelta]) -> ApplyOutcome:
+        """Add matches to the record in one transaction: insert each match's ``m:`` marker,
+        then write the record guarded by ``snapshot.etag``. A match whose marker exists is
+        reported in ``already`` and changes nothing. Raises ``ConcurrencyConflict`` when the
+        etag is stale (reload, retry) and ``StorageUnavailable`` for transient failures."""
+        ...
+
+    async def revert(self, snapshot: PlayerSnapshot, delta: StatDelta) -> RevertOutcome:
+        """Compensate one match: subtract it and mark its history row void, or, if it was
+        never applied, insert a void marker so that a late apply becomes a no-op."""
+        ...
+
+    async def history(
+        self, player_id: str, limit: int, continuation: str | None = None
+    ) -> HistoryPage:
+        """Match history, newest first; ``continuation`` comes from the previous page."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+# ---- matches and the saga log ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MatchSummary:
+    """What the match partition's summary row says besides the saga state."""
+
+    match_id: str
+    mode: str
+    map: str
+    started_at: datetime
+    ended_at: datetime
+    payload_hash: str
+    player_ids: tuple[str, ...]
+    accepted_at: datetime
+    published: bool = False
+    updated_at: datetime | None = None
+    finished_at: datetime | None = None  # completed or compensated
+
+
+@dataclass(frozen=True, slots=True)
+class SagaRecord:
+    """The saga as stored: summary, state, last log sequence number, and the etag that
+    guards the next save (a coordinator's lease on the saga)."""
+
+    summary: MatchSummary
+    saga: Saga
+    seq: int
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One row of the saga log."""
+
+    seq: int
+    at: datetime
+    event: SagaEvent
+
+
+class SagaLog(Protocol):
+    """The match partition: summary, one row per player (delta, status), and the log."""
+
+    async def create(self, match: Match, accepted_at: datetime) -> tuple[SagaRecord, bool]:
+        """Store an accepted match (state ``accepted``, not yet published). Returns the
+        record and whether it was created now; an existing match with the same payload hash
+        is returned as it is; with another hash, raises ``DuplicateMatch``."""
+        ...
+
+    async def load(self, match_id: str) -> SagaRecord:
+        """The stored saga; raises ``NotFound``."""
+        ...
+
+    async def save(
+        self,
+        record: SagaRecord,
+        saga: Saga,
+        events: Sequence[SagaEvent],
+        at: datetime,
+        deltas: Mapping[str, StatDelta] | None = None,
+    ) -> SagaRecord:
+        """Write the new saga state, the changed player rows (with ``deltas`` when given)
+        and the events as log rows, in one transaction guarded by ``record.etag``. Raises
+        ``ConcurrencyConflict`` if another coordinator saved in between."""
+        ...
+
+    async def deltas(self, match_id: str) -> dict[str, StatDelta]:
+        """The per-player deltas stored when the saga started (empty before)."""
+        ...
+
+    async def log(self, match_id: str) -> list[LogEntry]:
+        """The saga log, oldest first."""
+        ...
+
+    async def mark_published(self, match_id: str) -> None:
+        """Record that the saga-start message is on the bus (the outbox is drained)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class PayloadArchive(Protocol):
+    """Raw match payloads, kept for audits (blob container ``matches``)."""
+
+    async def put(self, match: Match) -> None:
+        """Store the canonical payload under ``{match_id}/{payload_hash}.json``;
+        idempotent, and a different body never overwrites another's blob."""
+        ...
+
+    async def get(self, match_id: str, payload_hash: str) -> dict[str, Any]:
+        """The canonical payload as decoded JSON; raises ``NotFound``."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+# ---- bus -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BusMessage:
+    """A message to publish; ``message_id`` drives the bus's duplicate detection."""
+
+    message_id: str
+    body: Mapping[str, Any]
+    subject: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMessage:
+    """A peek-locked message: settle it with complete, abandon or dead_letter."""
+
+    message: BusMessage
+    delivery_count: int
+    lock_token: Any = field(compare=False)
+
+
+class MessageBus(Protocol):
+    """Queues with peek-lock delivery, scheduling and dead-lettering (Service Bus's model)."""
+
+    async def publish(self, queue: str, message: BusMessage) -> None:
+        """Enqueue durably; a repeat of a recent ``message_id`` is dropped."""
+        ...
+
+    async def schedule(self, queue: str, message: BusMessage, delay_s: float) -> int:
+        """Enqueue to become visible after ``delay_s``; returns a sequence number."""
+        ...
+
+    async def receive(
+        self, queue: str, max_messages: int, max_wait_s: float
+    ) -> list[ReceivedMessage]:
+        """Lock and return up to ``max_messages``; waits at most ``max_wait_s`` for one."""
+        ...
+
+    async def complete(self, received: ReceivedMessage) -> None:
+        """The message's work is durable: remove it."""
+        ...
+
+    async def abandon(self, received: ReceivedMessage) -> None:
+        """Give the message back for redelivery (its delivery count grows)."""
+        ...
+
+    async def dead_letter(self, received: ReceivedMessage, reason: str, description: str) -> None:
+        """Move the message to the queue's dead-letter sub-queue."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+# ---- player grains (actors) ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerUpdate:
+    """One idempotent step on one player: apply or compensate one match."""
+
+    action: Action
+    delta: StatDelta
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateResult:
+    """How one ``PlayerUpdate`` ended."""
+
+    player_id: str
+    match_id: str
+    ok: bool
+    changed: bool = False  # applied or reverted by this call (False: it had been before)
+    error: str | None = None
+    transient: bool = True
+
+
+class PlayerGrains(Protocol):
+    """The virtual player grains: every read and write of a player goes through them."""
+
+    async def update(self, updates: Sequence[PlayerUpdate]) -> list[UpdateResult]:
+        """Run the updates (grouped by shard, concurrently); per-player failures come back
+        as results, never as exceptions, so one bad player never hides the others."""
+        ...
+
+    async def service_record(self, player_id: str) -> ServiceRecord:
+        """The player's record as the grain holds it (activating it if needed)."""
+        ...
