@@ -37,8 +37,9 @@ def multi_kill_medals(kill_times: Sequence[float]) -> dict[str, int]:
     return dict(medals)
 
 
-def _from_events(events: Sequence[MatchEvent]) -> tuple[dict[str, dict[str, dict[str, int]]],
-                                                         dict[str, list[float]]]:
+def _from_events(
+    events: Sequence[MatchEvent],
+) -> tuple[dict[str, dict[str, dict[str, int]]], dict[str, list[float]]]:
     weapons: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
     kill_times: dict[str, list[float]] = defaultdict(list)
     for e in events:

@@ -11,9 +11,17 @@ from app.domain import saga as s
 _EVENT_TYPES: dict[str, type[Any]] = {
     cls.__name__: cls
     for cls in (
-        s.SagaStarted, s.PlayerApplied, s.PlayerFailed, s.RetryScheduled, s.PlayerDeadLettered,
-        s.SagaCompleted, s.SagaStuck, s.SagaRedriven, s.CompensationStarted,
-        s.PlayerCompensated, s.SagaCompensated,
+        s.SagaStarted,
+        s.PlayerApplied,
+        s.PlayerFailed,
+        s.RetryScheduled,
+        s.PlayerDeadLettered,
+        s.SagaCompleted,
+        s.SagaStuck,
+        s.SagaRedriven,
+        s.CompensationStarted,
+        s.PlayerCompensated,
+        s.SagaCompensated,
     )
 }
 

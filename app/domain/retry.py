@@ -34,5 +34,7 @@ def next_delay(
 ) -> float:
     """Delay before retry number ``attempt`` (1-based): capped exponential back-off, of
     which the ``jitter`` fraction is random so that retries of one outage spread out."""
-    ceiling = min(policy.cap_s, policy.base_s * 2 ** max(attempt - 1, 0))
+    # The exponent is bounded: 2.0 ** 1024 raises OverflowError, and compensation retries
+    # never give up, so attempts can grow that far (a product past the float range is inf).
+    ceiling: float = min(policy.cap_s, policy.base_s * 2.0 ** min(max(attempt - 1, 0), 1023))
     return ceiling * (1 - policy.jitter) + ceiling * policy.jitter * rand()

@@ -27,8 +27,13 @@ class SagaState(StrEnum):
 
 
 OPEN_STATES = frozenset(
-    {SagaState.ACCEPTED, SagaState.RUNNING, SagaState.RECOVERING, SagaState.STUCK,
-     SagaState.COMPENSATING}
+    {
+        SagaState.ACCEPTED,
+        SagaState.RUNNING,
+        SagaState.RECOVERING,
+        SagaState.STUCK,
+        SagaState.COMPENSATING,
+    }
 )
 
 
@@ -144,8 +149,16 @@ class SagaCompensated:
 
 
 SagaEvent = (
-    SagaStarted | PlayerApplied | PlayerFailed | RetryScheduled | PlayerDeadLettered
-    | SagaCompleted | SagaStuck | SagaRedriven | CompensationStarted | PlayerCompensated
+    SagaStarted
+    | PlayerApplied
+    | PlayerFailed
+    | RetryScheduled
+    | PlayerDeadLettered
+    | SagaCompleted
+    | SagaStuck
+    | SagaRedriven
+    | CompensationStarted
+    | PlayerCompensated
     | SagaCompensated
 )
 
@@ -208,6 +221,7 @@ class IllegalTransition(ValueError):
 
 _TERMINAL = {SagaState.COMPLETED, SagaState.COMPENSATED}
 _COMPENSATION = {SagaState.COMPENSATING, SagaState.COMPENSATED}
+_SETTLED = {PlayerStatus.APPLIED, PlayerStatus.COMPENSATED}
 
 
 def _set(saga: Saga, player_id: str, **changes: object) -> Saga:
@@ -259,8 +273,8 @@ def transition(saga: Saga, event: SagaEvent, policy: RetryPolicy) -> Step:
             commands.append(ApplyPlayers(tuple(ids)))
         case PlayerApplied(player_id=pid):
             current = saga.players.get(pid)
-            if current is not None and current.status is PlayerStatus.APPLIED:
-                return Step(saga)  # a duplicate report: nothing new to log
+            if current is not None and current.status in _SETTLED:
+                return Step(saga)  # a duplicate or stale report: nothing new to log
             order = saga.applied_count + 1
             saga = _set(saga, pid, status=PlayerStatus.APPLIED, applied_order=order, error=None)
             saga = replace(saga, applied_count=order)
@@ -268,15 +282,24 @@ def transition(saga: Saga, event: SagaEvent, policy: RetryPolicy) -> Step:
                 # A late apply landed during compensation: it must be reverted too.
                 commands.append(CompensatePlayers((pid,)))
         case PlayerFailed(player_id=pid, error=error, transient=transient):
+            done = (
+                {PlayerStatus.COMPENSATED}
+                if action is Action.COMPENSATE
+                else {PlayerStatus.APPLIED, PlayerStatus.DEAD}
+            )
+            if pid in saga.players and saga.players[pid].status in done:
+                # Stale: another coordinator (or a faster attempt) already settled this
+                # player; a failure report from a slower attempt must not undo that.
+                # A dead player waits for an operator: a redelivered failure must neither
+                # dead-letter it twice nor quietly start retrying it again.
+                return Step(saga)
             attempts = saga.players[pid].attempts + 1 if pid in saga.players else 1
             if transient and attempts < policy.max_attempts:
-                saga = _set(saga, pid, status=PlayerStatus.RETRYING, attempts=attempts,
-                            error=error)
+                saga = _set(saga, pid, status=PlayerStatus.RETRYING, attempts=attempts, error=error)
                 commands.append(ScheduleRetry(pid, attempts, action))
             elif action is Action.COMPENSATE:
                 # Compensation must finish: it keeps retrying at the capped delay.
-                saga = _set(saga, pid, status=PlayerStatus.RETRYING, attempts=attempts,
-                            error=error)
+                saga = _set(saga, pid, status=PlayerStatus.RETRYING, attempts=attempts, error=error)
                 commands.append(ScheduleRetry(pid, attempts, action))
             else:
                 reason = error if not transient else f"gave up after {attempts} attempts: {error}"
@@ -312,8 +335,11 @@ def compensation_order(saga: Saga) -> tuple[str, ...]:
         (p for p, s in saga.players.items() if s.status is PlayerStatus.APPLIED),
         key=lambda p: -(saga.players[p].applied_order or 0),
     )
-    rest = [p for p, s in saga.players.items()
-            if s.status not in (PlayerStatus.APPLIED, PlayerStatus.COMPENSATED)]
+    rest = [
+        p
+        for p, s in saga.players.items()
+        if s.status not in (PlayerStatus.APPLIED, PlayerStatus.COMPENSATED)
+    ]
     return (*applied, *rest)
 
 
@@ -328,11 +354,13 @@ def resume(saga: Saga) -> tuple[Command, ...]:
     action = Action.COMPENSATE if saga.state is SagaState.COMPENSATING else Action.APPLY
     retrying = tuple(
         ScheduleRetry(p, s.attempts, action)
-        for p, s in saga.players.items() if s.status is PlayerStatus.RETRYING
+        for p, s in saga.players.items()
+        if s.status is PlayerStatus.RETRYING
     )
     if action is Action.COMPENSATE:
         todo = tuple(
-            p for p in compensation_order(saga)
+            p
+            for p in compensation_order(saga)
             if saga.players[p].status is not PlayerStatus.RETRYING
         )
         return (CompensatePlayers(todo), *retrying) if todo else retrying

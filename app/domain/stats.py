@@ -118,13 +118,15 @@ def delta_counters(outcome: Outcome, reported: Counters) -> dict[str, int]:
     return counters
 
 
-def _add(a: Counters, b: Counters, sign: int) -> dict[str, int]:
+def _add(
+    a: Counters, b: Counters, sign: int, keep: tuple[str, ...] = RECORD_COUNTERS
+) -> dict[str, int]:
     out = dict(a)
     for key, value in b.items():
         out[key] = out.get(key, 0) + sign * value
     # A compensation may bring an entry back to zero: drop it so that a record with a
     # voided match equals the record that never had it.
-    return {k: v for k, v in out.items() if v != 0 or k in RECORD_COUNTERS}
+    return {k: v for k, v in out.items() if v != 0 or k in keep}
 
 
 def _add_nested(a: Weapons, b: Weapons, sign: int) -> dict[str, dict[str, int]]:
@@ -144,7 +146,7 @@ def apply_delta(record: ServiceRecord, delta: StatDelta) -> ServiceRecord:
     return replace(
         record,
         counters=_add(record.counters, delta.counters, 1),
-        medals=_add(record.medals, delta.medals, 1),
+        medals=_add(record.medals, delta.medals, 1, keep=()),
         weapons=_add_nested(record.weapons, delta.weapons, 1),
         modes=_add_nested(record.modes, {delta.mode: delta.counters}, 1),
         first_played=min(record.first_played, played) if record.first_played else played,
@@ -158,7 +160,7 @@ def revert_delta(record: ServiceRecord, delta: StatDelta) -> ServiceRecord:
     return replace(
         record,
         counters=_add(record.counters, delta.counters, -1),
-        medals=_add(record.medals, delta.medals, -1),
+        medals=_add(record.medals, delta.medals, -1, keep=()),
         weapons=_add_nested(record.weapons, delta.weapons, -1),
         modes=_add_nested(record.modes, {delta.mode: delta.counters}, -1),
     )
@@ -192,9 +194,7 @@ def public_record(record: ServiceRecord) -> dict[str, Any]:
     out.update(ratios(record.counters))
     out["medals"] = dict(sorted(record.medals.items()))
     out["weapons"] = {k: dict(v) for k, v in sorted(record.weapons.items())}
-    out["modes"] = {
-        mode: {**dict(c), **ratios(c)} for mode, c in sorted(record.modes.items())
-    }
+    out["modes"] = {mode: {**dict(c), **ratios(c)} for mode, c in sorted(record.modes.items())}
     out["first_played"] = record.first_played.isoformat() if record.first_played else None
     out["last_played"] = record.last_played.isoformat() if record.last_played else None
     return out

@@ -115,8 +115,11 @@ def parse_match(data: object, now: datetime | None) -> Match:
         if started < EARLIEST:
             errors.add(("started_at",), f"must not be before {EARLIEST.date()}")
     players = _players(data.get("players"), errors)
-    ids = {p.player_id for p in players}
-    duration = (ended - started).total_seconds() if started and ended and ended >= started else 0
+    ids = _reported_ids(data.get("players"))
+    # Unknown times or players are already reported: do not blame every event for them.
+    duration = (
+        (ended - started).total_seconds() if started and ended and ended >= started else math.inf
+    )
     events = _events(data.get("events"), ids, duration, errors)
     if errors.items:
         raise InvalidMatch(errors.items)
@@ -152,24 +155,38 @@ def _players(raw: Any, errors: _Errors) -> list[PlayerLine]:
     return players
 
 
+def _reported_ids(raw: Any) -> set[str] | None:
+    """The player ids as reported, players with errors included; ``None``: no usable list."""
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_PLAYERS:
+        return None
+    return {
+        p["player_id"]
+        for p in raw
+        if isinstance(p, Mapping) and isinstance(p.get("player_id"), str)
+    }
+
+
 def _player(item: Mapping[str, Any], loc: Loc, errors: _Errors) -> PlayerLine | None:
     before = len(errors.items)
     player_id = errors.ident(item, "player_id", loc)
     team = errors.ident(item, "team", loc, required=False) or None
     outcome_raw = item.get("outcome")
     outcome = Outcome.DNF
-    try:
+    allowed = [o.value for o in Outcome]
+    if outcome_raw is None:
+        errors.add((*loc, "outcome"), "field required", "missing")
+    elif outcome_raw not in allowed:
+        errors.add((*loc, "outcome"), f"must be one of {', '.join(allowed)}", "enum")
+    else:
         outcome = Outcome(outcome_raw)
-    except ValueError:
-        allowed = ", ".join(o.value for o in Outcome)
-        errors.add((*loc, "outcome"), f"must be one of {allowed}", "enum")
     counters = {
         name: errors.count(item.get(name, 0), (*loc, name), COUNTER_MAX[name])
         for name in REPORTED_COUNTERS
     }
-    if counters["shots_hit"] > counters["shots_fired"]:
+    failed = {e.loc for e in errors.items[before:]}
+    if counters["shots_hit"] > counters["shots_fired"] and (*loc, "shots_fired") not in failed:
         errors.add((*loc, "shots_hit"), "must not exceed shots_fired")
-    if counters["headshots"] > counters["kills"]:
+    if counters["headshots"] > counters["kills"] and (*loc, "kills") not in failed:
         errors.add((*loc, "headshots"), "must not exceed kills")
     medals = _named(item.get("medals"), (*loc, "medals"), errors)
     weapons = _weapons(item.get("weapons"), (*loc, "weapons"), errors)
@@ -215,17 +232,21 @@ def _weapons(raw: Any, loc: Loc, errors: _Errors) -> dict[str, WeaponLine]:
         if not isinstance(value, Mapping):
             errors.add((*loc, name), "must be an object {kills, headshots}", "dict_type")
             continue
+        before = len(errors.items)
         kills = errors.count(value.get("kills", 0), (*loc, name, "kills"), COUNTER_MAX["kills"])
+        kills_valid = len(errors.items) == before
         heads = errors.count(
             value.get("headshots", 0), (*loc, name, "headshots"), COUNTER_MAX["headshots"]
         )
-        if heads > kills:
+        if heads > kills and kills_valid:
             errors.add((*loc, name, "headshots"), "must not exceed kills")
         out[name] = WeaponLine(kills, heads)
     return out
 
 
-def _events(raw: Any, players: set[str], duration: float, errors: _Errors) -> list[MatchEvent]:
+def _events(
+    raw: Any, players: set[str] | None, duration: float, errors: _Errors
+) -> list[MatchEvent]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -247,7 +268,11 @@ def _events(raw: Any, players: set[str], duration: float, errors: _Errors) -> li
 
 
 def _event(
-    item: Mapping[str, Any], loc: Loc, players: set[str], duration: float, errors: _Errors
+    item: Mapping[str, Any],
+    loc: Loc,
+    players: set[str] | None,
+    duration: float,
+    errors: _Errors,
 ) -> MatchEvent | None:
     before = len(errors.items)
     t = item.get("t")
@@ -260,7 +285,7 @@ def _event(
     named: dict[str, str | None] = {}
     for key in ("killer", "victim"):
         value = errors.ident(item, key, loc, required=kind == "kill") or None
-        if value is not None and value not in players:
+        if value is not None and players is not None and value not in players:
             errors.add((*loc, key), f"{value!r} is not a player of this match")
         named[key] = value
     weapon = errors.ident(item, "weapon", loc, required=kind == "kill") or None
