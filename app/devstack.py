@@ -18,9 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 AZURITE_MAIN = PROJECT_ROOT / "node_modules" / "azurite" / "dist" / "src" / "azurite.js"
 # Azurite's well-known development account (public, documented by Microsoft).
 DEV_ACCOUNT = "devstoreaccount1"
-DEV_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 def free_port() -> int:
@@ -29,6 +27,16 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def port_is_free(port: int) -> bool:
+    """True when nothing listens on 127.0.0.1:``port``."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -96,23 +104,45 @@ def start_azurite(
     if not AZURITE_MAIN.exists():
         raise RuntimeError(f"{AZURITE_MAIN} is missing: run `npm ci` in {PROJECT_ROOT}")
     location.mkdir(parents=True, exist_ok=True)
+    for wanted in (blob_port, table_port):
+        # Otherwise the wait below would find the other server and take it for ours.
+        if wanted and not port_is_free(wanted):
+            raise RuntimeError(f"port {wanted} is taken: stop what uses it, or pick other ports")
     blob_port = blob_port or free_port()
     table_port = table_port or free_port()
     args = [
-        node, str(AZURITE_MAIN),
-        "--blobHost", "127.0.0.1", "--blobPort", str(blob_port),
-        "--tableHost", "127.0.0.1", "--tablePort", str(table_port),
-        "--queueHost", "127.0.0.1", "--queuePort", str(free_port()),
-        "--location", str(location),
-        "--skipApiVersionCheck", "--loose", "--disableTelemetry",
+        node,
+        str(AZURITE_MAIN),
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(blob_port),
+        "--tableHost",
+        "127.0.0.1",
+        "--tablePort",
+        str(table_port),
+        "--queueHost",
+        "127.0.0.1",
+        "--queuePort",
+        str(free_port()),
+        "--location",
+        str(location),
+        "--skipApiVersionCheck",
+        "--loose",
+        "--disableTelemetry",
     ]
     if log is None:
         args.append("--silent")
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - child owns it
     # The node process itself is the child (no shell in between), so its PID is the one
     # we stop; a new session keeps a Ctrl-C in the terminal from reaching it twice.
-    proc = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True,
-                            env={**os.environ, "AZURITE_ACCEPT_EULA": "true"})
+    proc = subprocess.Popen(
+        args,
+        stdout=out,
+        stderr=out,
+        start_new_session=True,
+        env={**os.environ, "AZURITE_ACCEPT_EULA": "true"},
+    )
     try:
         wait_for_port(blob_port, 30, proc)
         wait_for_port(table_port, 30, proc)

@@ -277,3 +277,43 @@ class PlayerGrains(Protocol):
     async def service_record(self, player_id: str) -> ServiceRecord:
         """The player's record as the grain holds it (activating it if needed)."""
         ...
+
+
+# ---- saga runners ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A message a coordinator wants sent: to a queue now, or ``delay_s`` later."""
+
+    queue: str
+    message: BusMessage
+    delay_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SagaReply:
+    """A saga's state after a call, and what the caller must send before it settles."""
+
+    state: str
+    outbox: tuple[OutgoingMessage, ...] = ()
+
+
+class SagaRunner(Protocol):
+    """Where sagas run: the GameActor pool, or in process for tests."""
+
+    async def run(self, match_id: str) -> SagaReply:
+        """Start or resume the saga of an accepted match."""
+        ...
+
+    async def retry(self, body: Mapping[str, Any]) -> SagaReply:
+        """Run one scheduled player retry (the ``player-updates`` message body)."""
+        ...
+
+    async def invalidate(self, match_id: str, reason: str) -> SagaReply:
+        """Compensate a match."""
+        ...
+
+    async def redrive(self, match_id: str) -> SagaReply:
+        """Retry the dead players of a stuck saga."""
+        ...

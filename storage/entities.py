@@ -1,0 +1,248 @@
+"""Row keys and entity mappers shared by the Table adapters and the in-memory ones.
+
+The ``record`` row keeps the whole ``ServiceRecord`` as JSON in one string property
+``data`` (with ``schema``): medals, weapons and modes are open-ended maps, so one column
+per counter would drift towards the 252-property limit and need a schema change for
+every new medal. The record is only ever read whole, so columns buy nothing. A string
+property holds 64 KiB, far above a record with every weapon, medal and mode.
+
+Times in the ``matches`` table are ISO-8601 strings: they round-trip exactly (the table's
+DateTime type drops sub-100 ns precision and returns its own datetime subclass).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from app.domain import codec
+from app.domain.errors import PermanentError
+from app.domain.model import Match
+from app.domain.saga import Saga, SagaState
+from app.domain.stats import ServiceRecord, StatDelta, apply_delta
+from app.ports import MatchSummary, SagaRecord
+
+RECORD_KEY = "record"
+RECORD_SCHEMA = 1
+MARKER_PREFIX = "m:"
+MARKER_END = "m;"  # the character after ':' bounds the ``m:`` range of RowKeys
+UNDO_PREFIX = "u:"
+SUMMARY_KEY = "summary"
+DELTA_PREFIX = "p:"
+LOG_PREFIX = "log:"
+LOG_END = "log;"
+MAX_BATCH = 100  # Table Storage's limit of operations in one entity group transaction
+_FINISHED = {SagaState.COMPLETED, SagaState.COMPENSATED}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MARKER_RE = re.compile(r"m:\d{13}:.+", re.DOTALL)
+
+
+def dumps(value: Any) -> str:
+    """Compact, key-sorted JSON: equal values give equal strings."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch (a naive time is taken as UTC)."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return (aware - _EPOCH) // timedelta(milliseconds=1)
+
+
+def marker_key(delta: StatDelta) -> str:
+    """``m:{inverted end ms}:{match}``: ascending RowKeys list the newest match first."""
+    return f"{MARKER_PREFIX}{10**13 - epoch_ms(delta.ended_at):013d}:{delta.match_id}"
+
+
+def undo_key(match_id: str) -> str:
+    """RowKey of the compensation marker of one match."""
+    return f"{UNDO_PREFIX}{match_id}"
+
+
+def log_key(seq: int) -> str:
+    """RowKey of one saga log row; zero-padded so that RowKey order is seq order."""
+    return f"{LOG_PREFIX}{seq:08d}"
+
+
+def encode_token(row_key: str) -> str:
+    """Opaque continuation token: the last RowKey served, urlsafe-base64."""
+    return base64.urlsafe_b64encode(row_key.encode()).decode()
+
+
+def decode_token(token: str) -> str:
+    """The RowKey inside a continuation token; ``ValueError`` if it was not ours."""
+    try:
+        row_key = base64.urlsafe_b64decode(token.encode("ascii")).decode()
+    except (binascii.Error, UnicodeError, ValueError) as error:
+        raise ValueError("invalid continuation token: not one this API issued") from error
+    if not _MARKER_RE.fullmatch(row_key):
+        raise ValueError("invalid continuation token: not one this API issued")
+    return row_key
+
+
+def etag_of(meta: Mapping[str, Any]) -> str:
+    """The etag in an entity's metadata or an operation's result."""
+    etag = meta.get("etag")
+    if not isinstance(etag, str):
+        raise PermanentError(f"storage answered without an etag: {meta!r}")
+    return etag
+
+
+def fold(record: ServiceRecord, deltas: Iterable[StatDelta]) -> ServiceRecord:
+    """The record after every delta, in order."""
+    for delta in deltas:
+        record = apply_delta(record, delta)
+    return record
+
+
+def unique_by_match(deltas: Iterable[StatDelta]) -> tuple[list[StatDelta], list[str]]:
+    """First delta of each match, and the match ids seen again (a batch holds a row once)."""
+    seen: dict[str, StatDelta] = {}
+    repeats: list[str] = []
+    for delta in deltas:
+        if delta.match_id in seen:
+            repeats.append(delta.match_id)
+        else:
+            seen[delta.match_id] = delta
+    return list(seen.values()), repeats
+
+
+# ---- players ---------------------------------------------------------------------------
+
+
+def record_entity(record: ServiceRecord) -> dict[str, Any]:
+    """The ``record`` row."""
+    return {
+        "PartitionKey": record.player_id,
+        "RowKey": RECORD_KEY,
+        "data": dumps(record.to_dict()),
+        "schema": RECORD_SCHEMA,
+    }
+
+
+def record_from_entity(entity: Mapping[str, Any]) -> ServiceRecord:
+    """Inverse of ``record_entity``."""
+    return ServiceRecord.from_dict(json.loads(entity["data"]))
+
+
+def marker_entity(delta: StatDelta, void: bool) -> dict[str, Any]:
+    """The ``m:`` row: history line and idempotency marker of one match."""
+    return {
+        "PartitionKey": delta.player_id,
+        "RowKey": marker_key(delta),
+        "data": dumps(delta.to_dict()),
+        "match_id": delta.match_id,
+        "void": void,
+    }
+
+
+def undo_entity(player_id: str, match_id: str) -> dict[str, Any]:
+    """The ``u:`` row: the match was compensated for this player."""
+    return {"PartitionKey": player_id, "RowKey": undo_key(match_id), "match_id": match_id}
+
+
+def delta_from_entity(entity: Mapping[str, Any]) -> StatDelta:
+    """The delta stored in an ``m:`` or ``p:`` row."""
+    return StatDelta.from_dict(json.loads(entity["data"]))
+
+
+# ---- matches ---------------------------------------------------------------------------
+
+
+def new_summary(match: Match, accepted_at: datetime) -> MatchSummary:
+    """The summary of a just-accepted match."""
+    return MatchSummary(
+        match_id=match.match_id,
+        mode=match.mode,
+        map=match.map,
+        started_at=match.started_at,
+        ended_at=match.ended_at,
+        payload_hash=match.payload_hash(),
+        player_ids=match.player_ids,
+        accepted_at=accepted_at,
+        updated_at=accepted_at,
+    )
+
+
+def next_summary(summary: MatchSummary, saga: Saga, at: datetime) -> MatchSummary:
+    """The summary after a save at ``at``: ``finished_at`` is set once, when terminal."""
+    finished = summary.finished_at
+    if finished is None and saga.state in _FINISHED:
+        finished = at
+    return replace(summary, updated_at=at, finished_at=finished)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def saga_fields(saga: Saga, seq: int, summary: MatchSummary) -> dict[str, Any]:
+    """The summary properties a save changes (merged into the row)."""
+    players = {pid: codec.progress_to_dict(p) for pid, p in saga.players.items()}
+    return {
+        "PartitionKey": summary.match_id,
+        "RowKey": SUMMARY_KEY,
+        "state": saga.state.value,
+        "players": dumps(players),
+        "applied_count": saga.applied_count,
+        "seq": seq,
+        "updated_at": _iso(summary.updated_at),
+        "finished_at": _iso(summary.finished_at),
+    }
+
+
+def summary_entity(summary: MatchSummary, saga: Saga, seq: int) -> dict[str, Any]:
+    """The whole ``summary`` row."""
+    return {
+        **saga_fields(saga, seq, summary),
+        "payload_hash": summary.payload_hash,
+        "mode": summary.mode,
+        "map": summary.map,
+        "started_at": _iso(summary.started_at),
+        "ended_at": _iso(summary.ended_at),
+        "player_ids": dumps(list(summary.player_ids)),
+        "accepted_at": _iso(summary.accepted_at),
+        "published": summary.published,
+    }
+
+
+def saga_record_from_entity(entity: Mapping[str, Any], etag: str) -> SagaRecord:
+    """Inverse of ``summary_entity``: the saga rebuilt from the summary row."""
+    match_id = entity["PartitionKey"]
+    started, ended, accepted = (
+        _time(entity["started_at"]),
+        _time(entity["ended_at"]),
+        _time(entity["accepted_at"]),
+    )
+    if started is None or ended is None or accepted is None:
+        raise ValueError(f"summary row of {match_id!r} lacks a time")
+    summary = MatchSummary(
+        match_id=match_id,
+        mode=entity["mode"],
+        map=entity["map"],
+        started_at=started,
+        ended_at=ended,
+        payload_hash=entity["payload_hash"],
+        player_ids=tuple(json.loads(entity["player_ids"])),
+        accepted_at=accepted,
+        published=bool(entity.get("published", False)),
+        updated_at=_time(entity.get("updated_at")),
+        finished_at=_time(entity.get("finished_at")),
+    )
+    players = json.loads(entity["players"])
+    saga = Saga(
+        match_id=match_id,
+        state=SagaState(entity["state"]),
+        players={pid: codec.progress_from_dict(p) for pid, p in players.items()},
+        applied_count=int(entity["applied_count"]),
+    )
+    return SagaRecord(summary, saga, int(entity["seq"]), etag)

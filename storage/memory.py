@@ -1,0 +1,228 @@
+"""In-memory adapters with the Table/Blob adapters' semantics and domain errors: markers
+are checked before the etag (409 before 412, as in a batch), etags are fresh uuids,
+every value is deep-copied in and out so callers cannot mutate stored state. Not durable:
+for unit tests and single-process runs."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, TypeVar
+
+from app.domain.errors import ConcurrencyConflict, DuplicateMatch, NotFound
+from app.domain.model import Match
+from app.domain.saga import Saga, SagaEvent
+from app.domain.stats import ServiceRecord, StatDelta, revert_delta
+from app.ports import (
+    ApplyOutcome,
+    HistoryEntry,
+    HistoryPage,
+    LogEntry,
+    PlayerSnapshot,
+    RevertOutcome,
+    SagaRecord,
+)
+from storage import entities as ent
+from storage.blob_archive import canonical_body
+from storage.table_sagas import save_size
+
+T = TypeVar("T")
+
+
+def _copy(value: T) -> T:
+    return copy.deepcopy(value)
+
+
+def _etag() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class _Player:
+    record: ServiceRecord | None = None
+    etag: str | None = None
+    markers: dict[str, tuple[StatDelta, bool]] = field(default_factory=dict)  # key → void
+    undone: set[str] = field(default_factory=set)
+
+
+class InMemoryPlayerStore:
+    """``PlayerStore`` in a dict of partitions."""
+
+    def __init__(self) -> None:
+        self._players: dict[str, _Player] = {}
+
+    async def load(self, player_id: str) -> PlayerSnapshot:
+        """The record and its etag; an empty record with etag ``None`` if there is none."""
+        part = self._players.get(player_id)
+        if part is None or part.record is None:
+            return PlayerSnapshot(ServiceRecord(player_id), None)
+        return PlayerSnapshot(_copy(part.record), part.etag)
+
+    async def apply(self, snapshot: PlayerSnapshot, deltas: Sequence[StatDelta]) -> ApplyOutcome:
+        """Markers + record at once; markers that exist go to ``already``."""
+        if len(deltas) > ent.MAX_BATCH - 1:
+            raise ValueError(f"at most {ent.MAX_BATCH - 1} matches per apply, got {len(deltas)}")
+        pending, already = ent.unique_by_match(deltas)
+        part = self._players.setdefault(snapshot.record.player_id, _Player())
+        already += [d.match_id for d in pending if ent.marker_key(d) in part.markers]
+        pending = [d for d in pending if ent.marker_key(d) not in part.markers]
+        if not pending:
+            return ApplyOutcome(snapshot, (), tuple(already))
+        self._check(part, snapshot)
+        record = ent.fold(snapshot.record, pending)
+        for delta in pending:
+            part.markers[ent.marker_key(delta)] = (_copy(delta), False)
+        part.record, part.etag = _copy(record), _etag()
+        applied = tuple(d.match_id for d in pending)
+        return ApplyOutcome(PlayerSnapshot(_copy(record), part.etag), applied, tuple(already))
+
+    async def revert(self, snapshot: PlayerSnapshot, delta: StatDelta) -> RevertOutcome:
+        """Subtract the match and void its row, or void it ahead of a late apply."""
+        part = self._players.setdefault(delta.player_id, _Player())
+        key = ent.marker_key(delta)
+        if delta.match_id in part.undone:
+            return RevertOutcome(snapshot, False)
+        if key not in part.markers:
+            part.markers[key] = (_copy(delta), True)
+            part.undone.add(delta.match_id)
+            return RevertOutcome(snapshot, False)
+        applied, void = part.markers[key]
+        if void:
+            part.undone.add(delta.match_id)
+            return RevertOutcome(snapshot, False)
+        self._check(part, snapshot)
+        record = self._replay_played(part, revert_delta(snapshot.record, applied), applied)
+        part.markers[key] = (applied, True)
+        part.undone.add(delta.match_id)
+        part.record, part.etag = _copy(record), _etag()
+        return RevertOutcome(PlayerSnapshot(_copy(record), part.etag), True)
+
+    async def history(
+        self, player_id: str, limit: int, continuation: str | None = None
+    ) -> HistoryPage:
+        """Newest first, paged by the last RowKey served."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        after = ent.decode_token(continuation) if continuation else ent.MARKER_PREFIX
+        part = self._players.get(player_id, _Player())
+        keys = sorted(k for k in part.markers if after < k < ent.MARKER_END)[: limit + 1]
+        page = keys[:limit]
+        entries = tuple(HistoryEntry(_copy(part.markers[k][0]), part.markers[k][1]) for k in page)
+        return HistoryPage(entries, ent.encode_token(page[-1]) if len(keys) > limit else None)
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    @staticmethod
+    def _check(part: _Player, snapshot: PlayerSnapshot) -> None:
+        if snapshot.etag != part.etag:
+            raise ConcurrencyConflict(f"record of {snapshot.record.player_id!r} changed")
+
+    @staticmethod
+    def _replay_played(part: _Player, record: ServiceRecord, gone: StatDelta) -> ServiceRecord:
+        """First/last played from the remaining non-void matches, if ``gone`` was one."""
+        edge = gone.ended_at
+        if edge not in (record.first_played, record.last_played):
+            return record
+        times = [
+            d.ended_at
+            for d, void in part.markers.values()
+            if not void and d.match_id != gone.match_id
+        ]
+        return replace(
+            record,
+            first_played=min(times, default=None)
+            if edge == record.first_played
+            else record.first_played,
+            last_played=max(times, default=None)
+            if edge == record.last_played
+            else record.last_played,
+        )
+
+
+class InMemorySagaLog:
+    """``SagaLog`` in dicts keyed by match id."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, SagaRecord] = {}
+        self._logs: dict[str, list[LogEntry]] = {}
+        self._deltas: dict[str, dict[str, StatDelta]] = {}
+
+    async def create(self, match: Match, accepted_at: datetime) -> tuple[SagaRecord, bool]:
+        """Store the summary; an existing one with the same payload hash is returned."""
+        existing = self._records.get(match.match_id)
+        if existing is not None:
+            if existing.summary.payload_hash != match.payload_hash():
+                raise DuplicateMatch(match.match_id)
+            return _copy(existing), False
+        record = SagaRecord(ent.new_summary(match, accepted_at), Saga(match.match_id), 0, _etag())
+        self._records[match.match_id] = _copy(record)
+        return record, True
+
+    async def load(self, match_id: str) -> SagaRecord:
+        """The stored record; ``NotFound`` if the match is unknown."""
+        if match_id not in self._records:
+            raise NotFound(f"match {match_id!r} not found")
+        return _copy(self._records[match_id])
+
+    async def save(
+        self,
+        record: SagaRecord,
+        saga: Saga,
+        events: Sequence[SagaEvent],
+        at: datetime,
+        deltas: Mapping[str, StatDelta] | None = None,
+    ) -> SagaRecord:
+        """State, log and deltas at once, guarded by ``record.etag``."""
+        save_size(events, deltas)
+        match_id = record.summary.match_id
+        current = await self.load(match_id)
+        if current.etag != record.etag:
+            raise ConcurrencyConflict(f"saga {match_id!r} was saved concurrently")
+        log = self._logs.setdefault(match_id, [])
+        log += [LogEntry(record.seq + i, at, _copy(e)) for i, e in enumerate(events, start=1)]
+        self._deltas.setdefault(match_id, {}).update(_copy(dict(deltas or {})))
+        summary = ent.next_summary(current.summary, saga, at)
+        saved = SagaRecord(summary, _copy(saga), record.seq + len(events), _etag())
+        self._records[match_id] = saved
+        return _copy(saved)
+
+    async def deltas(self, match_id: str) -> dict[str, StatDelta]:
+        """The per-player deltas (empty before the saga started)."""
+        return _copy(self._deltas.get(match_id, {}))
+
+    async def log(self, match_id: str) -> list[LogEntry]:
+        """The log, oldest first."""
+        return _copy(self._logs.get(match_id, []))
+
+    async def mark_published(self, match_id: str) -> None:
+        """Set ``published`` (the etag changes, as a merge does in Table Storage)."""
+        current = await self.load(match_id)
+        summary = replace(current.summary, published=True)
+        self._records[match_id] = replace(current, summary=summary, etag=_etag())
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+class InMemoryPayloadArchive:
+    """``PayloadArchive`` in a dict of canonical bodies."""
+
+    def __init__(self) -> None:
+        self._blobs: dict[tuple[str, str], bytes] = {}
+
+    async def put(self, match: Match) -> None:
+        """Store the canonical body once (the hash is part of the key)."""
+        self._blobs.setdefault((match.match_id, match.payload_hash()), canonical_body(match))
+
+    async def get(self, match_id: str, payload_hash: str) -> dict[str, Any]:
+        """The decoded payload; ``NotFound`` if there is none."""
+        body = self._blobs.get((match_id, payload_hash))
+        if body is None:
+            raise NotFound(f"no payload {payload_hash!r} for match {match_id!r}")
+        payload: dict[str, Any] = json.loads(body)
+        return payload

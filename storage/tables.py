@@ -1,0 +1,82 @@
+"""Opening the Azure storage adapters: tables ``{prefix}players``, ``{prefix}matches`` and
+blob container ``{prefix}matches``, created if missing. Nothing connects at import."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables.aio import TableServiceClient
+from azure.storage.blob.aio import BlobServiceClient
+
+from app.domain.errors import NotFound
+from storage.azure_errors import map_azure_errors
+from storage.blob_archive import BlobPayloadArchive
+from storage.table_players import TablePlayerStore
+from storage.table_sagas import TableSagaLog
+
+# Table names are alphanumeric and start with a letter; the prefix keeps that true.
+_PREFIX = re.compile(r"([A-Za-z][A-Za-z0-9]*)?")
+PROBE_KEY = "readiness-probe"
+
+
+@dataclass
+class TableStorage:
+    """The three storage adapters over one account, and the clients they share."""
+
+    players: TablePlayerStore
+    sagas: TableSagaLog
+    archive: BlobPayloadArchive
+    tables: TableServiceClient
+    blobs: BlobServiceClient
+    archive_container: str = "matches"
+
+    async def ready(self) -> bool:
+        """One cheap call per service; True, or a domain error saying why not."""
+        with contextlib.suppress(NotFound):  # NotFound: the table answered
+            await self.sagas.load(PROBE_KEY)
+        with map_azure_errors():
+            await self.blobs.get_container_client(self.archive_container).get_container_properties()
+        return True
+
+    async def close(self) -> None:
+        """Close every client (the adapters' ones first, then the shared services)."""
+        for closer in (self.players.close, self.sagas.close, self.archive.close):
+            await closer()
+        await self.tables.close()
+        await self.blobs.close()
+
+
+async def open_table_storage(connection_string: str, prefix: str = "") -> TableStorage:
+    """Connect, create the tables and the container if missing, and build the adapters."""
+    if not _PREFIX.fullmatch(prefix):
+        raise ValueError(f"storage prefix {prefix!r} must be letters/digits starting with a letter")
+    tables = TableServiceClient.from_connection_string(connection_string)
+    blobs = BlobServiceClient.from_connection_string(connection_string)
+    container = f"{prefix}matches".lower()  # container names are lowercase
+    try:
+        with map_azure_errors():
+            for name in (f"{prefix}players", f"{prefix}matches"):
+                with contextlib.suppress(ResourceExistsError):
+                    await tables.create_table(name)
+            with contextlib.suppress(ResourceExistsError):
+                await blobs.create_container(container)
+    except BaseException:
+        await tables.close()
+        await blobs.close()
+        raise
+    return TableStorage(
+        players=TablePlayerStore(tables.get_table_client(f"{prefix}players")),
+        sagas=TableSagaLog(tables.get_table_client(f"{prefix}matches")),
+        archive=BlobPayloadArchive(blobs.get_container_client(container)),
+        tables=tables,
+        blobs=blobs,
+        archive_container=container,
+    )
+
+
+async def storage_ready(storage: TableStorage) -> bool:
+    """For ``/readyz``: True when both services answer; raises a domain error otherwise."""
+    return await storage.ready()

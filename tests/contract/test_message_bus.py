@@ -1,0 +1,111 @@
+"""The ``MessageBus`` contract. Every adapter's test is a three-line subclass."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from app.ports import BusMessage, MessageBus
+from storage.memory_bus import InMemoryMessageBus
+
+
+def msg(body: int, mid: str | None = None) -> BusMessage:
+    return BusMessage(mid or uuid.uuid4().hex, {"n": body})
+
+
+class MessageBusContract:
+    """Behaviour every ``MessageBus`` adapter must have."""
+
+    max_delivery_count = 3
+
+    @pytest.fixture
+    async def bus(self) -> AsyncIterator[MessageBus]:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def queue(self) -> str:
+        return f"q{uuid.uuid4().hex[:8]}"
+
+    async def test_publish_then_receive_and_complete(self, bus: MessageBus, queue: str) -> None:
+        await bus.publish(queue, msg(1))
+        got = await bus.receive(queue, 10, 2.0)
+        assert [r.message.body["n"] for r in got] == [1]
+        assert got[0].delivery_count == 0
+        await bus.complete(got[0])
+        assert await bus.receive(queue, 10, 0.2) == []
+
+    async def test_receive_waits_at_most_max_wait(self, bus: MessageBus, queue: str) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        assert await bus.receive(queue, 1, 0.3) == []
+        assert loop.time() - start < 2.0
+
+    async def test_duplicate_message_id_is_dropped(self, bus: MessageBus, queue: str) -> None:
+        await bus.publish(queue, msg(1, "same"))
+        await bus.publish(queue, msg(2, "same"))
+        got = await bus.receive(queue, 10, 1.0)
+        assert [r.message.body["n"] for r in got] == [1]
+        assert await bus.receive(queue, 10, 0.3) == []
+
+    async def test_abandon_redelivers_with_a_higher_count(
+        self, bus: MessageBus, queue: str
+    ) -> None:
+        await bus.publish(queue, msg(1))
+        first = (await bus.receive(queue, 1, 2.0))[0]
+        await bus.abandon(first)
+        second = (await bus.receive(queue, 1, 2.0))[0]
+        assert second.message.message_id == first.message.message_id
+        assert second.delivery_count == 1
+
+    async def test_max_delivery_count_dead_letters(self, bus: MessageBus, queue: str) -> None:
+        await bus.publish(queue, msg(1))
+        for _ in range(self.max_delivery_count):
+            got = await bus.receive(queue, 1, 2.0)
+            await bus.abandon(got[0])
+        assert await bus.receive(queue, 1, 0.3) == []
+        dead = await bus.receive(f"{queue}/$deadletterqueue", 1, 2.0)
+        assert dead[0].message.body["DeadLetterReason"] == "MaxDeliveryCountExceeded"
+
+    async def test_dead_letter_keeps_reason(self, bus: MessageBus, queue: str) -> None:
+        await bus.publish(queue, msg(7))
+        got = (await bus.receive(queue, 1, 2.0))[0]
+        await bus.dead_letter(got, "Broken", "it broke")
+        dead = (await bus.receive(f"{queue}/$deadletterqueue", 1, 2.0))[0]
+        assert dead.message.body["n"] == 7
+        assert dead.message.body["DeadLetterReason"] == "Broken"
+        assert dead.message.body["DeadLetterErrorDescription"] == "it broke"
+
+    async def test_scheduled_message_appears_after_its_delay(
+        self, bus: MessageBus, queue: str
+    ) -> None:
+        await bus.schedule(queue, msg(1), 0.6)
+        assert await bus.receive(queue, 1, 0.1) == []
+        got = await bus.receive(queue, 1, 3.0)
+        assert [r.message.body["n"] for r in got] == [1]
+
+    async def test_receive_returns_at_most_max_messages(self, bus: MessageBus, queue: str) -> None:
+        for i in range(5):
+            await bus.publish(queue, msg(i))
+        first = await bus.receive(queue, 3, 2.0)
+        assert 1 <= len(first) <= 3
+        for r in first:
+            await bus.complete(r)
+
+
+class TestInMemoryMessageBus(MessageBusContract):
+    @pytest.fixture
+    async def bus(self) -> AsyncIterator[MessageBus]:
+        yield InMemoryMessageBus(max_delivery_count=self.max_delivery_count)
+
+
+async def test_in_memory_lock_expiry_redelivers() -> None:
+    bus = InMemoryMessageBus(lock_duration_s=0.2)
+    await bus.publish("q", msg(1))
+    first = (await bus.receive("q", 1, 1.0))[0]
+    again = await bus.receive("q", 1, 2.0)
+    assert again and again[0].delivery_count == 1
+    with pytest.raises(RuntimeError, match="lock"):
+        await bus.complete(first)

@@ -1,0 +1,160 @@
+"""The ``SagaLog`` contract. Every adapter's test is a three-line subclass."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app.devstack import Azurite
+from app.domain.aggregation import aggregate
+from app.domain.errors import ConcurrencyConflict, DuplicateMatch, NotFound
+from app.domain.model import Match
+from app.domain.retry import RetryPolicy
+from app.domain.saga import (
+    PlayerApplied,
+    SagaStarted,
+    SagaState,
+    transition,
+)
+from app.domain.validation import parse_match
+from app.ports import SagaLog, SagaRecord
+from storage.memory import InMemorySagaLog
+from storage.tables import open_table_storage
+from tests.support.matches import random_match
+
+POLICY = RetryPolicy()
+AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def make_match(match_id: str, seed: int = 1, size: int = 3) -> Match:
+    rng = random.Random(seed)
+    body = random_match(rng, match_id, [f"{match_id}-p{i}" for i in range(8)], size=size)
+    return parse_match(body, now=None)
+
+
+async def start(sagas: SagaLog, match: Match) -> SagaRecord:
+    record, _ = await sagas.create(match, AT)
+    step = transition(record.saga, SagaStarted(match.player_ids), POLICY)
+    return await sagas.save(record, step.saga, step.events, AT, aggregate(match))
+
+
+class SagaLogContract:
+    """Behaviour every ``SagaLog`` adapter must have."""
+
+    @pytest.fixture
+    async def sagas(self) -> AsyncIterator[SagaLog]:
+        raise NotImplementedError
+        yield
+
+    @pytest.fixture
+    def match(self, unique: str) -> Match:
+        return make_match(f"m{unique}")
+
+    async def test_create_then_load(self, sagas: SagaLog, match: Match) -> None:
+        record, created = await sagas.create(match, AT)
+        assert created and record.seq == 0 and record.etag
+        assert record.saga.state is SagaState.ACCEPTED and record.saga.players == {}
+        s = record.summary
+        assert (s.match_id, s.mode, s.map, s.player_ids) == (
+            match.match_id,
+            match.mode,
+            match.map,
+            match.player_ids,
+        )
+        assert (s.started_at, s.ended_at, s.accepted_at) == (match.started_at, match.ended_at, AT)
+        assert s.payload_hash == match.payload_hash() and not s.published
+        assert s.finished_at is None
+        assert await sagas.load(match.match_id) == record
+
+    async def test_create_is_idempotent(self, sagas: SagaLog, match: Match) -> None:
+        first, _ = await sagas.create(match, AT)
+        again, created = await sagas.create(match, AT + timedelta(minutes=5))
+        assert not created and again == first
+
+    async def test_create_with_another_body_is_a_duplicate(
+        self, sagas: SagaLog, match: Match
+    ) -> None:
+        await sagas.create(match, AT)
+        other = make_match(match.match_id, seed=2)
+        assert other.payload_hash() != match.payload_hash()
+        with pytest.raises(DuplicateMatch):
+            await sagas.create(other, AT)
+
+    async def test_unknown_match_is_not_found(self, sagas: SagaLog, unique: str) -> None:
+        with pytest.raises(NotFound):
+            await sagas.load(f"nope{unique}")
+        with pytest.raises(NotFound):
+            await sagas.mark_published(f"nope{unique}")
+        assert await sagas.deltas(f"nope{unique}") == {}
+        assert await sagas.log(f"nope{unique}") == []
+
+    async def test_save_round_trips_state_log_and_deltas(
+        self, sagas: SagaLog, match: Match
+    ) -> None:
+        saved = await start(sagas, match)
+        assert saved.saga.state is SagaState.RUNNING and saved.seq == 1
+        assert await sagas.load(match.match_id) == saved
+        assert await sagas.deltas(match.match_id) == aggregate(match)
+        [entry] = await sagas.log(match.match_id)
+        assert (entry.seq, entry.at, entry.event) == (1, AT, SagaStarted(match.player_ids))
+
+    async def test_save_with_a_stale_etag_is_a_conflict(self, sagas: SagaLog, match: Match) -> None:
+        created, _ = await sagas.create(match, AT)
+        saved = await start(sagas, match)
+        step = transition(saved.saga, PlayerApplied(match.player_ids[0]), POLICY)
+        with pytest.raises(ConcurrencyConflict):
+            await sagas.save(created, step.saga, step.events, AT)
+        assert await sagas.load(match.match_id) == saved
+        assert len(await sagas.log(match.match_id)) == 1
+
+    async def test_log_is_in_order_and_completion_sets_finished_at(
+        self, sagas: SagaLog, match: Match
+    ) -> None:
+        record = await start(sagas, match)
+        for i, pid in enumerate(match.player_ids, start=1):
+            step = transition(record.saga, PlayerApplied(pid), POLICY)
+            record = await sagas.save(record, step.saga, step.events, AT + timedelta(seconds=i))
+        done_at = AT + timedelta(seconds=len(match.player_ids))
+        assert record.saga.state is SagaState.COMPLETED
+        assert record.summary.finished_at == done_at
+        loaded = await sagas.load(match.match_id)
+        assert loaded == record and loaded.saga.applied_count == len(match.player_ids)
+        entries = await sagas.log(match.match_id)
+        assert [e.seq for e in entries] == list(range(1, record.seq + 1))
+        names = [type(e.event).__name__ for e in entries]
+        assert names == ["SagaStarted"] + ["PlayerApplied"] * 3 + ["SagaCompleted"]
+        assert entries[-1].at == done_at
+
+    async def test_mark_published_survives_later_saves(self, sagas: SagaLog, match: Match) -> None:
+        await sagas.create(match, AT)
+        await sagas.mark_published(match.match_id)
+        record = await sagas.load(match.match_id)
+        assert record.summary.published
+        step = transition(record.saga, SagaStarted(match.player_ids), POLICY)
+        await sagas.save(record, step.saga, step.events, AT)
+        assert (await sagas.load(match.match_id)).summary.published
+        assert (await sagas.create(match, AT))[0].summary.published
+
+    async def test_a_save_over_one_batch_is_refused(self, sagas: SagaLog, match: Match) -> None:
+        record, _ = await sagas.create(match, AT)
+        events = [PlayerApplied(f"x{i}") for i in range(100)]
+        with pytest.raises(ValueError):
+            await sagas.save(record, record.saga, events, AT)
+
+
+class TestInMemorySagaLog(SagaLogContract):
+    @pytest.fixture
+    async def sagas(self) -> AsyncIterator[SagaLog]:
+        yield InMemorySagaLog()
+
+
+@pytest.mark.azurite
+class TestTableSagaLog(SagaLogContract):
+    @pytest.fixture
+    async def sagas(self, azurite: Azurite, unique: str) -> AsyncIterator[SagaLog]:
+        storage = await open_table_storage(azurite.connection_string, f"t{unique}")
+        yield storage.sagas
+        await storage.close()
