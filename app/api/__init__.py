@@ -1,0 +1,33 @@
+"""The HTTP API: ``create_app`` builds it around services made elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+from fastapi import FastAPI
+
+from app.api import errors, health, matches, players
+from app.services import StatsService
+from app.settings import Settings
+
+Check = Callable[[], Awaitable[object]]
+
+
+def create_app(
+    settings: Settings, service: StatsService, readiness: Mapping[str, Check] | None = None
+) -> FastAPI:
+    """The FastAPI app over ``service``; ``readiness`` checks back ``/readyz``."""
+    app = FastAPI(
+        title="statsaga",
+        version="0.1.0",
+        description="Game stats: matches in, service records out, sagas in between.",
+    )
+    app.state.service = service
+    app.state.api_keys = dict(settings.api_keys)
+    app.state.max_body_bytes = settings.max_body_bytes
+    app.state.readiness = dict(readiness or {})
+    errors.install(app)
+    app.include_router(matches.router)
+    app.include_router(players.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,242 @@
+"""Virtual player grains, hosted in one process: the logic of a ``PlayerShard`` without Ray.
+
+A grain is activated on its first call (its record and etag loaded from the store), takes
+one call at a time (a per-player lock), serves reads from memory, and is deactivated when
+idle or when the host is over capacity. Deactivation writes nothing: every change is
+durable before the call that made it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from app.domain.errors import ConcurrencyConflict, PermanentError, TransientError
+from app.domain.saga import Action
+from app.domain.stats import ServiceRecord, StatDelta
+from app.ports import PlayerSnapshot, PlayerStore, PlayerUpdate, UpdateResult
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Errors that retrying cannot fix: a bug or corrupt data goes to the operators at once.
+_PERMANENT = (PermanentError, ValueError, TypeError, KeyError)
+
+
+@dataclass(frozen=True, slots=True)
+class GrainSettings:
+    """How a host keeps its grains and retries storage in process."""
+
+    capacity: int = 10_000
+    idle_ttl_s: float = 300.0
+    conflict_retries: int = 8
+    storage_attempts: int = 3
+    storage_backoff_s: float = 0.05
+
+
+@dataclass
+class _Grain:
+    snapshot: PlayerSnapshot | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_used: float = 0.0
+    waiting: int = 0
+
+
+@dataclass
+class HostCounters:
+    """What operators see of one host."""
+
+    activations: int = 0
+    deactivations: int = 0
+    calls: int = 0
+    failures: int = 0
+
+
+class PlayerGrainHost:
+    """Hosts virtual player grains over a ``PlayerStore``."""
+
+    def __init__(
+        self,
+        store: PlayerStore,
+        settings: GrainSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._settings = settings or GrainSettings()
+        self._clock = clock
+        self._grains: OrderedDict[str, _Grain] = OrderedDict()
+        self.counters = HostCounters()
+
+    # ---- public surface ------------------------------------------------------------------
+
+    async def update(self, updates: Sequence[PlayerUpdate]) -> list[UpdateResult]:
+        """Run the updates: players concurrently, each player's updates in one turn."""
+        by_player: dict[str, list[PlayerUpdate]] = defaultdict(list)
+        for u in updates:
+            by_player[u.delta.player_id].append(u)
+        per_player = await asyncio.gather(
+            *(self._turn(pid, items) for pid, items in by_player.items())
+        )
+        results = {(r.player_id, r.match_id): r for batch in per_player for r in batch}
+        return [results[(u.delta.player_id, u.delta.match_id)] for u in updates]
+
+    async def service_record(self, player_id: str) -> ServiceRecord:
+        """The player's record, from the activation (loaded on first use)."""
+        grain = self._enter(player_id)
+        try:
+            async with grain.lock:
+                return (await self._activated(player_id, grain)).record
+        finally:
+            self._leave(grain)
+
+    def deactivate(self, player_ids: Sequence[str] | None = None) -> int:
+        """Drop activations (all when ``None``) that no call holds; returns how many."""
+        victims = list(self._grains) if player_ids is None else list(player_ids)
+        dropped = 0
+        for pid in victims:
+            grain = self._grains.get(pid)
+            if grain is not None and grain.waiting == 0 and not grain.lock.locked():
+                del self._grains[pid]
+                dropped += 1
+        self.counters.deactivations += dropped
+        return dropped
+
+    def collect_idle(self) -> int:
+        """Deactivate grains idle for longer than the TTL."""
+        cutoff = self._clock() - self._settings.idle_ttl_s
+        return self.deactivate([p for p, g in self._grains.items() if g.last_used < cutoff])
+
+    def stats(self) -> dict[str, int]:
+        """Counters and gauges of this host."""
+        return {
+            "active": sum(1 for g in self._grains.values() if g.snapshot is not None),
+            "in_flight": sum(1 for g in self._grains.values() if g.lock.locked()),
+            "queued": sum(max(g.waiting - 1, 0) for g in self._grains.values()),
+            "activations": self.counters.activations,
+            "deactivations": self.counters.deactivations,
+            "calls": self.counters.calls,
+            "failures": self.counters.failures,
+            "capacity": self._settings.capacity,
+        }
+
+    # ---- one player's turn ---------------------------------------------------------------
+
+    def _enter(self, player_id: str) -> _Grain:
+        grain = self._grains.get(player_id)
+        if grain is None:
+            grain = self._grains[player_id] = _Grain()
+        self._grains.move_to_end(player_id)
+        grain.waiting += 1
+        grain.last_used = self._clock()
+        return grain
+
+    def _leave(self, grain: _Grain) -> None:
+        grain.waiting -= 1
+        grain.last_used = self._clock()
+        self._evict_over_capacity()
+
+    def _evict_over_capacity(self) -> None:
+        excess = len(self._grains) - self._settings.capacity
+        if excess <= 0:
+            return
+        # Least recently used first; grains in a call or with callers waiting stay.
+        idle = [p for p, g in self._grains.items() if g.waiting == 0 and not g.lock.locked()]
+        self.deactivate(idle[:excess])
+
+    async def _activated(self, player_id: str, grain: _Grain) -> PlayerSnapshot:
+        if grain.snapshot is None:
+            grain.snapshot = await self._storage(partial(self._store.load, player_id))
+            self.counters.activations += 1
+        return grain.snapshot
+
+    async def _turn(self, player_id: str, updates: list[PlayerUpdate]) -> list[UpdateResult]:
+        grain = self._enter(player_id)
+        try:
+            async with grain.lock:
+                self.counters.calls += 1
+                try:
+                    return await self._run(player_id, grain, updates)
+                except Exception as exc:  # reported per player, never lost
+                    self.counters.failures += 1
+                    grain.snapshot = None  # reload next time: the cache may be stale
+                    transient = not isinstance(exc, _PERMANENT)
+                    if not transient:
+                        log.exception("player %s: permanent failure", player_id)
+                    error = f"{type(exc).__name__}: {exc}"
+                    return [
+                        UpdateResult(
+                            player_id, u.delta.match_id, False, error=error, transient=transient
+                        )
+                        for u in updates
+                    ]
+        finally:
+            self._leave(grain)
+
+    async def _run(
+        self, player_id: str, grain: _Grain, updates: list[PlayerUpdate]
+    ) -> list[UpdateResult]:
+        applies = [u.delta for u in updates if u.action is Action.APPLY]
+        reverts = [u.delta for u in updates if u.action is Action.COMPENSATE]
+        results: list[UpdateResult] = []
+        if applies:
+            results += await self._apply(player_id, grain, applies)
+        for delta in reverts:
+            results.append(await self._revert(player_id, grain, delta))
+        return results
+
+    async def _apply(
+        self, player_id: str, grain: _Grain, deltas: list[StatDelta]
+    ) -> list[UpdateResult]:
+        for _ in range(self._settings.conflict_retries):
+            snapshot = await self._activated(player_id, grain)
+            try:
+                outcome = await self._storage(partial(self._store.apply, snapshot, deltas))
+            except ConcurrencyConflict:
+                # Another writer (a doubled activation during a resize, say): reload.
+                grain.snapshot = None
+                continue
+            grain.snapshot = outcome.snapshot
+            changed = set(outcome.applied)
+            return [
+                UpdateResult(player_id, d.match_id, True, d.match_id in changed) for d in deltas
+            ]
+        raise ConcurrencyConflict(f"player {player_id}: etag conflicts kept coming")
+
+    async def _revert(self, player_id: str, grain: _Grain, delta: StatDelta) -> UpdateResult:
+        for _ in range(self._settings.conflict_retries):
+            snapshot = await self._activated(player_id, grain)
+            try:
+                outcome = await self._storage(partial(self._store.revert, snapshot, delta))
+            except ConcurrencyConflict:
+                grain.snapshot = None
+                continue
+            grain.snapshot = outcome.snapshot
+            return UpdateResult(player_id, delta.match_id, True, outcome.reverted)
+        raise ConcurrencyConflict(f"player {player_id}: etag conflicts kept coming")
+
+    async def _storage(self, call: Callable[[], Awaitable[T]]) -> T:
+        """A storage call with a few quick in-process retries of transient failures; what
+        still fails goes back to the saga, which retries durably through the bus."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(self._settings.storage_attempts),
+            wait=wait_random_exponential(multiplier=self._settings.storage_backoff_s, max=1.0),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await call()
+        raise AssertionError("unreachable: tenacity reraises")

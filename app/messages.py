@@ -1,0 +1,63 @@
+"""The bus messages statsaga sends: names of queues and the shape of each body."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.domain.saga import Action
+from app.ports import BusMessage
+
+MATCHES_QUEUE = "matches"
+PLAYER_UPDATES_QUEUE = "player-updates"
+
+
+def match_completed(match_id: str) -> BusMessage:
+    """Starts (or resumes) a match saga; the id doubles as the duplicate-detection key."""
+    return BusMessage(match_id, {"match_id": match_id}, subject="match.completed")
+
+
+def match_invalidated(match_id: str, reason: str) -> BusMessage:
+    """Starts the compensation of a match."""
+    return BusMessage(
+        f"{match_id}:invalidate",
+        {"match_id": match_id, "reason": reason},
+        subject="match.invalidated",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerRetry:
+    """A durable retry of one player's step; the delta is reloaded from the match partition."""
+
+    match_id: str
+    player_id: str
+    attempt: int
+    action: Action
+    dead_letter: str | None = None  # set: hand this step to the operators at once
+
+    def to_message(self) -> BusMessage:
+        """As a bus message whose id makes a repeated schedule a duplicate."""
+        suffix = "dead" if self.dead_letter else str(self.attempt)
+        body: dict[str, Any] = {
+            "match_id": self.match_id,
+            "player_id": self.player_id,
+            "attempt": self.attempt,
+            "action": self.action.value,
+        }
+        if self.dead_letter:
+            body["dead_letter"] = self.dead_letter
+        mid = f"{self.match_id}:{self.player_id}:{self.action.value}:{suffix}"
+        return BusMessage(mid, body, subject="player.retry")
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> PlayerRetry:
+        """Parse a received body; raises ``KeyError``/``ValueError`` for a malformed one."""
+        return cls(
+            match_id=str(body["match_id"]),
+            player_id=str(body["player_id"]),
+            attempt=int(body["attempt"]),
+            action=Action(body["action"]),
+            dead_letter=body.get("dead_letter"),
+        )

@@ -1,0 +1,48 @@
+"""Runs sagas in this process: the ``SagaRunner`` a GameActor wraps, and the one unit tests
+use without Ray. Each call gets its own outbox, handed back in the reply."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.domain.retry import RetryPolicy
+from app.domain.saga import SagaState
+from app.messages import PlayerRetry
+from app.outbox import OutboxBus
+from app.ports import PayloadArchive, PlayerGrains, SagaLog, SagaReply
+from app.sagas import SagaCoordinator
+
+
+@dataclass
+class LocalSagaRunner:
+    """``SagaRunner`` over the ports, in the calling process."""
+
+    sagas: SagaLog
+    archive: PayloadArchive
+    grains: PlayerGrains
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+    async def _call(self, work: Callable[[SagaCoordinator], Awaitable[SagaState]]) -> SagaReply:
+        outbox = OutboxBus()
+        coordinator = SagaCoordinator(self.sagas, self.archive, self.grains, outbox, self.policy)
+        state = await work(coordinator)
+        return SagaReply(state.value, tuple(outbox.sent))
+
+    async def run(self, match_id: str) -> SagaReply:
+        """Start or resume a saga."""
+        return await self._call(lambda c: c.run(match_id))
+
+    async def retry(self, body: Mapping[str, Any]) -> SagaReply:
+        """Run one player retry."""
+        retry = PlayerRetry.from_body(body)
+        return await self._call(lambda c: c.retry(retry))
+
+    async def invalidate(self, match_id: str, reason: str) -> SagaReply:
+        """Compensate a match."""
+        return await self._call(lambda c: c.invalidate(match_id, reason))
+
+    async def redrive(self, match_id: str) -> SagaReply:
+        """Re-drive a stuck saga."""
+        return await self._call(lambda c: c.redrive(match_id))

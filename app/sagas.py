@@ -1,0 +1,195 @@
+"""The saga execution coordinator: runs a match saga over the ports.
+
+Every step is logged before it acts: the coordinator saves the state a transition returns
+(with its events) and only then executes the commands. A crash at any line leaves either
+the old state (the step is redone, harmlessly: player steps are idempotent) or the new one
+(the commands are re-derived by ``resume``). The summary row's etag is the coordinator's
+lease: a second coordinator of the same saga loses its save, reloads and continues from
+what the winner wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from app.domain import saga as s
+from app.domain.aggregation import aggregate
+from app.domain.errors import ConcurrencyConflict
+from app.domain.retry import RetryPolicy, next_delay
+from app.domain.stats import StatDelta
+from app.domain.validation import parse_match
+from app.messages import PLAYER_UPDATES_QUEUE, PlayerRetry
+from app.ports import (
+    MessageBus,
+    PayloadArchive,
+    PlayerGrains,
+    PlayerUpdate,
+    SagaLog,
+    SagaRecord,
+    UpdateResult,
+)
+
+log = logging.getLogger(__name__)
+MAX_LEASE_CONFLICTS = 10
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class SagaCoordinator:
+    """Starts, resumes, retries and compensates match sagas."""
+
+    sagas: SagaLog
+    archive: PayloadArchive
+    grains: PlayerGrains
+    bus: MessageBus
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    clock: Callable[[], datetime] = utc_now
+    rand: Callable[[], float] = random.random
+
+    async def run(self, match_id: str) -> s.SagaState:
+        """Start the saga of an accepted match, or resume it from the log."""
+        record = await self.sagas.load(match_id)
+        if record.saga.state is s.SagaState.ACCEPTED:
+            payload = await self.archive.get(match_id, record.summary.payload_hash)
+            match = parse_match(payload, now=None)
+            deltas = aggregate(match)
+            try:
+                record, commands = await self._commit(
+                    record, [s.SagaStarted(match.player_ids)], deltas=deltas
+                )
+            except s.IllegalTransition:
+                # Another coordinator started it first: pick up from what it logged.
+                record = await self.sagas.load(match_id)
+                commands = list(s.resume(record.saga))
+        else:
+            commands = list(s.resume(record.saga))
+        return (await self._execute(record, commands)).saga.state
+
+    async def retry(self, retry: PlayerRetry) -> s.SagaState:
+        """Run a scheduled retry of one player's step, unless it is stale."""
+        record = await self.sagas.load(retry.match_id)
+        progress = record.saga.players.get(retry.player_id)
+        if (
+            progress is None
+            or progress.status is not s.PlayerStatus.RETRYING
+            or progress.attempts != retry.attempt
+        ):
+            log.info(
+                "match %s player %s: stale retry %d ignored",
+                retry.match_id,
+                retry.player_id,
+                retry.attempt,
+            )
+            return record.saga.state
+        command: s.Command
+        if retry.action is s.Action.COMPENSATE:
+            command = s.CompensatePlayers((retry.player_id,))
+        else:
+            command = s.ApplyPlayers((retry.player_id,))
+        return (await self._execute(record, [command])).saga.state
+
+    async def invalidate(self, match_id: str, reason: str) -> s.SagaState:
+        """Backward recovery: compensate every player of the match."""
+        record = await self.sagas.load(match_id)
+        record, commands = await self._commit(record, [s.CompensationStarted(reason)])
+        return (await self._execute(record, commands)).saga.state
+
+    async def redrive(self, match_id: str) -> s.SagaState:
+        """Try the dead players of a stuck saga again from attempt zero."""
+        record = await self.sagas.load(match_id)
+        record, commands = await self._commit(record, [s.SagaRedriven()])
+        return (await self._execute(record, commands)).saga.state
+
+    # ---- mechanics -----------------------------------------------------------------------
+
+    async def _commit(
+        self,
+        record: SagaRecord,
+        facts: Sequence[s.SagaEvent],
+        deltas: dict[str, StatDelta] | None = None,
+    ) -> tuple[SagaRecord, list[s.Command]]:
+        """Fold ``facts`` into the saga and save state + events in one guarded write.
+
+        On a lost lease the facts are folded again into what the other coordinator saved;
+        facts that no longer apply are dropped by the state machine (stale reports)."""
+        for _ in range(MAX_LEASE_CONFLICTS):
+            saga = record.saga
+            events: list[s.SagaEvent] = []
+            commands: list[s.Command] = []
+            for fact in facts:
+                step = s.transition(saga, fact, self.policy)
+                saga = step.saga
+                events += step.events
+                commands += step.commands
+            if not events:
+                return record, commands
+            try:
+                record = await self.sagas.save(record, saga, events, self.clock(), deltas)
+                return record, commands
+            except ConcurrencyConflict:
+                record = await self.sagas.load(record.summary.match_id)
+        raise ConcurrencyConflict(f"match {record.summary.match_id}: saga lease kept changing")
+
+    async def _execute(self, record: SagaRecord, commands: Sequence[s.Command]) -> SagaRecord:
+        """Run commands until none are left, logging each result before acting on it."""
+        todo = list(commands)
+        deltas: dict[str, StatDelta] | None = None
+        while todo:
+            command = todo.pop(0)
+            match command:
+                case s.ApplyPlayers(player_ids=ids) if ids:
+                    deltas = deltas or await self.sagas.deltas(record.summary.match_id)
+                    updates = [PlayerUpdate(s.Action.APPLY, deltas[p]) for p in ids]
+                    results = await self.grains.update(updates)
+                    record, more = await self._commit(record, _facts(results, s.Action.APPLY))
+                    todo += more
+                case s.CompensatePlayers(player_ids=ids) if ids:
+                    deltas = deltas or await self.sagas.deltas(record.summary.match_id)
+                    # One at a time, in order: compensations run latest-applied first.
+                    for pid in ids:
+                        result = await self.grains.update(
+                            [PlayerUpdate(s.Action.COMPENSATE, deltas[pid])]
+                        )
+                        record, more = await self._commit(
+                            record, _facts(result, s.Action.COMPENSATE)
+                        )
+                        todo += more
+                case s.ScheduleRetry(player_id=pid, attempt=attempt, action=action):
+                    delay = next_delay(self.policy, attempt, self.rand)
+                    retry = PlayerRetry(record.summary.match_id, pid, attempt, action)
+                    await self.bus.schedule(PLAYER_UPDATES_QUEUE, retry.to_message(), delay)
+                    record, more = await self._commit(
+                        record, [s.RetryScheduled(pid, attempt, round(delay, 3))]
+                    )
+                    todo += more
+                case s.DeadLetterPlayer(player_id=pid, reason=reason):
+                    progress = record.saga.players[pid]
+                    retry = PlayerRetry(
+                        record.summary.match_id,
+                        pid,
+                        progress.attempts,
+                        s.Action.APPLY,
+                        dead_letter=reason,
+                    )
+                    await self.bus.publish(PLAYER_UPDATES_QUEUE, retry.to_message())
+        return record
+
+
+def _facts(results: Sequence[UpdateResult], action: s.Action) -> list[s.SagaEvent]:
+    facts: list[s.SagaEvent] = []
+    for r in results:
+        if not r.ok:
+            facts.append(s.PlayerFailed(r.player_id, r.error or "unknown error", r.transient))
+        elif action is s.Action.APPLY:
+            facts.append(s.PlayerApplied(r.player_id, already=not r.changed))
+        else:
+            facts.append(s.PlayerCompensated(r.player_id, reverted=r.changed))
+    return facts

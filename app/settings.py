@@ -1,0 +1,96 @@
+"""All configuration in one object: ``STATSAGA_*`` environment variables, or a ``.env``."""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.devstack import connection_string
+from app.domain.retry import RetryPolicy
+
+
+class Role(StrEnum):
+    """What an API key may do; ``admin`` may do everything."""
+
+    INGEST = "ingest"
+    READ = "read"
+    ADMIN = "admin"
+
+
+def parse_api_keys(raw: str) -> dict[str, Role]:
+    """``"k1:ingest,k2:read"`` → ``{"k1": Role.INGEST, ...}``; raises ``ValueError``."""
+    keys: dict[str, Role] = {}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        key, sep, role = item.rpartition(":")
+        if not sep or not key:
+            raise ValueError(f"API key entry {item[:4]}… must look like KEY:ROLE")
+        try:
+            keys[key] = Role(role.strip())
+        except ValueError:
+            raise ValueError(
+                f"API key entry {key[:4]}…: role {role!r} is not one of "
+                f"{', '.join(r.value for r in Role)}"
+            ) from None
+    return keys
+
+
+class Settings(BaseSettings):
+    """statsaga's settings; every field can be set as ``STATSAGA_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="STATSAGA_", env_file=".env", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP API.")
+    storage_connection_string: SecretStr = Field(
+        SecretStr(connection_string(10000, 10002)),
+        description="Azure Storage connection string (Tables + Blob); defaults to Azurite.",
+    )
+    storage_prefix: str = Field(
+        "",
+        pattern=r"^([A-Za-z][A-Za-z0-9]{0,19})?$",
+        description="Prefix of table and container names (isolates test runs).",
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster to join; unset: RAY_ADDRESS, else an embedded Ray."
+    )
+    ray_namespace: str = Field("statsaga", description="Ray namespace of the actor pools.")
+    ray_num_cpus: int | None = Field(None, description="CPUs of an embedded Ray.")
+    game_pool_size: int = Field(2, ge=1, le=256, description="Number of GameActors.")
+    player_pool_size: int = Field(2, ge=1, le=1024, description="Number of PlayerShards.")
+    shard_capacity: int = Field(10_000, ge=1, description="Active grains per shard, at most.")
+    grain_idle_ttl_s: float = Field(300.0, gt=0, description="Idle grains are deactivated.")
+    api_keys: Annotated[dict[str, Role], NoDecode] = Field(
+        default_factory=dict,
+        description="Comma list of KEY:ROLE (roles ingest, read, admin).",
+    )
+    retry_base_s: float = Field(1.0, gt=0, description="First durable retry delay.")
+    retry_cap_s: float = Field(60.0, gt=0, description="Longest durable retry delay.")
+    retry_max_attempts: int = Field(8, ge=1, description="Failed attempts before dead-letter.")
+    worker_concurrency: int = Field(32, ge=1, le=1024, description="Sagas run at once.")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted body.")
+    data_dir: str = Field(".data", description="Where `statsaga dev` keeps local data.")
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _keys(cls, value: object) -> object:
+        return parse_api_keys(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _ray_address_from_env(self) -> Self:
+        if self.ray_address is None and os.environ.get("RAY_ADDRESS"):
+            self.ray_address = os.environ["RAY_ADDRESS"]
+        return self
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The durable retry policy these settings describe."""
+        return RetryPolicy(
+            self.retry_base_s, max(self.retry_cap_s, self.retry_base_s), self.retry_max_attempts
+        )

@@ -1,0 +1,139 @@
+"""The worker: takes saga messages off the bus and runs them on a ``SagaRunner``.
+
+A message is settled only after the saga step it carries is durable and the follow-up
+messages (scheduled retries, dead-letters) are on the bus: a crash before that leaves the
+message locked, and the bus redelivers it when the lock expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from app.domain.errors import DomainError, NotFound, TransientError
+from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
+from app.outbox import flush
+from app.ports import MessageBus, ReceivedMessage, SagaReply, SagaRunner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerCounters:
+    """What the worker has done since it started."""
+
+    completed: int = 0
+    abandoned: int = 0
+    dead_lettered: int = 0
+
+
+@dataclass
+class Worker:
+    """Consumes ``matches`` and ``player-updates`` with bounded concurrency."""
+
+    bus: MessageBus
+    runner: SagaRunner
+    concurrency: int = 32
+    receive_wait_s: float = 1.0
+    counters: WorkerCounters = field(default_factory=WorkerCounters)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        """Consume until ``stop`` is called; in-flight messages finish first."""
+        slots = asyncio.Semaphore(self.concurrency)
+        tasks: set[asyncio.Task[None]] = set()
+        loops = [
+            asyncio.create_task(self._consume(q, slots, tasks))
+            for q in (MATCHES_QUEUE, PLAYER_UPDATES_QUEUE)
+        ]
+        try:
+            await self._stopping.wait()
+        finally:
+            for loop in loops:
+                loop.cancel()
+            for loop in loops:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    def stop(self) -> None:
+        """Ask ``run`` to return after the messages in flight."""
+        self._stopping.set()
+
+    async def _consume(
+        self, queue: str, slots: asyncio.Semaphore, tasks: set[asyncio.Task[None]]
+    ) -> None:
+        while True:
+            await slots.acquire()
+            free = 1
+            # Take as many as there are free slots, so that a burst is not one by one.
+            while free < self.concurrency and not slots.locked():
+                await slots.acquire()
+                free += 1
+            try:
+                batch = await self.bus.receive(queue, free, self.receive_wait_s)
+            except Exception:
+                log.exception("receive from %s failed; retrying", queue)
+                batch = []
+                await asyncio.sleep(1.0)
+            for _ in range(free - len(batch)):
+                slots.release()
+            for received in batch:
+                task = asyncio.create_task(self._handle(queue, received, slots))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+    async def _handle(
+        self, queue: str, received: ReceivedMessage, slots: asyncio.Semaphore
+    ) -> None:
+        try:
+            await self.handle(queue, received)
+        finally:
+            slots.release()
+
+    async def handle(self, queue: str, received: ReceivedMessage) -> None:
+        """Process one message and settle it."""
+        body = received.message.body
+        try:
+            if queue == PLAYER_UPDATES_QUEUE and body.get("dead_letter"):
+                await self._dead_letter(received, "PlayerStepFailed", str(body["dead_letter"]))
+                return
+            reply = await self._dispatch(queue, received)
+            await flush(list(reply.outbox), self.bus)
+            await self.bus.complete(received)
+            self.counters.completed += 1
+        except (NotFound, KeyError, ValueError) as exc:
+            # Retrying cannot help a message about nothing we know, or a malformed one.
+            await self._dead_letter(
+                received, "UnprocessableMessage", f"{type(exc).__name__}: {exc}"
+            )
+        except Exception as exc:
+            transient = isinstance(exc, TransientError) or not isinstance(exc, DomainError)
+            log.warning(
+                "message %s on %s failed (%s): %s",
+                received.message.message_id,
+                queue,
+                "will be redelivered" if transient else "dead-lettering",
+                exc,
+            )
+            if transient:
+                with contextlib.suppress(Exception):
+                    await self.bus.abandon(received)
+                self.counters.abandoned += 1
+            else:
+                await self._dead_letter(received, type(exc).__name__, str(exc))
+
+    async def _dispatch(self, queue: str, received: ReceivedMessage) -> SagaReply:
+        body = received.message.body
+        if queue == PLAYER_UPDATES_QUEUE:
+            return await self.runner.retry(body)
+        if received.message.subject == "match.invalidated":
+            return await self.runner.invalidate(str(body["match_id"]), str(body.get("reason", "")))
+        return await self.runner.run(str(body["match_id"]))
+
+    async def _dead_letter(self, received: ReceivedMessage, reason: str, description: str) -> None:
+        await self.bus.dead_letter(received, reason, description[:4096])
+        self.counters.dead_lettered += 1

@@ -1,0 +1,56 @@
+"""Wrappers that make a port fail on purpose, for tests of the failure paths."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from app.domain.errors import PermanentError, StorageUnavailable
+from app.domain.stats import StatDelta
+from app.ports import ApplyOutcome, HistoryPage, PlayerSnapshot, PlayerStore, RevertOutcome
+
+
+@dataclass
+class FlakyPlayerStore:
+    """Fails ``apply`` for chosen players: ``transient[p]`` times, or always if permanent."""
+
+    inner: PlayerStore
+    transient: dict[str, int] = field(default_factory=dict)
+    permanent: set[str] = field(default_factory=set)
+    delay_s: float = 0.0
+    calls: Counter[str] = field(default_factory=Counter)
+    active: Counter[str] = field(default_factory=Counter)
+    overlapped: bool = False
+
+    async def load(self, player_id: str) -> PlayerSnapshot:
+        return await self.inner.load(player_id)
+
+    async def apply(self, snapshot: PlayerSnapshot, deltas: Sequence[StatDelta]) -> ApplyOutcome:
+        pid = snapshot.record.player_id
+        self.calls[pid] += 1
+        self.active[pid] += 1
+        self.overlapped |= self.active[pid] > 1
+        try:
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
+            if pid in self.permanent:
+                raise PermanentError(f"player {pid} is broken")
+            if self.transient.get(pid, 0) > 0:
+                self.transient[pid] -= 1
+                raise StorageUnavailable(f"injected outage for {pid}")
+            return await self.inner.apply(snapshot, deltas)
+        finally:
+            self.active[pid] -= 1
+
+    async def revert(self, snapshot: PlayerSnapshot, delta: StatDelta) -> RevertOutcome:
+        return await self.inner.revert(snapshot, delta)
+
+    async def history(
+        self, player_id: str, limit: int, continuation: str | None = None
+    ) -> HistoryPage:
+        return await self.inner.history(player_id, limit, continuation)
+
+    async def close(self) -> None:
+        await self.inner.close()

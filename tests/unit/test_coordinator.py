@@ -1,0 +1,169 @@
+"""The saga coordinator and the worker over in-memory adapters and in-process grains."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from dataclasses import dataclass
+
+import pytest
+
+from actors.grains import GrainSettings, PlayerGrainHost
+from app.domain.retry import RetryPolicy
+from app.domain.stats import public_record
+from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
+from app.runner import LocalSagaRunner
+from app.services import StatsService
+from app.worker import Worker
+from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemorySagaLog
+from storage.memory_bus import InMemoryMessageBus
+from tests.support.faults import FlakyPlayerStore
+from tests.support.matches import expected_totals, mismatches, random_match
+
+FAST = RetryPolicy(base_s=0.05, cap_s=0.2, max_attempts=4)
+
+
+@dataclass
+class Stack:
+    service: StatsService
+    runner: LocalSagaRunner
+    worker: Worker
+    bus: InMemoryMessageBus
+    store: FlakyPlayerStore
+    sagas: InMemorySagaLog
+
+
+def stack(policy: RetryPolicy = FAST, **faults: object) -> Stack:
+    store = FlakyPlayerStore(InMemoryPlayerStore(), **faults)  # type: ignore[arg-type]
+    sagas, archive, bus = InMemorySagaLog(), InMemoryPayloadArchive(), InMemoryMessageBus()
+    grains = PlayerGrainHost(store, GrainSettings(storage_attempts=2, storage_backoff_s=0.001))
+    runner = LocalSagaRunner(sagas, archive, grains, policy)
+    service = StatsService(sagas, archive, store, grains, bus)
+    return Stack(
+        service, runner, Worker(bus, runner, concurrency=8, receive_wait_s=0.1), bus, store, sagas
+    )
+
+
+async def drain(s: Stack, match_ids: list[str], timeout_s: float = 10.0) -> dict[str, str]:
+    """Run the worker until every saga is terminal (or the time is up)."""
+    task = asyncio.create_task(s.worker.run())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    states: dict[str, str] = {}
+    try:
+        while loop.time() < deadline:
+            states = {m: (await s.sagas.load(m)).saga.state.value for m in match_ids}
+            if all(v in {"completed", "stuck", "compensated"} for v in states.values()):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        s.worker.stop()
+        await task
+    return states
+
+
+def matches(n: int, players: int = 12, seed: int = 1) -> list[dict]:
+    rng = random.Random(seed)
+    run = uuid.uuid4().hex[:6]
+    population = [f"p{run}-{i}" for i in range(players)]
+    return [
+        random_match(rng, f"m{run}-{i}", population, size=rng.randint(1, min(8, players)))
+        for i in range(n)
+    ]
+
+
+async def assert_exact(s: Stack, posted: list[dict]) -> None:
+    for pid, totals in expected_totals(posted).items():
+        served = public_record(await s.runner.grains.service_record(pid))
+        assert mismatches(served, totals) == [], pid
+
+
+async def test_matches_flow_through_the_bus_to_exact_records() -> None:
+    s = stack()
+    posted = matches(15)
+    for m in posted:
+        assert (await s.service.submit_match(m)).created
+    states = await drain(s, [m["match_id"] for m in posted])
+    assert set(states.values()) == {"completed"}
+    await assert_exact(s, posted)
+    assert s.bus.depth(MATCHES_QUEUE) == 0
+
+
+async def test_transient_failures_retry_durably_then_complete_exactly() -> None:
+    posted = matches(6, players=6, seed=2)
+    victims = {line["player_id"] for line in posted[0]["players"]}
+    # Each victim fails more often than the in-process retries cover, so the saga must
+    # schedule durable retries through the bus.
+    s = stack(transient={p: 3 for p in victims})
+    for m in posted:
+        await s.service.submit_match(m)
+    states = await drain(s, [m["match_id"] for m in posted])
+    assert set(states.values()) == {"completed"}
+    await assert_exact(s, posted)
+    log = [type(e.event).__name__ for e in await s.sagas.log(posted[0]["match_id"])]
+    assert "RetryScheduled" in log and log[-1] == "SagaCompleted"
+
+
+async def test_permanent_failure_dead_letters_and_leaves_the_saga_stuck() -> None:
+    posted = matches(1, players=3, seed=4)
+    broken = posted[0]["players"][0]["player_id"]
+    s = stack(permanent={broken})
+    await s.service.submit_match(posted[0])
+    states = await drain(s, [posted[0]["match_id"]])
+    assert states == {posted[0]["match_id"]: "stuck"}
+    record = await s.sagas.load(posted[0]["match_id"])
+    assert record.saga.players[broken].status.value == "dead"
+    others = [p for p in record.saga.players if p != broken]
+    assert all(record.saga.players[p].status.value == "applied" for p in others)
+    dead = await s.bus.receive(f"{PLAYER_UPDATES_QUEUE}/$deadletterqueue", 10, 1.0)
+    assert [d.message.body["player_id"] for d in dead] == [broken]
+    assert dead[0].message.body["DeadLetterReason"] == "PlayerStepFailed"
+
+
+async def test_exhausted_retries_dead_letter_with_the_attempt_count() -> None:
+    posted = matches(1, players=2, seed=5)
+    victim = posted[0]["players"][0]["player_id"]
+    s = stack(transient={victim: 10_000})
+    await s.service.submit_match(posted[0])
+    states = await drain(s, [posted[0]["match_id"]])
+    assert states == {posted[0]["match_id"]: "stuck"}
+    progress = (await s.sagas.load(posted[0]["match_id"])).saga.players[victim]
+    assert progress.attempts == FAST.max_attempts
+
+
+async def test_concurrent_duplicate_runs_count_once() -> None:
+    posted = matches(1, players=8, seed=6)
+    s = stack(delay_s=0.01)
+    await s.service.submit_match(posted[0])
+    mid = posted[0]["match_id"]
+    replies = await asyncio.gather(*(s.runner.run(mid) for _ in range(4)))
+    assert {r.state for r in replies} == {"completed"}
+    await assert_exact(s, posted)
+    log = [type(e.event).__name__ for e in await s.sagas.log(mid)]
+    assert log.count("SagaStarted") == 1 and log.count("SagaCompleted") == 1
+
+
+async def test_invalid_bus_message_is_dead_lettered_not_retried() -> None:
+    s = stack()
+    from app.ports import BusMessage
+
+    await s.bus.publish(MATCHES_QUEUE, BusMessage("x", {"match_id": "never-stored"}))
+    task = asyncio.create_task(s.worker.run())
+    await asyncio.sleep(0.5)
+    s.worker.stop()
+    await task
+    dead = await s.bus.receive(f"{MATCHES_QUEUE}/$deadletterqueue", 10, 1.0)
+    assert [d.message.body["DeadLetterReason"] for d in dead] == ["UnprocessableMessage"]
+
+
+@pytest.mark.parametrize("invalidate_after", [True])
+async def test_invalidate_reverts_every_player(invalidate_after: bool) -> None:
+    posted = matches(3, players=4, seed=8)
+    s = stack()
+    for m in posted:
+        await s.service.submit_match(m)
+    await drain(s, [m["match_id"] for m in posted])
+    reply = await s.runner.invalidate(posted[0]["match_id"], "cheating")
+    assert reply.state == "compensated"
+    await assert_exact(s, posted[1:] if invalidate_after else posted)

@@ -1,0 +1,84 @@
+"""Virtual grains: activation, one turn per player, capacity, idempotent updates."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from datetime import UTC, datetime
+
+from actors.grains import GrainSettings, PlayerGrainHost
+from app.domain.aggregation import aggregate
+from app.domain.saga import Action
+from app.domain.validation import parse_match
+from app.ports import PlayerUpdate
+from storage.memory import InMemoryPlayerStore
+from tests.support.faults import FlakyPlayerStore
+from tests.support.matches import random_match
+
+
+def deltas_for(players: list[str], n: int, seed: int = 1, size: int | None = None) -> list:
+    rng = random.Random(seed)
+    run = uuid.uuid4().hex[:6]
+    out = []
+    for i in range(n):
+        raw = random_match(rng, f"m{run}-{i}", players, size=size)
+        out += list(aggregate(parse_match(raw, datetime.now(UTC))).values())
+    return out
+
+
+async def test_one_turn_at_a_time_per_player_and_each_match_once() -> None:
+    store = FlakyPlayerStore(InMemoryPlayerStore(), delay_s=0.005)
+    host = PlayerGrainHost(store)
+    deltas = [d for d in deltas_for(["a", "b", "c"], 12) if d.player_id == "a"]
+    updates = [PlayerUpdate(Action.APPLY, d) for d in deltas]
+    # The same updates from several callers at once (duplicate deliveries).
+    results = await asyncio.gather(*(host.update(updates) for _ in range(3)))
+    assert not store.overlapped
+    changed = sum(r.changed for batch in results for r in batch)
+    assert changed == len(deltas)
+    assert all(r.ok for batch in results for r in batch)
+    record = await host.service_record("a")
+    assert record.counters["matches"] == len(deltas)
+
+
+async def test_reads_are_served_from_the_activation() -> None:
+    inner = InMemoryPlayerStore()
+    loads = 0
+    original = inner.load
+
+    async def counting_load(player_id: str):  # type: ignore[no-untyped-def]
+        nonlocal loads
+        loads += 1
+        return await original(player_id)
+
+    inner.load = counting_load  # type: ignore[method-assign]
+    host = PlayerGrainHost(inner)
+    for _ in range(5):
+        await host.service_record("z")
+    assert loads == 1 and host.stats()["activations"] == 1
+
+
+async def test_capacity_is_never_exceeded_and_evicted_grains_reload_exactly() -> None:
+    players = [f"p{i}" for i in range(50)]
+    host = PlayerGrainHost(InMemoryPlayerStore(), GrainSettings(capacity=10))
+    deltas = deltas_for(players, 20, seed=3)
+    for d in deltas:
+        await host.update([PlayerUpdate(Action.APPLY, d)])
+        assert host.stats()["active"] <= 10
+    assert host.stats()["deactivations"] > 0
+    for pid in players:
+        expected = sum(1 for d in deltas if d.player_id == pid)
+        assert (await host.service_record(pid)).counters["matches"] == expected
+
+
+async def test_failure_reports_per_player_without_hiding_the_others() -> None:
+    store = FlakyPlayerStore(InMemoryPlayerStore(), permanent={"bad"})
+    host = PlayerGrainHost(store)
+    deltas = deltas_for(["bad", "good"], 1, size=2)
+    results = {
+        r.player_id: r for r in await host.update([PlayerUpdate(Action.APPLY, d) for d in deltas])
+    }
+    assert not results["bad"].ok and not results["bad"].transient
+    assert "PermanentError" in (results["bad"].error or "")
+    assert results["good"].ok and results["good"].changed

@@ -1,0 +1,53 @@
+"""Settings: the environment contract, and the README's table kept true."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from app.settings import Role, Settings, parse_api_keys
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_api_keys_parse_roles() -> None:
+    assert parse_api_keys(" a:ingest, b:read ,c:admin,") == {
+        "a": Role.INGEST,
+        "b": Role.READ,
+        "c": Role.ADMIN,
+    }
+    assert parse_api_keys("x:y:read") == {"x:y": Role.READ}  # the role is after the last colon
+
+
+@pytest.mark.parametrize("raw", ["nokey", ":read", "k:owner"])
+def test_bad_api_keys_are_refused_without_echoing_the_key(raw: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_api_keys(raw)
+    assert "KEY:ROLE" in str(info.value) or "role" in str(info.value)
+
+
+def test_environment_sets_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATSAGA_PORT", "9001")
+    monkeypatch.setenv("STATSAGA_API_KEYS", "k1:ingest")
+    monkeypatch.setenv("STATSAGA_PLAYER_POOL_SIZE", "5")
+    s = Settings()
+    assert (s.port, s.api_keys, s.player_pool_size) == (9001, {"k1": Role.INGEST}, 5)
+
+
+def test_ray_address_falls_back_to_ray_s_own_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STATSAGA_RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
+    assert Settings().ray_address == "127.0.0.1:6379"
+
+
+def test_connection_string_is_not_shown_in_repr() -> None:
+    assert "AccountKey" not in repr(Settings())
+
+
+def test_readme_documents_every_setting() -> None:
+    documented = set(re.findall(r"`STATSAGA_([A-Z_]+)`", README.read_text()))
+    fields = {name.upper() for name in Settings.model_fields}
+    assert fields - documented == set(), "settings missing from the README table"
+    assert documented - fields == set(), "README names settings that do not exist"
