@@ -1,0 +1,140 @@
+"""Start the broker as a child process (as ``statsaga dev`` and the tests do), on a free or
+given loopback port, and stop it by its PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sbemu.depths import QueueDepth, queue_depths
+
+__all__ = ["LocalBroker", "QueueDepth", "connection_string", "queue_depths", "start_broker"]
+
+
+def connection_string(port: int, host: str = "127.0.0.1") -> str:
+    """What the SDK needs: ``UseDevelopmentEmulator=true`` turns TLS off, keeps the port."""
+    return (
+        f"Endpoint=sb://{host}:{port};SharedAccessKeyName=RootManageSharedAccessKey;"
+        "SharedAccessKey=local;UseDevelopmentEmulator=true"
+    )
+
+
+@dataclass
+class LocalBroker:
+    """A running broker process."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    data_dir: Path
+    config: Path
+    log: Path | None
+
+    @property
+    def pid(self) -> int:
+        """The broker's process id."""
+        return self.proc.pid
+
+    @property
+    def connection_string(self) -> str:
+        """Service Bus connection string for this broker."""
+        return connection_string(self.port)
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace_s``, by PID."""
+        if self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL by PID: a crash, for durability tests."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def restart(self, timeout_s: float = 20.0) -> LocalBroker:
+        """Stop (if running) and start again on the same port and data dir; this handle
+        then controls the new process (so fixtures holding it stop the right one)."""
+        self.stop()
+        self.proc = start_broker(self.data_dir, self.config, self.port, self.log, timeout_s).proc
+        return self
+
+
+def _port_free(port: int) -> bool:
+    """Nothing listens there. SO_REUSEADDR as the broker uses it, so that connections in
+    TIME_WAIT from a killed broker do not count."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def start_broker(
+    data_dir: Path,
+    config: Path,
+    port: int | None = None,
+    log: Path | None = None,
+    timeout_s: float = 20.0,
+) -> LocalBroker:
+    """Start ``python -m sbemu serve`` and wait until it listens. ``port`` None: a free one."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if port and not _port_free(port):
+        # Otherwise the wait below would find the other server and take it for ours.
+        raise RuntimeError(f"port {port} is taken: stop what uses it, or pick another port")
+    args = [
+        sys.executable,
+        "-m",
+        "sbemu",
+        "serve",
+        "--config",
+        str(config),
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port or 0),
+    ]
+    err = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
+    project = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=err, start_new_session=True, env=env
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        line = b""
+        # The broker prints one line once it listens: "sbemu listening on HOST:PORT".
+        while b"listening on" not in line:
+            if proc.poll() is not None:
+                raise RuntimeError(f"sbemu exited with {proc.returncode} during start (log: {log})")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"sbemu not listening after {timeout_s}s (log: {log})")
+            ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.5))
+            if ready:
+                line = proc.stdout.readline()
+        bound = int(line.decode().strip().rpartition(":")[2])
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait(5)
+        raise
+    finally:
+        if not isinstance(err, int):
+            err.close()
+    return LocalBroker(proc, bound, data_dir, config, log)
