@@ -1,4 +1,12 @@
-"""The composition root: the only place that chooses adapters and wires them together."""
+"""The composition root: the only place that chooses adapters and wires them together.
+
+Two roles, which one process may also run together (``statsaga run``):
+- **api**: validate, store, publish; serve reads through the player grains. It needs
+  storage and the bus; Ray only for reads, so it keeps answering POSTs while Ray or the
+  worker is down (the matches wait in the queue).
+- **worker**: consume the queues and run sagas on the GameActor pool. It creates the
+  actor pools if they do not exist.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +14,22 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from actors.config import ActorConfig
 from actors.grains import GrainSettings
 from app.domain.errors import NotFound
-from app.ports import MessageBus, SagaRunner
+from app.outbox import OutboxSweeper
+from app.ports import MessageBus
 from app.services import StatsService
 from app.settings import Settings
 from app.worker import Worker
 
 log = logging.getLogger(__name__)
 READINESS_PROBE_ID = "readiness-probe"
+Check = Callable[[], Awaitable[object]]
 
 
 def actor_config(settings: Settings) -> ActorConfig:
@@ -36,17 +47,28 @@ def actor_config(settings: Settings) -> ActorConfig:
     )
 
 
+def open_bus(settings: Settings) -> MessageBus:
+    """The Service Bus adapter on the configured namespace (the local broker by default)."""
+    from storage.servicebus_bus import ServiceBusMessageBus
+
+    return ServiceBusMessageBus(
+        settings.servicebus_connection_string.get_secret_value(),
+        max_lock_renewal_s=settings.lock_renewal_s,
+    )
+
+
 @dataclass
 class Runtime:
-    """Everything a running statsaga process holds."""
+    """What a running statsaga process holds; ``service`` for the api role, ``worker``
+    for the worker role (both for ``statsaga run``)."""
 
     settings: Settings
-    service: StatsService
-    worker: Worker
-    runner: SagaRunner
     bus: MessageBus
-    readiness: dict[str, Any] = field(default_factory=dict)
-    _closers: list[Any] = field(default_factory=list)
+    service: StatsService | None = None
+    worker: Worker | None = None
+    sweeper: OutboxSweeper | None = None
+    readiness: dict[str, Check] = field(default_factory=dict)
+    _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
     async def close(self) -> None:
         """Close clients (actors keep theirs: they belong to the pools)."""
@@ -57,28 +79,46 @@ class Runtime:
                 log.exception("error while closing")
 
 
-async def build_runtime(settings: Settings, bus: MessageBus | None = None) -> Runtime:
-    """Join (or start) Ray, make sure the pools exist, open storage, wire the services."""
+async def join_ray(settings: Settings, create_pools: bool) -> None:
+    """Join (or, without an address, start) Ray; the worker also creates the pools."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from actors.pools import ensure_pools, init_ray
+
+    # In a thread: joining an unreachable cluster blocks, and the API must keep serving.
+    await asyncio.to_thread(
+        init_ray, settings.ray_address, settings.ray_namespace, settings.ray_num_cpus
+    )
+    if create_pools:
+        await asyncio.to_thread(ensure_pools, actor_config(settings))
+
+
+async def build_runtime(
+    settings: Settings, *, api: bool = True, worker: bool = True, bus: MessageBus | None = None
+) -> Runtime:
+    """Open storage and the bus, and wire the services of the chosen roles."""
     from actors.player_grains import RayPlayerGrains
-    from actors.pools import GamePool, ensure_pools, init_ray
-    from storage.memory_bus import InMemoryMessageBus
+    from actors.pools import GamePool
     from storage.tables import open_table_storage
 
-    init_ray(settings.ray_address, settings.ray_namespace, settings.ray_num_cpus)
-    await asyncio.to_thread(ensure_pools, actor_config(settings))
     storage = await open_table_storage(
         settings.storage_connection_string.get_secret_value(), settings.storage_prefix
     )
-    bus = bus or InMemoryMessageBus()
-    grains = RayPlayerGrains(settings.ray_namespace, settings.player_pool_size)
-    runner = GamePool(settings.ray_namespace, settings.game_pool_size)
-    service = StatsService(storage.sagas, storage.archive, storage.players, grains, bus)
-    worker = Worker(bus, runner, settings.worker_concurrency)
+    bus = bus or open_bus(settings)
+    runtime = Runtime(settings, bus, _closers=[storage.close, bus.close])
 
     async def storage_ready() -> None:
         with contextlib.suppress(NotFound):  # the table answered: all readiness asks
             await storage.sagas.load(READINESS_PROBE_ID)
 
-    readiness = {"storage": storage_ready, "ray": runner.ping}
-    return Runtime(settings, service, worker, runner, bus, readiness, [storage.close, bus.close])
+    runtime.readiness["storage"] = storage_ready
+    runner = GamePool(settings.ray_namespace, settings.game_pool_size)
+    if api:
+        grains = RayPlayerGrains(settings.ray_namespace, settings.player_pool_size)
+        runtime.service = StatsService(storage.sagas, storage.archive, storage.players, grains, bus)
+        runtime.sweeper = OutboxSweeper(
+            storage.sagas, bus, settings.outbox_interval_s, settings.outbox_grace_s
+        )
+    if worker:
+        runtime.worker = Worker(bus, runner, settings.worker_concurrency)
+        runtime.readiness["ray"] = runner.ping
+    return runtime

@@ -1,21 +1,37 @@
-"""``statsaga`` command line: ``dev`` (with local Azurite), ``run`` (all roles in one process)."""
+"""``statsaga`` command line.
+
+- ``dev``: local Azurite, local Service Bus broker and a Ray head, then the ``api`` and
+  ``worker`` roles as separate processes (restarted if they die). What ``make run`` runs.
+- ``run``: API + worker in one process (dependencies from the settings).
+- ``api`` / ``worker``: one role each; several of each share the pools through Ray.
+- ``queues``: depths of the local broker's queues.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
+import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.settings import Role, Settings, parse_api_keys
 
+if TYPE_CHECKING:  # imported when used: `statsaga queues` needs neither
+    import uvicorn
+
+    from app.bootstrap import Runtime
+
 log = logging.getLogger("statsaga")
 DEV_KEYS_FILE = "dev-keys.env"
-# Azurite's usual ports, so that tools such as Azure Storage Explorer find it.
-DEV_BLOB_PORT, DEV_TABLE_PORT = 10000, 10002
+# The usual local ports, so that tools such as Azure Storage Explorer find them.
+DEV_BLOB_PORT, DEV_TABLE_PORT, DEV_BUS_PORT = 10000, 10002, 5672
+SERVICEBUS_CONFIG = Path(__file__).resolve().parent.parent / "config" / "servicebus.json"
 
 
 def _dev_keys(settings: Settings) -> Settings:
@@ -41,34 +57,89 @@ def _dev_keys(settings: Settings) -> Settings:
     return settings.model_copy(update={"api_keys": keys})
 
 
-async def serve(settings: Settings) -> None:
-    """API and worker in this process, until SIGINT/SIGTERM; then a graceful stop."""
+async def _join_ray_when_possible(settings: Settings) -> None:
+    """The api role reads through the grains, so it joins Ray; until it can, reads answer
+    503 while POSTs keep working."""
+    from app.bootstrap import join_ray
+
+    while True:
+        try:
+            await join_ray(settings, create_pools=False)
+            log.info("joined Ray at %s", settings.ray_address)
+            return
+        except Exception as exc:
+            log.warning("cannot join Ray at %s yet (%s); retrying", settings.ray_address, exc)
+            await asyncio.sleep(5.0)
+
+
+async def serve(settings: Settings, *, api: bool = True, worker: bool = True) -> None:
+    """Run the chosen roles until SIGINT/SIGTERM; then stop gracefully: the API stops
+    accepting, the worker finishes the messages it holds, clients close."""
+    from app.bootstrap import build_runtime, join_ray
+
+    joining: asyncio.Task[None] | None = None
+    if worker:
+        await join_ray(settings, create_pools=True)
+    elif settings.ray_address:
+        joining = asyncio.create_task(_join_ray_when_possible(settings))
+    else:
+        log.warning("no Ray address: this api process serves POSTs, but reads answer 503")
+    runtime = await build_runtime(settings, api=api, worker=worker)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # Ray's driver turns SIGTERM into sys.exit; take both signals back for a graceful stop.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    tasks: list[asyncio.Task[None]] = []
+    if runtime.worker is not None:
+        tasks.append(asyncio.create_task(runtime.worker.run()))
+    if runtime.sweeper is not None:
+        tasks.append(asyncio.create_task(runtime.sweeper.run()))
+    server = None
+    if api and runtime.service is not None:
+        server = _http_server(settings, runtime)
+        tasks.append(asyncio.create_task(server.serve()))
+    roles = "+".join(r for r, on in (("api", api), ("worker", worker)) if on)
+    where = f" on http://{settings.host}:{settings.port}" if server else ""
+    print(f"statsaga {roles} is up{where} (pid {os.getpid()})", flush=True)
+    try:
+        await stopping.wait()
+    finally:
+        if server is not None:
+            server.should_exit = True
+        if runtime.worker is not None:
+            runtime.worker.stop()
+        if runtime.sweeper is not None:
+            runtime.sweeper.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if joining is not None:
+            joining.cancel()
+        await runtime.close()
+        _stop_ray()
+
+
+def _http_server(settings: Settings, runtime: Runtime) -> uvicorn.Server:
     import uvicorn
 
     from app.api import create_app
-    from app.bootstrap import build_runtime
 
-    runtime = await build_runtime(settings)
+    assert runtime.service is not None
     app = create_app(settings, runtime.service, runtime.readiness)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level.lower(),
-            access_log=False,
-            lifespan="off",
-        )
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="off",
     )
-    worker = asyncio.create_task(runtime.worker.run())
-    print(f"statsaga is up on http://{settings.host}:{settings.port} (Ctrl-C stops it)", flush=True)
-    try:
-        await server.serve()  # returns on SIGINT/SIGTERM (uvicorn handles both)
-    finally:
-        runtime.worker.stop()
-        await worker
-        await runtime.close()
-        _stop_ray()
+
+    class _Server(uvicorn.Server):
+        # Signals are ours (above): the server stops when told to.
+        def install_signal_handlers(self) -> None:
+            pass
+
+    return _Server(config)
 
 
 def _stop_ray() -> None:
@@ -85,40 +156,46 @@ def _cmd_run(settings: Settings) -> int:
     return 0
 
 
-def _cmd_dev(settings: Settings) -> int:
-    from app.devstack import start_azurite
+def _cmd_api(settings: Settings) -> int:
+    asyncio.run(serve(_dev_keys(settings), worker=False))
+    return 0
 
-    data = Path(settings.data_dir).resolve()
-    print(f"Starting Azurite (data in {data / 'azurite'}) ...", flush=True)
-    azurite = start_azurite(
-        data / "azurite", DEV_BLOB_PORT, DEV_TABLE_PORT, log=data / "azurite.log"
-    )
-    print(
-        f"Azurite pid {azurite.proc.pid}: blob :{azurite.blob_port}, table :{azurite.table_port}",
-        flush=True,
-    )
-    try:
-        settings = settings.model_copy(
-            update={
-                "storage_connection_string": type(settings.storage_connection_string)(
-                    azurite.connection_string
-                )
-            }
-        )
-        return _cmd_run(settings)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        azurite.stop()
-        print("Azurite stopped.", flush=True)
+
+def _cmd_worker(settings: Settings) -> int:
+    if not settings.ray_address:
+        log.warning("no Ray address: this worker starts an embedded Ray of its own")
+    asyncio.run(serve(settings, api=False))
+    return 0
+
+
+def _cmd_dev(settings: Settings) -> int:
+    from app.devstack import dev_stack
+
+    return dev_stack(_dev_keys(settings), SERVICEBUS_CONFIG)
+
+
+def _cmd_queues(settings: Settings) -> int:
+    from sbemu.depths import format_depths, queue_depths
+
+    data = Path(settings.data_dir).resolve() / "servicebus"
+    if not data.exists():
+        print(f"no local broker data in {data} (start it with `statsaga dev`)", file=sys.stderr)
+        return 1
+    print(format_depths(queue_depths(data)))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``statsaga`` command."""
-    parser = argparse.ArgumentParser(prog="statsaga", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="statsaga", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("dev", help="start local Azurite, then everything in one process")
-    sub.add_parser("run", help="API + worker + actor pools in one process (storage from settings)")
+    sub.add_parser("dev", help="local Azurite, Service Bus broker, Ray head, api and worker")
+    sub.add_parser("run", help="API + worker in one process (dependencies from settings)")
+    sub.add_parser("api", help="the stateless API role: validate, store, publish, read")
+    sub.add_parser("worker", help="the worker role: consume the queues, run the sagas")
+    sub.add_parser("queues", help="queue depths of the local broker (statsaga dev)")
     args = parser.parse_args(argv)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     settings = Settings()
@@ -127,11 +204,19 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    # The Azure SDKs log every HTTP request at INFO; that is debugging detail here.
+    # The Azure SDKs log every HTTP request and AMQP frame at INFO: debugging detail here.
     if logging.getLogger().level > logging.DEBUG:
         logging.getLogger("azure").setLevel(logging.WARNING)
-    commands = {"dev": _cmd_dev, "run": _cmd_run}
-    return commands[args.command](settings)
+    commands = {
+        "dev": _cmd_dev,
+        "run": _cmd_run,
+        "api": _cmd_api,
+        "worker": _cmd_worker,
+        "queues": _cmd_queues,
+    }
+    with contextlib.suppress(KeyboardInterrupt):
+        return commands[args.command](settings)
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,18 +1,23 @@
-"""Local dependencies as child processes: Azurite from the project's node_modules, started
-on free loopback ports and stopped by PID. Used by ``statsaga dev`` and the test fixtures."""
+"""Local dependencies as child processes, started on loopback ports and stopped by PID:
+Azurite from the project's node_modules, a Ray head, and ``statsaga dev``'s supervisor of
+the api and worker roles. Used by ``statsaga dev`` and the test fixtures."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 AZURITE_MAIN = PROJECT_ROOT / "node_modules" / "azurite" / "dist" / "src" / "azurite.js"
@@ -49,6 +54,15 @@ def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | N
             return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s}s")
+
+
+def servicebus_connection_string(port: int, host: str = "127.0.0.1") -> str:
+    """Connection string for a local Service Bus broker (sbemu, or Microsoft's emulator):
+    ``UseDevelopmentEmulator=true`` turns TLS off and keeps the port."""
+    return (
+        f"Endpoint=sb://{host}:{port};SharedAccessKeyName=RootManageSharedAccessKey;"
+        "SharedAccessKey=local;UseDevelopmentEmulator=true"
+    )
 
 
 def connection_string(blob_port: int, table_port: int, host: str = "127.0.0.1") -> str:
@@ -160,3 +174,181 @@ def running_azurite(location: Path) -> Iterator[Azurite]:
         yield azurite
     finally:
         azurite.stop()
+
+
+@dataclass
+class RayHead:
+    """A Ray head node started with ``ray start --head --block``: SIGTERM to that one
+    process stops the GCS, the raylet and every actor it started."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    temp_dir: Path
+
+    @property
+    def address(self) -> str:
+        """What ``RAY_ADDRESS`` should be for processes joining this head."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment of a process that joins: the address and the cluster's token."""
+        return {"RAY_ADDRESS": self.address, **ray_auth_env(self.temp_dir)}
+
+    def stop(self) -> None:
+        """Stop it by PID (the actors go with it)."""
+        stop_process(self.proc, grace_s=15.0)
+
+
+def ray_auth_env(temp_dir: Path) -> dict[str, str]:
+    """Ray (>= 2.59) wants token authentication on clusters started with ``ray start``:
+    every node and driver reads the same token file."""
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(temp_dir / "auth_token")}
+
+
+def start_ray_head(
+    temp_dir: Path, port: int | None = None, num_cpus: int | None = None, log: Path | None = None
+) -> RayHead:
+    """Start a single-node Ray cluster on loopback that other processes join by address."""
+    ray = Path(sys.executable).parent / "ray"
+    temp_dir.mkdir(parents=True, exist_ok=True)
+    token = temp_dir / "auth_token"
+    if not token.exists():
+        token.write_text(secrets.token_hex(32))
+        token.chmod(0o600)
+    port = port or free_port()
+    args = [
+        str(ray),
+        "start",
+        "--head",
+        "--block",
+        f"--port={port}",
+        "--node-ip-address=127.0.0.1",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        f"--temp-dir={temp_dir}",
+    ]
+    if num_cpus is not None:
+        args.append(f"--num-cpus={num_cpus}")
+    log = log or temp_dir / "ray-head.log"
+    start = log.stat().st_size if log.exists() else 0
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **ray_auth_env(temp_dir)},
+        )
+    deadline = time.monotonic() + 60
+    try:
+        # The head prints this once the GCS and the raylet are up and it only watches.
+        while b"block forever" not in log.read_bytes()[start:]:
+            if proc.poll() is not None:
+                raise RuntimeError(f"ray start exited with {proc.returncode}; see {log}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Ray head not up after 60s; see {log}")
+            time.sleep(0.2)
+    except BaseException:
+        stop_process(proc, grace_s=15.0)
+        raise
+    return RayHead(proc, port, temp_dir)
+
+
+@dataclass
+class Role:
+    """One statsaga role run as a child process by ``statsaga dev``, restarted if it dies."""
+
+    name: str
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start it; its output goes to its log file."""
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", self.name],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        print(f"  {self.name:<6} pid {self.proc.pid} (log {self.log})", flush=True)
+
+    def stop(self) -> None:
+        """SIGTERM (a graceful stop: in-flight messages finish), SIGKILL after 30 s."""
+        if self.proc is not None:
+            stop_process(self.proc, grace_s=30.0)
+
+
+def dev_stack(settings: Any, servicebus_config: Path, restart_after_s: float = 2.0) -> int:
+    """``statsaga dev``: Azurite, the local Service Bus broker and a Ray head as child
+    processes, then the ``api`` and ``worker`` roles; a role that dies is restarted, so
+    killing the worker by PID shows matches waiting in the queue and then completing.
+    Ctrl-C stops everything, each by its PID."""
+    from sbemu.launcher import start_broker
+
+    data = Path(settings.data_dir).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    stack: list[Any] = []
+    roles: list[Role] = []
+    stopping = False
+    ray_dir: Path | None = None
+
+    def _stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print(f"Starting Azurite (data in {data / 'azurite'}) ...", flush=True)
+        azurite = start_azurite(data / "azurite", 10000, 10002, log=data / "azurite.log")
+        stack.append(azurite)
+        print(f"  azurite pid {azurite.proc.pid}: blob :10000, table :10002", flush=True)
+        print(f"Starting the Service Bus broker (data in {data / 'servicebus'}) ...", flush=True)
+        broker = start_broker(
+            data / "servicebus", servicebus_config, port=5672, log=data / "servicebus.log"
+        )
+        stack.append(broker)
+        print(f"  broker  pid {broker.pid}: amqp :{broker.port}", flush=True)
+        print("Starting a Ray head ...", flush=True)
+        # Ray's socket paths must stay short: keep its session outside the project tree.
+        ray_dir = Path(tempfile.mkdtemp(prefix="statsaga-ray-"))
+        head = start_ray_head(ray_dir, num_cpus=settings.ray_num_cpus, log=data / "ray.log")
+        stack.append(head)
+        print(f"  ray     pid {head.proc.pid}: {head.address}", flush=True)
+        print(f"Ray head ready. Join it with: {' '.join(f'{k}={v}' for k, v in head.env.items())}")
+        env = {
+            **os.environ,
+            "STATSAGA_STORAGE_CONNECTION_STRING": azurite.connection_string,
+            "STATSAGA_SERVICEBUS_CONNECTION_STRING": broker.connection_string,
+            "STATSAGA_API_KEYS": ",".join(f"{k}:{r.value}" for k, r in settings.api_keys.items()),
+            **head.env,
+        }
+        roles = [Role(n, env, data / f"{n}.log") for n in ("worker", "api")]
+        print("Starting statsaga (ctrl-C stops everything):", flush=True)
+        for role in roles:
+            role.start()
+        print(f"API on http://{settings.host}:{settings.port}", flush=True)
+        while not stopping:
+            time.sleep(0.5)
+            for role in roles:
+                if role.proc is not None and role.proc.poll() is not None and not stopping:
+                    code = role.proc.returncode
+                    print(f"{role.name} exited ({code}); restarting it", flush=True)
+                    time.sleep(restart_after_s)
+                    role.start()
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("Stopping ...", flush=True)
+        for role in reversed(roles):
+            role.stop()
+        for part in reversed(stack):
+            part.stop()
+        if ray_dir is not None:
+            shutil.rmtree(ray_dir, ignore_errors=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        print("Stopped.", flush=True)

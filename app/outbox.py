@@ -1,11 +1,27 @@
-"""A ``MessageBus`` that only collects what a coordinator sends, so that the process that
-received the saga message (and holds the bus connection) sends it before it settles."""
+"""Outboxes: nothing a saga decides is lost between storage and the bus.
+
+- ``OutboxBus`` collects what a coordinator sends, so that the process that received the
+  saga message (and holds the bus connection) sends it before it settles.
+- ``OutboxSweeper`` publishes matches that were stored but never published (the API
+  crashed, or the bus was down, between the two): the saga log keeps an index of them.
+  A publish that did happen before the crash is harmless to repeat: the ``matches`` queue
+  drops a repeated message id, and the saga is idempotent anyway.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from app.ports import BusMessage, MessageBus, OutgoingMessage, ReceivedMessage
+from app.messages import MATCHES_QUEUE, match_completed
+from app.ports import BusMessage, MessageBus, OutgoingMessage, ReceivedMessage, SagaLog
+from app.sagas import utc_now
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,3 +68,52 @@ async def flush(outbox: list[OutgoingMessage], bus: MessageBus) -> None:
             await bus.publish(item.queue, item.message)
         else:
             await bus.schedule(item.queue, item.message, item.delay_s)
+
+
+async def publish_saga_start(sagas: SagaLog, bus: MessageBus, match_id: str) -> None:
+    """Publish the message that starts the saga, then drain the match from the outbox."""
+    await bus.publish(MATCHES_QUEUE, match_completed(match_id))
+    await sagas.mark_published(match_id)
+
+
+@dataclass
+class OutboxSweeper:
+    """Every ``interval_s``, publishes matches stored more than ``grace_s`` ago and still
+    unpublished (the grace keeps it from racing a POST that is about to publish)."""
+
+    sagas: SagaLog
+    bus: MessageBus
+    interval_s: float = 10.0
+    grace_s: float = 30.0
+    batch: int = 100
+    clock: Callable[[], datetime] = utc_now
+    published: int = 0
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def sweep(self) -> int:
+        """One pass; returns how many matches it published."""
+        count = 0
+        while True:
+            cutoff = self.clock() - timedelta(seconds=self.grace_s)
+            ids = await self.sagas.unpublished(cutoff, self.batch)
+            for match_id in ids:
+                await publish_saga_start(self.sagas, self.bus, match_id)
+                log.info("outbox: published match %s that was stored but not published", match_id)
+            count += len(ids)
+            self.published += len(ids)
+            if len(ids) < self.batch:
+                return count
+
+    async def run(self) -> None:
+        """Sweep until ``stop``; a failed pass is logged and tried again next time."""
+        while not self._stopping.is_set():
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("outbox sweep failed; next try in %.0fs", self.interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval_s)
+
+    def stop(self) -> None:
+        """Ask ``run`` to return."""
+        self._stopping.set()

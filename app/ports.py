@@ -166,6 +166,12 @@ class SagaLog(Protocol):
         """Record that the saga-start message is on the bus (the outbox is drained)."""
         ...
 
+    async def unpublished(self, accepted_before: datetime, limit: int) -> list[str]:
+        """Ids of stored matches whose saga-start message may never have been published,
+        accepted before ``accepted_before`` (the outbox sweeper's work list). Index entries
+        that no longer mean anything (published, or a match never stored) are dropped."""
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...

@@ -12,7 +12,7 @@ from app.domain.codec import event_to_dict
 from app.domain.errors import NotFound
 from app.domain.stats import public_record
 from app.domain.validation import parse_match
-from app.messages import MATCHES_QUEUE, match_completed
+from app.outbox import publish_saga_start
 from app.ports import (
     HistoryPage,
     MessageBus,
@@ -52,13 +52,23 @@ class StatsService:
 
         Raises ``InvalidMatch`` (nothing stored) or ``DuplicateMatch`` (same id, other body).
         An identical re-post publishes again if the first publish never happened; the bus's
-        duplicate detection and the idempotent saga make a second publish harmless."""
+        duplicate detection and the idempotent saga make a second publish harmless.
+
+        Once the summary is stored the match is accepted: if the bus is down, the publish
+        is left to the outbox sweeper (``app.outbox``) rather than failing the POST."""
         match = parse_match(body, now=self.clock())
         await self.archive.put(match)
         record, created = await self.sagas.create(match, self.clock())
         if not record.summary.published:
-            await self.bus.publish(MATCHES_QUEUE, match_completed(match.match_id))
-            await self.sagas.mark_published(match.match_id)
+            try:
+                await publish_saga_start(self.sagas, self.bus, match.match_id)
+            except Exception as exc:  # stored: the sweeper publishes it later
+                log.warning(
+                    "match %s stored but not published (%s: %s); the outbox sweeper will",
+                    match.match_id,
+                    type(exc).__name__,
+                    exc,
+                )
         return Submitted(match.match_id, created, record.saga.state.value)
 
     async def match(self, match_id: str) -> dict[str, Any]:

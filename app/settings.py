@@ -9,7 +9,7 @@ from typing import Annotated, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.devstack import connection_string
+from app.devstack import connection_string, servicebus_connection_string
 from app.domain.retry import RetryPolicy
 
 
@@ -51,6 +51,10 @@ class Settings(BaseSettings):
         SecretStr(connection_string(10000, 10002)),
         description="Azure Storage connection string (Tables + Blob); defaults to Azurite.",
     )
+    servicebus_connection_string: SecretStr = Field(
+        SecretStr(servicebus_connection_string(5672)),
+        description="Azure Service Bus connection string; defaults to the local broker.",
+    )
     storage_prefix: str = Field(
         "",
         pattern=r"^([A-Za-z][A-Za-z0-9]{0,19})?$",
@@ -73,6 +77,15 @@ class Settings(BaseSettings):
     retry_cap_s: float = Field(60.0, gt=0, description="Longest durable retry delay.")
     retry_max_attempts: int = Field(8, ge=1, description="Failed attempts before dead-letter.")
     worker_concurrency: int = Field(32, ge=1, le=1024, description="Sagas run at once.")
+    lock_renewal_s: float = Field(
+        300.0, gt=0, description="How long the worker keeps renewing a held message's lock."
+    )
+    outbox_interval_s: float = Field(
+        10.0, gt=0, description="How often the API sweeps for stored but unpublished matches."
+    )
+    outbox_grace_s: float = Field(
+        30.0, ge=0, description="Age after which an unpublished match is swept."
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted body.")
     data_dir: str = Field(".data", description="Where `statsaga dev` keeps local data.")
     log_level: str = Field("INFO", description="Python logging level.")

@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import re
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,10 @@ SUMMARY_KEY = "summary"
 DELTA_PREFIX = "p:"
 LOG_PREFIX = "log:"
 LOG_END = "log;"
+# Outbox index: one row per match stored but not yet published, in a few partitions of the
+# ``matches`` table ('~' cannot start a match id, so they never meet a match partition).
+OUTBOX_PREFIX = "~outbox-"
+OUTBOX_SHARDS = 16
 MAX_BATCH = 100  # Table Storage's limit of operations in one entity group transaction
 _FINISHED = {SagaState.COMPLETED, SagaState.COMPENSATED}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -62,6 +67,16 @@ def marker_key(delta: StatDelta) -> str:
 def undo_key(match_id: str) -> str:
     """RowKey of the compensation marker of one match."""
     return f"{UNDO_PREFIX}{match_id}"
+
+
+def outbox_partition(match_id: str) -> str:
+    """The outbox partition of a match: spread so that no partition is hot."""
+    return f"{OUTBOX_PREFIX}{zlib.crc32(match_id.encode()) % OUTBOX_SHARDS:x}"
+
+
+def outbox_partitions() -> list[str]:
+    """Every outbox partition, for the sweeper."""
+    return [f"{OUTBOX_PREFIX}{i:x}" for i in range(OUTBOX_SHARDS)]
 
 
 def log_key(seq: int) -> str:

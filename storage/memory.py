@@ -151,9 +151,11 @@ class InMemorySagaLog:
         self._records: dict[str, SagaRecord] = {}
         self._logs: dict[str, list[LogEntry]] = {}
         self._deltas: dict[str, dict[str, StatDelta]] = {}
+        self._outbox: dict[str, datetime] = {}
 
     async def create(self, match: Match, accepted_at: datetime) -> tuple[SagaRecord, bool]:
         """Store the summary; an existing one with the same payload hash is returned."""
+        self._outbox[match.match_id] = accepted_at
         existing = self._records.get(match.match_id)
         if existing is not None:
             if existing.summary.payload_hash != match.payload_hash():
@@ -204,6 +206,18 @@ class InMemorySagaLog:
         current = await self.load(match_id)
         summary = replace(current.summary, published=True)
         self._records[match_id] = replace(current, summary=summary, etag=_etag())
+        self._outbox.pop(match_id, None)
+
+    async def unpublished(self, accepted_before: datetime, limit: int) -> list[str]:
+        """Matches created before ``accepted_before`` and never marked published."""
+        found: list[str] = []
+        for match_id, at in list(self._outbox.items()):
+            record = self._records.get(match_id)
+            if record is None or record.summary.published:
+                del self._outbox[match_id]
+            elif at < accepted_before and len(found) < limit:
+                found.append(match_id)
+        return found
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -4,6 +4,10 @@ Rows: ``summary`` (state, per-player progress as JSON, counts, hash, times), ``p
 (the player's delta, written with SagaStarted) and ``log:{seq:08d}`` (one event each).
 A save is one transaction: the summary merged under If-Match on its etag, plus the new
 log and delta rows; so the log never disagrees with the state it explains.
+
+The outbox index (``~outbox-*`` partitions, one row per match) is written *before* the
+summary and deleted after ``mark_published``: a crash anywhere in between leaves a row
+that the sweeper finds, so no stored match can stay unpublished.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from app.domain import codec
-from app.domain.errors import ConcurrencyConflict, DuplicateMatch
+from app.domain.errors import ConcurrencyConflict, DuplicateMatch, NotFound
 from app.domain.model import Match
 from app.domain.saga import Saga, SagaEvent
 from app.domain.stats import StatDelta
@@ -58,6 +62,13 @@ class TableSagaLog:
         """Insert the summary; an existing one with the same payload hash is returned."""
         summary = ent.new_summary(match, accepted_at)
         saga = Saga(match.match_id)
+        outbox = {
+            "PartitionKey": ent.outbox_partition(match.match_id),
+            "RowKey": match.match_id,
+            "accepted_at": accepted_at.isoformat(),
+        }
+        with map_azure_errors():
+            await self._table.upsert_entity(outbox, mode=UpdateMode.REPLACE)
         try:
             with map_azure_errors():
                 meta = await self._table.create_entity(ent.summary_entity(summary, saga, 0))
@@ -130,6 +141,33 @@ class TableSagaLog:
         row = {"PartitionKey": match_id, "RowKey": ent.SUMMARY_KEY, "published": True}
         with map_azure_errors():
             await self._table.update_entity(row, mode=UpdateMode.MERGE)
+        await self._forget_outbox(match_id)
+
+    async def unpublished(self, accepted_before: datetime, limit: int) -> list[str]:
+        """Scan the outbox partitions (small: rows live seconds) for old entries."""
+        found: list[str] = []
+        for partition in ent.outbox_partitions():
+            rows = await self._range(partition, "", "~", ["RowKey", "accepted_at"])
+            for row in rows:
+                if datetime.fromisoformat(row["accepted_at"]) >= accepted_before:
+                    continue
+                match_id = row["RowKey"]
+                try:
+                    record = await self.load(match_id)
+                except NotFound:  # the POST failed before storing: nothing to publish
+                    await self._forget_outbox(match_id)
+                    continue
+                if record.summary.published:  # crashed between the merge and the delete
+                    await self._forget_outbox(match_id)
+                    continue
+                found.append(match_id)
+                if len(found) >= limit:
+                    return found
+        return found
+
+    async def _forget_outbox(self, match_id: str) -> None:
+        with map_azure_errors():
+            await self._table.delete_entity(ent.outbox_partition(match_id), match_id)
 
     async def close(self) -> None:
         """Close the table client."""

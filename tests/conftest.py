@@ -1,14 +1,20 @@
-"""Shared fixtures: one real Azurite for the whole session, unique names per test."""
+"""Shared fixtures: one real Azurite and local Service Bus brokers for the whole session,
+unique names per test."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from app.devstack import Azurite, start_azurite
+from sbemu.launcher import LocalBroker, start_broker
+from tests.support.servicebus import project_queues, queue, write_config
+
+BrokerFactory = Callable[..., LocalBroker]
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +32,29 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
 def unique() -> str:
     """A short unique suffix for ids and table names, so tests never share state."""
     return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def broker_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerFactory]:
+    """Starts local Service Bus brokers (sbemu) with the queues asked for, on free ports,
+    data in temp dirs; every one is stopped by PID at the end of the session."""
+    started: list[LocalBroker] = []
+
+    def start(queues: list[dict[str, Any]], name: str = "broker") -> LocalBroker:
+        location = tmp_path_factory.mktemp(name)
+        config = write_config(location / "Config.json", queues)
+        instance = start_broker(location / "data", config, log=location / "broker.log")
+        started.append(instance)
+        return instance
+
+    yield start
+    for instance in started:
+        instance.stop()
+
+
+@pytest.fixture(scope="session")
+def broker(broker_factory: BrokerFactory) -> LocalBroker:
+    """One broker with the project's queues (lock 5 s, so lost locks come back quickly)
+    and 24 spare queues ``c00``…``c23`` (max delivery count 3) for contract tests."""
+    spare = [queue(f"c{i:02d}", lock_s=5, max_delivery=3) for i in range(24)]
+    return broker_factory(project_queues(lock_s=5) + spare)

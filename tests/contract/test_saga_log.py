@@ -144,6 +144,30 @@ class SagaLogContract:
         with pytest.raises(ValueError):
             await sagas.save(record, record.saga, events, AT)
 
+    async def test_created_and_unpublished_is_found_until_published(
+        self, sagas: SagaLog, match: Match
+    ) -> None:
+        await sagas.create(match, AT)
+        later = AT + timedelta(seconds=1)
+        assert match.match_id in await sagas.unpublished(later, 1000)
+        assert match.match_id not in await sagas.unpublished(AT, 1000)  # too recent
+        await sagas.mark_published(match.match_id)
+        assert match.match_id not in await sagas.unpublished(later, 1000)
+
+    async def test_unpublished_respects_the_limit(self, sagas: SagaLog, unique: str) -> None:
+        for i in range(3):
+            await sagas.create(make_match(f"m{unique}{i}", seed=i), AT)
+        assert len(await sagas.unpublished(AT + timedelta(seconds=1), 2)) == 2
+
+    async def test_a_repost_of_a_published_match_is_not_unpublished(
+        self, sagas: SagaLog, match: Match
+    ) -> None:
+        await sagas.create(match, AT)
+        await sagas.mark_published(match.match_id)
+        _, created = await sagas.create(match, AT + timedelta(seconds=5))
+        assert not created
+        assert match.match_id not in await sagas.unpublished(AT + timedelta(hours=1), 1000)
+
 
 class TestInMemorySagaLog(SagaLogContract):
     @pytest.fixture

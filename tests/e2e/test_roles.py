@@ -1,0 +1,116 @@
+"""Separate ``api`` and ``worker`` processes over a Ray head and the local Service Bus
+broker: the API keeps accepting while the worker is dead, and nothing is lost when the
+worker or the broker is killed."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from app.devstack import Azurite, RayHead, free_port
+from sbemu.launcher import LocalBroker
+from tests.conftest import BrokerFactory
+from tests.e2e.conftest import KEYS, Service, service_env
+from tests.support.client import StatsClient
+from tests.support.matches import expected_totals, mismatches, random_match
+from tests.support.servicebus import project_queues
+
+pytestmark = [pytest.mark.e2e, pytest.mark.broker, pytest.mark.timeout(600)]
+WORKER_UP = "statsaga worker is up"
+
+
+@dataclass
+class Roles:
+    api: Service
+    worker: Service
+    broker: LocalBroker
+    client: StatsClient
+
+
+@pytest.fixture(scope="module")
+def roles(
+    azurite: Azurite,
+    broker_factory: BrokerFactory,
+    ray_head: RayHead,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Roles]:
+    data = tmp_path_factory.mktemp("roles")
+    # A short lock: the messages a killed worker held come back within seconds.
+    broker = broker_factory(project_queues(lock_s=10), name="roles-broker")
+    env = {**service_env(azurite, broker.connection_string, data), **ray_head.env}
+    port = free_port()
+    worker = Service("worker", env, data / "worker.log").start()
+    worker.wait_log(WORKER_UP, 120)
+    api_env = {**env, "STATSAGA_PORT": str(port)}
+    api = Service("api", api_env, data / "api.log", f"http://127.0.0.1:{port}").start()
+    client = StatsClient(api.base_url, KEYS)
+    try:
+        api.wait_ready(120)
+        yield Roles(api, worker, broker, client)
+    finally:
+        client.http.close()
+        api.stop()
+        worker.stop()
+
+
+def new_matches(n: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    run = uuid.uuid4().hex[:6]
+    population = [f"p-{run}-{i}" for i in range(30)]
+    return [random_match(rng, f"m-{run}-{i}", population) for i in range(n)]
+
+
+def post_all(client: StatsClient, matches: list[dict[str, Any]]) -> None:
+    for match in matches:
+        response = client.post_match(match)
+        assert response.status_code == 202, response.text
+
+
+def assert_each_counted_once(client: StatsClient, matches: list[dict[str, Any]]) -> None:
+    ids = [m["match_id"] for m in matches]
+    assert client.wait_finished(ids, timeout_s=180) == dict.fromkeys(ids, "completed")
+    problems = {}
+    for player_id, totals in expected_totals(matches).items():
+        response = client.stats(player_id)
+        assert response.status_code == 200, response.text
+        bad = mismatches(response.json(), totals)
+        if bad:
+            problems[player_id] = bad
+    assert problems == {}
+    for match_id in ids:
+        kinds = [row["type"] for row in client.get_match(match_id).json()["log"]]
+        assert kinds.count("SagaStarted") == 1 and kinds.count("SagaCompleted") == 1, kinds
+
+
+def test_killing_the_worker_while_matches_arrive_loses_and_doubles_nothing(roles: Roles) -> None:
+    before, during = new_matches(12, seed=21), new_matches(12, seed=22)
+    post_all(roles.client, before)
+    roles.worker.kill()  # SIGKILL by PID, probably with sagas in flight
+    post_all(roles.client, during)  # the API does not need the worker
+    time.sleep(2)
+    waiting = [roles.client.get_match(m["match_id"]).json()["state"] for m in during]
+    assert waiting == ["accepted"] * len(during)  # queued, nobody consumes them
+
+    roles.worker.start()
+    roles.worker.wait_log(WORKER_UP, 120)
+    assert_each_counted_once(roles.client, before + during)
+
+
+def test_killing_the_broker_between_publish_and_consume_loses_nothing(roles: Roles) -> None:
+    roles.worker.stop()  # nobody consumes: the messages sit in the broker
+    queued = new_matches(10, seed=31)
+    post_all(roles.client, queued)
+    roles.broker.kill()  # SIGKILL: only what SQLite holds survives
+    roles.broker.restart()
+    after = new_matches(5, seed=32)
+    post_all(roles.client, after)  # the API reconnects to the restarted broker
+
+    roles.worker.start()
+    roles.worker.wait_log(WORKER_UP, 120)
+    assert_each_counted_once(roles.client, queued + after)
