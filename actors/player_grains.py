@@ -28,6 +28,8 @@ class RayPlayerGrains:
     def _shard(self, index: int) -> Any:
         handle = self._handles.get(index)
         if handle is None:
+            if not ray.is_initialized():  # an api process that has not joined Ray yet
+                raise ValueError("not connected to the Ray cluster")
             handle = ray.get_actor(shard_name(index), namespace=self._namespace)
             self._handles[index] = handle
         return handle

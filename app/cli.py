@@ -29,8 +29,6 @@ if TYPE_CHECKING:  # imported when used: `statsaga queues` needs neither
 
 log = logging.getLogger("statsaga")
 DEV_KEYS_FILE = "dev-keys.env"
-# The usual local ports, so that tools such as Azure Storage Explorer find them.
-DEV_BLOB_PORT, DEV_TABLE_PORT, DEV_BUS_PORT = 10000, 10002, 5672
 SERVICEBUS_CONFIG = Path(__file__).resolve().parent.parent / "config" / "servicebus.json"
 
 

@@ -23,6 +23,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 AZURITE_MAIN = PROJECT_ROOT / "node_modules" / "azurite" / "dist" / "src" / "azurite.js"
 # Azurite's well-known development account (public, documented by Microsoft).
 DEV_ACCOUNT = "devstoreaccount1"
+# `statsaga dev` uses the usual local ports, so that tools such as Azure Storage Explorer
+# and Service Bus Explorer find them.
+DEV_BLOB_PORT, DEV_TABLE_PORT, DEV_BUS_PORT = 10000, 10002, 5672
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
@@ -255,6 +258,18 @@ def start_ray_head(
     return RayHead(proc, port, temp_dir)
 
 
+def spawn_role(role: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``statsaga <role>`` as a child in its own session, output appended to ``log``."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "app.cli", role],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 @dataclass
 class Role:
     """One statsaga role run as a child process by ``statsaga dev``, restarted if it dies."""
@@ -266,14 +281,7 @@ class Role:
 
     def start(self) -> None:
         """Start it; its output goes to its log file."""
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", self.name],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.proc = spawn_role(self.name, self.env, self.log)
         print(f"  {self.name:<6} pid {self.proc.pid} (log {self.log})", flush=True)
 
     def stop(self) -> None:
@@ -303,12 +311,17 @@ def dev_stack(settings: Any, servicebus_config: Path, restart_after_s: float = 2
     previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         print(f"Starting Azurite (data in {data / 'azurite'}) ...", flush=True)
-        azurite = start_azurite(data / "azurite", 10000, 10002, log=data / "azurite.log")
+        azurite = start_azurite(
+            data / "azurite", DEV_BLOB_PORT, DEV_TABLE_PORT, log=data / "azurite.log"
+        )
         stack.append(azurite)
-        print(f"  azurite pid {azurite.proc.pid}: blob :10000, table :10002", flush=True)
+        print(
+            f"  azurite pid {azurite.proc.pid}: blob :{DEV_BLOB_PORT}, table :{DEV_TABLE_PORT}",
+            flush=True,
+        )
         print(f"Starting the Service Bus broker (data in {data / 'servicebus'}) ...", flush=True)
         broker = start_broker(
-            data / "servicebus", servicebus_config, port=5672, log=data / "servicebus.log"
+            data / "servicebus", servicebus_config, DEV_BUS_PORT, log=data / "servicebus.log"
         )
         stack.append(broker)
         print(f"  broker  pid {broker.pid}: amqp :{broker.port}", flush=True)

@@ -9,7 +9,13 @@ from typing import Annotated, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.devstack import connection_string, servicebus_connection_string
+from app.devstack import (
+    DEV_BLOB_PORT,
+    DEV_BUS_PORT,
+    DEV_TABLE_PORT,
+    connection_string,
+    servicebus_connection_string,
+)
 from app.domain.retry import RetryPolicy
 
 
@@ -48,11 +54,11 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP API.")
     storage_connection_string: SecretStr = Field(
-        SecretStr(connection_string(10000, 10002)),
+        SecretStr(connection_string(DEV_BLOB_PORT, DEV_TABLE_PORT)),
         description="Azure Storage connection string (Tables + Blob); defaults to Azurite.",
     )
     servicebus_connection_string: SecretStr = Field(
-        SecretStr(servicebus_connection_string(5672)),
+        SecretStr(servicebus_connection_string(DEV_BUS_PORT)),
         description="Azure Service Bus connection string; defaults to the local broker.",
     )
     storage_prefix: str = Field(

@@ -25,7 +25,11 @@ from typing import Any, TypeVar
 
 from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage, ServiceBusSubQueue
 from azure.servicebus.aio import ServiceBusClient, ServiceBusReceiver, ServiceBusSender
-from azure.servicebus.exceptions import ServiceBusConnectionError, ServiceBusError
+from azure.servicebus.exceptions import (
+    OperationTimeoutError,
+    ServiceBusConnectionError,
+    ServiceBusError,
+)
 
 from app.ports import BusMessage, ReceivedMessage
 
@@ -142,7 +146,8 @@ class ServiceBusMessageBus:
         async with self._send_locks.setdefault(queue, asyncio.Lock()):
             try:
                 return await call(sender)
-            except ServiceBusConnectionError:
+            except (ServiceBusConnectionError, OperationTimeoutError):
+                # The link may be broken: the next send opens a fresh one.
                 await self._discard(self._senders, queue)
                 raise
 
@@ -168,7 +173,7 @@ class ServiceBusMessageBus:
                 batch = await receiver.receive_messages(
                     max_message_count=max_messages, max_wait_time=max_wait_s
                 )
-            except ServiceBusConnectionError:
+            except (ServiceBusConnectionError, OperationTimeoutError):
                 await self._discard(self._receivers, queue)
                 raise
         received = []

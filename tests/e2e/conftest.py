@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -19,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.devstack import Azurite, RayHead, free_port, start_ray_head
+from app.devstack import Azurite, RayHead, free_port, spawn_role, start_ray_head
 from tests.conftest import BrokerFactory
 from tests.support.client import StatsClient
 from tests.support.servicebus import project_queues
@@ -41,14 +40,7 @@ class Service:
     def start(self) -> Service:
         """Start it (again), appending to its log."""
         self._offset = self.log.stat().st_size if self.log.exists() else 0
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", self.command],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.proc = spawn_role(self.command, self.env, self.log)
         return self
 
     def output(self) -> str:

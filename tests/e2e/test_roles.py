@@ -17,8 +17,8 @@ from app.devstack import Azurite, RayHead, free_port
 from sbemu.launcher import LocalBroker
 from tests.conftest import BrokerFactory
 from tests.e2e.conftest import KEYS, Service, service_env
-from tests.support.client import StatsClient
-from tests.support.matches import expected_totals, mismatches, random_match
+from tests.support.client import StatsClient, record_problems
+from tests.support.matches import random_match
 from tests.support.servicebus import project_queues
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker, pytest.mark.timeout(600)]
@@ -75,14 +75,7 @@ def post_all(client: StatsClient, matches: list[dict[str, Any]]) -> None:
 def assert_each_counted_once(client: StatsClient, matches: list[dict[str, Any]]) -> None:
     ids = [m["match_id"] for m in matches]
     assert client.wait_finished(ids, timeout_s=180) == dict.fromkeys(ids, "completed")
-    problems = {}
-    for player_id, totals in expected_totals(matches).items():
-        response = client.stats(player_id)
-        assert response.status_code == 200, response.text
-        bad = mismatches(response.json(), totals)
-        if bad:
-            problems[player_id] = bad
-    assert problems == {}
+    assert record_problems(client, matches) == {}
     for match_id in ids:
         kinds = [row["type"] for row in client.get_match(match_id).json()["log"]]
         assert kinds.count("SagaStarted") == 1 and kinds.count("SagaCompleted") == 1, kinds
@@ -114,3 +107,30 @@ def test_killing_the_broker_between_publish_and_consume_loses_nothing(roles: Rol
     roles.worker.start()
     roles.worker.wait_log(WORKER_UP, 120)
     assert_each_counted_once(roles.client, queued + after)
+
+
+def test_an_api_that_cannot_reach_ray_still_accepts_matches(
+    roles: Roles, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    port = free_port()
+    env = {
+        **roles.api.env,
+        "STATSAGA_PORT": str(port),
+        "RAY_ADDRESS": f"127.0.0.1:{free_port()}",  # nothing listens there
+    }
+    log = tmp_path_factory.mktemp("lonely-api") / "api.log"
+    api = Service("api", env, log, f"http://127.0.0.1:{port}").start()
+    client = StatsClient(api.base_url, KEYS)
+    try:
+        api.wait_ready(120)  # ready without Ray: POSTs need only storage and the bus
+        (match,) = new_matches(1, seed=41)
+        assert client.post_match(match).status_code == 202
+        # The worker (which has Ray) runs the saga; this API reads its state from storage.
+        assert client.wait_finished([match["match_id"]], timeout_s=60) == {
+            match["match_id"]: "completed"
+        }
+        response = client.stats(match["players"][0]["player_id"])
+        assert response.status_code == 503, response.text  # reads need the grains
+    finally:
+        client.http.close()
+        api.stop()

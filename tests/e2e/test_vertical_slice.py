@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from tests.support.client import StatsClient
-from tests.support.matches import expected_totals, mismatches, random_match
+from tests.support.client import StatsClient, record_problems
+from tests.support.matches import expected_totals, random_match
 
 pytestmark = pytest.mark.e2e
 
@@ -29,14 +29,7 @@ def test_25_random_matches_complete_and_every_record_is_exact(client: StatsClien
     assert states == {m["match_id"]: "completed" for m in matches}
 
     expected = expected_totals(matches)
-    problems = {}
-    for player_id, totals in expected.items():
-        response = client.stats(player_id)
-        assert response.status_code == 200, response.text
-        bad = mismatches(response.json(), totals)
-        if bad:
-            problems[player_id] = bad
-    assert problems == {}
+    assert record_problems(client, matches) == {}
     # A player of the run who played nothing has no record.
     unplayed = [p for p in population if p not in expected]
     for player_id in unplayed:

@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.matches import expected_totals, mismatches
+
 TERMINAL = {"completed", "compensated", "stuck"}
 
 
@@ -58,3 +60,15 @@ class StatsClient:
             if pending:
                 time.sleep(0.2)
         return states
+
+
+def record_problems(client: StatsClient, matches: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Players whose served record differs from the totals of ``matches``, with how."""
+    problems = {}
+    for player_id, totals in expected_totals(matches).items():
+        response = client.stats(player_id)
+        assert response.status_code == 200, response.text
+        bad = mismatches(response.json(), totals)
+        if bad:
+            problems[player_id] = bad
+    return problems
