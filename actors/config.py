@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from actors.grains import GrainSettings
+from app.domain.faults import FaultPlan
 from app.domain.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from storage.tables import TableStorage
 
 NAMESPACE_DEFAULT = "statsaga"
 
@@ -21,6 +26,17 @@ class ActorConfig:
     player_pool_size: int = 2
     grains: GrainSettings = field(default_factory=GrainSettings)
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    faults: FaultPlan = field(default_factory=FaultPlan)
+
+
+async def open_storage(config: ActorConfig) -> TableStorage:
+    """The storage adapters an actor holds for its life (dropping them would leak their
+    HTTP sessions). Opened inside the actor: clients bind to its event loop."""
+    from storage.tables import open_table_storage
+
+    return await open_table_storage(
+        config.storage_connection_string, config.storage_prefix, config.faults
+    )
 
 
 def shard_name(index: int) -> str:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from actors.config import ActorConfig
+from actors.config import ActorConfig, open_storage
 from actors.player_grains import RayPlayerGrains
 from app.ports import SagaReply
 from app.runner import LocalSagaRunner
@@ -35,12 +35,7 @@ class GameActor:
             self._starting = self._starting or asyncio.Lock()
             async with self._starting:
                 if self._runner is None:
-                    from storage.tables import open_table_storage
-
-                    # Held for the actor's life: dropping it would leak its HTTP sessions.
-                    self._storage = storage = await open_table_storage(
-                        self._config.storage_connection_string, self._config.storage_prefix
-                    )
+                    self._storage = storage = await open_storage(self._config)
                     grains = RayPlayerGrains(self._config.namespace, self._config.player_pool_size)
                     self._runner = LocalSagaRunner(
                         storage.sagas, storage.archive, grains, self._config.retry_policy

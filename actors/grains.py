@@ -208,7 +208,9 @@ class PlayerGrainHost:
                 # Another writer (a doubled activation during a resize, say): reload.
                 grain.snapshot = None
                 continue
-            grain.snapshot = outcome.snapshot
+            # A match found applied may have been written by an attempt whose answer was
+            # lost: the record moved without this activation seeing it. Reload it.
+            grain.snapshot = None if outcome.already else outcome.snapshot
             changed = set(outcome.applied)
             return [
                 UpdateResult(player_id, d.match_id, True, d.match_id in changed) for d in deltas
@@ -223,7 +225,8 @@ class PlayerGrainHost:
             except ConcurrencyConflict:
                 grain.snapshot = None
                 continue
-            grain.snapshot = outcome.snapshot
+            # Nothing reverted now may mean an earlier attempt did it: reload, as above.
+            grain.snapshot = outcome.snapshot if outcome.reverted else None
             return UpdateResult(player_id, delta.match_id, True, outcome.reverted)
         raise ConcurrencyConflict(f"player {player_id}: etag conflicts kept coming")
 

@@ -48,7 +48,12 @@ def ensure_pools(config: ActorConfig) -> None:
         for i in range(config.game_pool_size)
     ]
     # Wait until each answers, so that the first match does not pay for actor start-up.
-    ray.get([s.stats.remote() for s in shards] + [g.ping.remote() for g in games])
+    # A warm-up that fails (storage briefly down) is not fatal: actors open storage on
+    # first use again, and a saga that meets the failure retries.
+    try:
+        ray.get([s.stats.remote() for s in shards] + [g.ping.remote() for g in games])
+    except RayError as exc:
+        log.warning("warming up the pools failed (%s); they start cold", exc)
 
 
 def kill_pools(config: ActorConfig) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from actors.config import ActorConfig
+from actors.config import ActorConfig, open_storage
 from actors.grains import PlayerGrainHost
 from app.domain.stats import ServiceRecord
 from app.ports import PlayerUpdate, UpdateResult
@@ -38,12 +38,7 @@ class PlayerShard:
             self._starting = self._starting or asyncio.Lock()
             async with self._starting:
                 if self._host is None:
-                    from storage.tables import open_table_storage
-
-                    # Held for the actor's life: dropping it would leak its HTTP sessions.
-                    self._storage = storage = await open_table_storage(
-                        self._config.storage_connection_string, self._config.storage_prefix
-                    )
+                    self._storage = storage = await open_storage(self._config)
                     self._host = PlayerGrainHost(storage.players, self._config.grains)
                     self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         return self._host

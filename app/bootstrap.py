@@ -18,9 +18,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
 from actors.config import ActorConfig
 from actors.grains import GrainSettings
-from app.domain.errors import NotFound
+from app.domain.errors import NotFound, TransientError
 from app.outbox import OutboxSweeper
 from app.ports import MessageBus
 from app.services import StatsService
@@ -29,6 +36,7 @@ from app.worker import Worker
 
 log = logging.getLogger(__name__)
 READINESS_PROBE_ID = "readiness-probe"
+STORAGE_OPEN_ATTEMPTS = 10
 Check = Callable[[], Awaitable[object]]
 
 
@@ -44,6 +52,7 @@ def actor_config(settings: Settings) -> ActorConfig:
             capacity=settings.shard_capacity, idle_ttl_s=settings.grain_idle_ttl_s
         ),
         retry_policy=settings.retry_policy,
+        faults=settings.fault_plan,
     )
 
 
@@ -100,9 +109,22 @@ async def build_runtime(
     from actors.pools import GamePool
     from storage.tables import open_table_storage
 
-    storage = await open_table_storage(
-        settings.storage_connection_string.get_secret_value(), settings.storage_prefix
-    )
+    # Storage that is briefly unavailable at start must not stop the process.
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(TransientError),
+        wait=wait_exponential_jitter(initial=0.2, max=5.0),
+        stop=stop_after_attempt(STORAGE_OPEN_ATTEMPTS),
+        reraise=True,
+        before_sleep=lambda state: log.warning(
+            "opening storage failed (%s); retrying", state.outcome and state.outcome.exception()
+        ),
+    ):
+        with attempt:
+            storage = await open_table_storage(
+                settings.storage_connection_string.get_secret_value(),
+                settings.storage_prefix,
+                settings.fault_plan,
+            )
     bus = bus or open_bus(settings)
     runtime = Runtime(settings, bus, _closers=[storage.close, bus.close])
 

@@ -38,8 +38,10 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """True when nothing listens on 127.0.0.1:``port``."""
+    """True when nothing listens on 127.0.0.1:``port`` (connections left in TIME_WAIT by a
+    server that just stopped do not count: servers bind with SO_REUSEADDR)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -16,6 +16,7 @@ from app.devstack import (
     connection_string,
     servicebus_connection_string,
 )
+from app.domain.faults import FaultPlan, parse_faults
 from app.domain.retry import RetryPolicy
 
 
@@ -92,6 +93,10 @@ class Settings(BaseSettings):
     outbox_grace_s: float = Field(
         30.0, ge=0, description="Age after which an unpublished match is swept."
     )
+    faults: str = Field(
+        "",
+        description="Fault injection, off when empty: storage=RATE,latency_ms=MS,seed=N.",
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted body.")
     data_dir: str = Field(".data", description="Where `statsaga dev` keeps local data.")
     log_level: str = Field("INFO", description="Python logging level.")
@@ -100,6 +105,17 @@ class Settings(BaseSettings):
     @classmethod
     def _keys(cls, value: object) -> object:
         return parse_api_keys(value) if isinstance(value, str) else value
+
+    @field_validator("faults")
+    @classmethod
+    def _faults(cls, value: str) -> str:
+        parse_faults(value)  # a ValueError here names the bad key
+        return value
+
+    @property
+    def fault_plan(self) -> FaultPlan:
+        """The faults to inject (none by default)."""
+        return parse_faults(self.faults)
 
     @model_validator(mode="after")
     def _ray_address_from_env(self) -> Self:

@@ -12,8 +12,10 @@ from azure.data.tables.aio import TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient
 
 from app.domain.errors import NotFound
+from app.domain.faults import FaultPlan
 from storage.azure_errors import map_azure_errors
 from storage.blob_archive import BlobPayloadArchive
+from storage.fault_injection import fault_options
 from storage.table_players import TablePlayerStore
 from storage.table_sagas import TableSagaLog
 
@@ -49,12 +51,23 @@ class TableStorage:
         await self.blobs.close()
 
 
-async def open_table_storage(connection_string: str, prefix: str = "") -> TableStorage:
-    """Connect, create the tables and the container if missing, and build the adapters."""
+async def open_table_storage(
+    connection_string: str,
+    prefix: str = "",
+    faults: FaultPlan | None = None,
+    sdk_retries: int | None = None,
+) -> TableStorage:
+    """Connect, create the tables and the container if missing, and build the adapters.
+    ``faults`` injects failures and latency at the SDKs' transport; ``sdk_retries`` limits
+    the SDKs' own retries (None: their defaults)."""
     if not _PREFIX.fullmatch(prefix):
         raise ValueError(f"storage prefix {prefix!r} must be letters/digits starting with a letter")
-    tables = TableServiceClient.from_connection_string(connection_string)
-    blobs = BlobServiceClient.from_connection_string(connection_string)
+    tables = TableServiceClient.from_connection_string(
+        connection_string, **fault_options(faults, sdk_retries)
+    )
+    blobs = BlobServiceClient.from_connection_string(
+        connection_string, **fault_options(faults, sdk_retries)
+    )
     container = f"{prefix}matches".lower()  # container names are lowercase
     try:
         with map_azure_errors():

@@ -14,11 +14,14 @@ from app.ports import ApplyOutcome, HistoryPage, PlayerSnapshot, PlayerStore, Re
 
 @dataclass
 class FlakyPlayerStore:
-    """Fails ``apply`` for chosen players: ``transient[p]`` times, or always if permanent."""
+    """Fails ``apply`` for chosen players: ``transient[p]`` times, or always if permanent;
+    ``lost_answers[p]`` times the apply is done but its answer is lost (a timeout after
+    the write)."""
 
     inner: PlayerStore
     transient: dict[str, int] = field(default_factory=dict)
     permanent: set[str] = field(default_factory=set)
+    lost_answers: dict[str, int] = field(default_factory=dict)
     delay_s: float = 0.0
     calls: Counter[str] = field(default_factory=Counter)
     active: Counter[str] = field(default_factory=Counter)
@@ -40,7 +43,11 @@ class FlakyPlayerStore:
             if self.transient.get(pid, 0) > 0:
                 self.transient[pid] -= 1
                 raise StorageUnavailable(f"injected outage for {pid}")
-            return await self.inner.apply(snapshot, deltas)
+            outcome = await self.inner.apply(snapshot, deltas)
+            if self.lost_answers.get(pid, 0) > 0:
+                self.lost_answers[pid] -= 1
+                raise StorageUnavailable(f"injected lost answer for {pid}")
+            return outcome
         finally:
             self.active[pid] -= 1
 

@@ -42,6 +42,20 @@ async def test_one_turn_at_a_time_per_player_and_each_match_once() -> None:
     assert record.counters["matches"] == len(deltas)
 
 
+async def test_a_write_whose_answer_was_lost_is_served_once_it_is_retried() -> None:
+    # The apply happens, its answer is lost, the quick retry finds the match applied:
+    # the grain must not keep serving the record from before that write.
+    store = FlakyPlayerStore(InMemoryPlayerStore(), lost_answers={"a": 1})
+    host = PlayerGrainHost(store, GrainSettings(storage_attempts=3, storage_backoff_s=0.001))
+    (delta,) = [d for d in deltas_for(["a"], 1, size=1)]
+    (result,) = await host.update([PlayerUpdate(Action.APPLY, delta)])
+    assert result.ok
+    served = await host.service_record("a")
+    stored = (await store.load("a")).record
+    assert served.counters == stored.counters
+    assert served.counters["matches"] == 1
+
+
 async def test_reads_are_served_from_the_activation() -> None:
     inner = InMemoryPlayerStore()
     loads = 0
