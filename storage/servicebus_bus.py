@@ -16,6 +16,7 @@ not renew in time.)
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -178,9 +179,10 @@ class ServiceBusMessageBus:
                 raise
         received = []
         for sdk_message in batch:
-            self._renewals[id(sdk_message)] = asyncio.create_task(
-                self._keep_locked(receiver, sdk_message)
-            )
+            key = id(sdk_message)  # unique while the task holds the message
+            task = asyncio.create_task(self._keep_locked(receiver, sdk_message))
+            task.add_done_callback(functools.partial(self._forget_renewal, key))
+            self._renewals[key] = task
             received.append(
                 ReceivedMessage(
                     from_sdk(sdk_message),
@@ -203,6 +205,11 @@ class ServiceBusMessageBus:
             raise
         except Exception as exc:  # the lock will expire and the broker redeliver
             log.warning("lock renewal of message %s failed: %s", message.message_id, exc)
+
+    def _forget_renewal(self, key: int, task: asyncio.Task[None]) -> None:
+        # Only if it is still this task (a settled message's entry is already gone).
+        if self._renewals.get(key) is task:
+            del self._renewals[key]
 
     def _settled(self, lock: _Lock) -> None:
         task = self._renewals.pop(id(lock.message), None)
