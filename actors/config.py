@@ -27,6 +27,7 @@ class ActorConfig:
     grains: GrainSettings = field(default_factory=GrainSettings)
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     faults: FaultPlan = field(default_factory=FaultPlan)
+    sdk_retries: int | None = None
 
 
 async def open_storage(config: ActorConfig) -> TableStorage:
@@ -35,7 +36,7 @@ async def open_storage(config: ActorConfig) -> TableStorage:
     from storage.tables import open_table_storage
 
     return await open_table_storage(
-        config.storage_connection_string, config.storage_prefix, config.faults
+        config.storage_connection_string, config.storage_prefix, config.faults, config.sdk_retries
     )
 
 

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
+from actors.chaos import ActorKiller, DyingGrains
 from actors.config import ActorConfig, open_storage
 from actors.player_grains import RayPlayerGrains
-from app.ports import SagaReply
+from app.ports import PlayerGrains, SagaReply
 from app.runner import LocalSagaRunner
 
 if TYPE_CHECKING:
@@ -36,7 +37,12 @@ class GameActor:
             async with self._starting:
                 if self._runner is None:
                     self._storage = storage = await open_storage(self._config)
-                    grains = RayPlayerGrains(self._config.namespace, self._config.player_pool_size)
+                    grains: PlayerGrains = RayPlayerGrains(
+                        self._config.namespace, self._config.player_pool_size
+                    )
+                    if self._config.faults.actor_kill > 0:
+                        killer = ActorKiller(self._config.faults.actor_kill, f"game {self._index}")
+                        grains = DyingGrains(grains, killer)
                     self._runner = LocalSagaRunner(
                         storage.sagas, storage.archive, grains, self._config.retry_policy
                     )
@@ -45,6 +51,10 @@ class GameActor:
     async def run(self, match_id: str) -> SagaReply:
         """Start or resume the saga of ``match_id``."""
         return await (await self._ready()).run(match_id)
+
+    async def resume(self, match_id: str) -> SagaReply:
+        """Move a stalled saga on."""
+        return await (await self._ready()).resume(match_id)
 
     async def retry(self, body: Mapping[str, Any]) -> SagaReply:
         """Run one scheduled player retry."""

@@ -92,6 +92,10 @@ class GamePool:
         """Start or resume a saga."""
         return await self._call(match_id, "run", match_id)
 
+    async def resume(self, match_id: str) -> SagaReply:
+        """Move a stalled saga on."""
+        return await self._call(match_id, "resume", match_id)
+
     async def retry(self, body: Mapping[str, Any]) -> SagaReply:
         """Run one player retry."""
         return await self._call(str(body.get("match_id", "")), "retry", body)

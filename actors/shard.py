@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
+from actors.chaos import ActorKiller
 from actors.config import ActorConfig, open_storage
 from actors.grains import PlayerGrainHost
 from app.domain.stats import ServiceRecord
@@ -31,6 +32,7 @@ class PlayerShard:
         self._starting: asyncio.Lock | None = None
         self._storage: TableStorage | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._killer = ActorKiller(config.faults.actor_kill, f"player shard {index}")
 
     async def _ready(self) -> PlayerGrainHost:
         # Clients bind to the actor's event loop, which exists only once a method runs.
@@ -52,7 +54,9 @@ class PlayerShard:
 
     async def update(self, updates: Sequence[PlayerUpdate]) -> list[UpdateResult]:
         """Apply or compensate matches for players of this shard."""
-        return await (await self._ready()).update(updates)
+        results = await (await self._ready()).update(updates)
+        self._killer.maybe_die(f"after updating {len(updates)} players, before answering")
+        return results
 
     async def service_record(self, player_id: str) -> ServiceRecord:
         """A player's record, from its activation."""

@@ -28,6 +28,7 @@ from tenacity import (
 from actors.config import ActorConfig
 from actors.grains import GrainSettings
 from app.domain.errors import NotFound, TransientError
+from app.operations import Operations, StallSweeper
 from app.outbox import OutboxSweeper
 from app.ports import MessageBus
 from app.services import StatsService
@@ -53,6 +54,7 @@ def actor_config(settings: Settings) -> ActorConfig:
         ),
         retry_policy=settings.retry_policy,
         faults=settings.fault_plan,
+        sdk_retries=settings.storage_sdk_retries,
     )
 
 
@@ -63,6 +65,7 @@ def open_bus(settings: Settings) -> MessageBus:
     return ServiceBusMessageBus(
         settings.servicebus_connection_string.get_secret_value(),
         max_lock_renewal_s=settings.lock_renewal_s,
+        lost_settlement=settings.fault_plan.lost_settlement,
     )
 
 
@@ -74,8 +77,9 @@ class Runtime:
     settings: Settings
     bus: MessageBus
     service: StatsService | None = None
+    operations: Operations | None = None
     worker: Worker | None = None
-    sweeper: OutboxSweeper | None = None
+    sweepers: list[OutboxSweeper | StallSweeper] = field(default_factory=list)
     readiness: dict[str, Check] = field(default_factory=dict)
     _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
@@ -124,6 +128,7 @@ async def build_runtime(
                 settings.storage_connection_string.get_secret_value(),
                 settings.storage_prefix,
                 settings.fault_plan,
+                settings.storage_sdk_retries,
             )
     bus = bus or open_bus(settings)
     runtime = Runtime(settings, bus, _closers=[storage.close, bus.close])
@@ -137,9 +142,11 @@ async def build_runtime(
     if api:
         grains = RayPlayerGrains(settings.ray_namespace, settings.player_pool_size)
         runtime.service = StatsService(storage.sagas, storage.archive, storage.players, grains, bus)
-        runtime.sweeper = OutboxSweeper(
-            storage.sagas, bus, settings.outbox_interval_s, settings.outbox_grace_s
-        )
+        runtime.operations = Operations(storage.sagas, bus)
+        runtime.sweepers = [
+            OutboxSweeper(storage.sagas, bus, settings.outbox_interval_s, settings.outbox_grace_s),
+            StallSweeper(storage.sagas, bus, settings.stall_after_s, settings.stall_interval_s),
+        ]
     if worker:
         runtime.worker = Worker(bus, runner, settings.worker_concurrency)
         runtime.readiness["ray"] = runner.ping

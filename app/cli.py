@@ -5,6 +5,8 @@
 - ``run``: API + worker in one process (dependencies from the settings).
 - ``api`` / ``worker``: one role each; several of each share the pools through Ray.
 - ``queues``: depths of the local broker's queues.
+- ``sagas``, ``redrive``, ``invalidate``, ``deadletters``, ``replay``: the operator's
+  tools, as in ``/v1/admin`` (straight to storage and the bus, with these settings).
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import secrets
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.settings import Role, Settings, parse_api_keys
 
@@ -26,6 +30,7 @@ if TYPE_CHECKING:  # imported when used: `statsaga queues` needs neither
     import uvicorn
 
     from app.bootstrap import Runtime
+    from app.operations import Operations
 
 log = logging.getLogger("statsaga")
 DEV_KEYS_FILE = "dev-keys.env"
@@ -91,8 +96,7 @@ async def serve(settings: Settings, *, api: bool = True, worker: bool = True) ->
     tasks: list[asyncio.Task[None]] = []
     if runtime.worker is not None:
         tasks.append(asyncio.create_task(runtime.worker.run()))
-    if runtime.sweeper is not None:
-        tasks.append(asyncio.create_task(runtime.sweeper.run()))
+    tasks += [asyncio.create_task(sweeper.run()) for sweeper in runtime.sweepers]
     server = None
     if api and runtime.service is not None:
         server = _http_server(settings, runtime)
@@ -107,8 +111,8 @@ async def serve(settings: Settings, *, api: bool = True, worker: bool = True) ->
             server.should_exit = True
         if runtime.worker is not None:
             runtime.worker.stop()
-        if runtime.sweeper is not None:
-            runtime.sweeper.stop()
+        for sweeper in runtime.sweepers:
+            sweeper.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
         if joining is not None:
             joining.cancel()
@@ -121,8 +125,8 @@ def _http_server(settings: Settings, runtime: Runtime) -> uvicorn.Server:
 
     from app.api import create_app
 
-    assert runtime.service is not None
-    app = create_app(settings, runtime.service, runtime.readiness)
+    assert runtime.service is not None and runtime.operations is not None
+    app = create_app(settings, runtime.service, runtime.operations, runtime.readiness)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -183,6 +187,93 @@ def _cmd_queues(settings: Settings) -> int:
     return 0
 
 
+async def _with_operations(settings: Settings, work: Callable[[Operations], Awaitable[Any]]) -> Any:
+    from app.bootstrap import open_bus
+    from app.operations import Operations
+    from storage.tables import open_table_storage
+
+    storage = await open_table_storage(
+        settings.storage_connection_string.get_secret_value(), settings.storage_prefix
+    )
+    bus = open_bus(settings)
+    try:
+        return await work(Operations(storage.sagas, bus))
+    finally:
+        await bus.close()
+        await storage.close()
+
+
+def _print_rows(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        print("(none)")
+        return
+    cells = [[str(row.get(c) if row.get(c) is not None else "") for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for r in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+
+
+def _cmd_ops(settings: Settings, args: argparse.Namespace) -> int:
+    from app.domain.errors import Conflict, NotFound
+    from app.domain.saga import SagaState
+
+    async def work(ops: Operations) -> int:
+        match args.command:
+            case "sagas":
+                state = SagaState(args.state) if args.state else None
+                rows = await ops.list_sagas(state, args.limit)
+                for row in rows:
+                    row["players"] = " ".join(f"{k}={v}" for k, v in row["players"].items())
+                    row["dead"] = ",".join(row["dead"])
+                columns = ["match_id", "state", "updated_at", "players", "dead"]
+                _print_rows(rows, columns, args.json)
+            case "redrive":
+                print(json.dumps(await ops.redrive(args.match_id)))
+            case "invalidate":
+                print(json.dumps(await ops.invalidate(args.match_id, args.reason)))
+            case "deadletters":
+                rows = await ops.dead_letters(args.queue, args.limit)
+                columns = ["queue", "message_id", "reason", "match_id", "player_id", "description"]
+                _print_rows(rows, columns, args.json)
+            case "replay":
+                report = await ops.replay(args.queue, args.id or None)
+                print(json.dumps(report.as_dict(), indent=2))
+        return 0
+
+    try:
+        result: int = asyncio.run(_with_operations(settings, work))
+        return result
+    except (NotFound, Conflict) as exc:
+        print(f"statsaga {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _add_ops_commands(sub: Any) -> None:
+    from app.domain.saga import SagaState
+    from app.operations import DEAD_LETTER_QUEUES
+
+    sagas = sub.add_parser("sagas", help="sagas by state (unfinished ones by default)")
+    sagas.add_argument("--state", choices=[s.value for s in SagaState])
+    sagas.add_argument("--limit", type=int, default=100)
+    sagas.add_argument("--json", action="store_true", help="JSON instead of a table")
+    redrive = sub.add_parser("redrive", help="retry a stuck saga, or move a stalled one on")
+    redrive.add_argument("match_id")
+    invalidate = sub.add_parser("invalidate", help="void a match: compensate every player")
+    invalidate.add_argument("match_id")
+    invalidate.add_argument("--reason", default="", help="kept in the saga log")
+    dead = sub.add_parser("deadletters", help="dead letters of the saga queues")
+    dead.add_argument("--queue", choices=DEAD_LETTER_QUEUES)
+    dead.add_argument("--limit", type=int, default=100)
+    dead.add_argument("--json", action="store_true", help="JSON instead of a table")
+    replay = sub.add_parser("replay", help="replay dead letters (all, or --id ones)")
+    replay.add_argument("--queue", choices=DEAD_LETTER_QUEUES)
+    replay.add_argument("--id", action="append", help="a message id (repeatable)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``statsaga`` command."""
     parser = argparse.ArgumentParser(
@@ -194,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("api", help="the stateless API role: validate, store, publish, read")
     sub.add_parser("worker", help="the worker role: consume the queues, run the sagas")
     sub.add_parser("queues", help="queue depths of the local broker (statsaga dev)")
+    _add_ops_commands(sub)
     args = parser.parse_args(argv)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     settings = Settings()
@@ -213,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         "queues": _cmd_queues,
     }
     with contextlib.suppress(KeyboardInterrupt):
+        if args.command not in commands:
+            return _cmd_ops(settings, args)
         return commands[args.command](settings)
     return 0
 

@@ -201,8 +201,12 @@ class RayHead:
         return {"RAY_ADDRESS": self.address, **ray_auth_env(self.temp_dir)}
 
     def stop(self) -> None:
-        """Stop it by PID (the actors go with it)."""
+        """Stop it by PID (the actors go with it), then whatever of its session is left:
+        its dashboard and runtime-env agents were seen to outlive it."""
         stop_process(self.proc, grace_s=15.0)
+        # The head was started in a session of its own: its process group is ours alone.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def ray_auth_env(temp_dir: Path) -> dict[str, str]:

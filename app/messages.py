@@ -11,11 +11,29 @@ from app.ports import BusMessage
 
 MATCHES_QUEUE = "matches"
 PLAYER_UPDATES_QUEUE = "player-updates"
+# Subjects of ``matches`` messages: what the saga message asks for.
+COMPLETED, INVALIDATED, RESUME, REDRIVE = (
+    "match.completed",
+    "match.invalidated",
+    "match.resume",
+    "match.redrive",
+)
 
 
 def match_completed(match_id: str) -> BusMessage:
     """Starts (or resumes) a match saga; the id doubles as the duplicate-detection key."""
-    return BusMessage(match_id, {"match_id": match_id}, subject="match.completed")
+    return BusMessage(match_id, {"match_id": match_id}, subject=COMPLETED)
+
+
+def match_resume(match_id: str, seq: int) -> BusMessage:
+    """Moves a stalled saga on; one per log position, so a saga that moved and stalled
+    again gets a new message while a repeat for the same stall is a duplicate."""
+    return BusMessage(f"{match_id}:resume:{seq}", {"match_id": match_id}, subject=RESUME)
+
+
+def match_redrive(match_id: str, seq: int) -> BusMessage:
+    """Retries the dead players of a stuck saga (an operator's decision)."""
+    return BusMessage(f"{match_id}:redrive:{seq}", {"match_id": match_id}, subject=REDRIVE)
 
 
 def match_invalidated(match_id: str, reason: str) -> BusMessage:
@@ -23,7 +41,7 @@ def match_invalidated(match_id: str, reason: str) -> BusMessage:
     return BusMessage(
         f"{match_id}:invalidate",
         {"match_id": match_id, "reason": reason},
-        subject="match.invalidated",
+        subject=INVALIDATED,
     )
 
 

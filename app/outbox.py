@@ -11,13 +11,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from app.messages import MATCHES_QUEUE, match_completed
+from app.periodic import every
 from app.ports import BusMessage, MessageBus, OutgoingMessage, ReceivedMessage, SagaLog
 from app.sagas import utc_now
 
@@ -44,6 +44,10 @@ class OutboxBus:
     ) -> list[ReceivedMessage]:
         """Not for coordinators."""
         raise NotImplementedError("an outbox does not receive")
+
+    async def peek(self, queue: str, max_messages: int) -> list[BusMessage]:
+        """Not for coordinators."""
+        raise NotImplementedError("an outbox does not peek")
 
     async def complete(self, received: ReceivedMessage) -> None:
         """Not for coordinators."""
@@ -106,13 +110,7 @@ class OutboxSweeper:
 
     async def run(self) -> None:
         """Sweep until ``stop``; a failed pass is logged and tried again next time."""
-        while not self._stopping.is_set():
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("outbox sweep failed; next try in %.0fs", self.interval_s)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.interval_s)
+        await every(self.interval_s, self._stopping, self.sweep, "outbox sweep")
 
     def stop(self) -> None:
         """Ask ``run`` to return."""

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from app.domain.model import Match
-from app.domain.saga import Action, Saga, SagaEvent
+from app.domain.saga import Action, Saga, SagaEvent, SagaState
 from app.domain.stats import ServiceRecord, StatDelta
 
 # ---- players ---------------------------------------------------------------------------
@@ -172,6 +172,17 @@ class SagaLog(Protocol):
         that no longer mean anything (published, or a match never stored) are dropped."""
         ...
 
+    async def open_sagas(
+        self, accepted_before: datetime, limit: int, state: SagaState | None = None
+    ) -> list[SagaRecord]:
+        """Sagas not yet completed or compensated, accepted before ``accepted_before``
+        (only those in ``state`` when given): the stall sweeper's and operators' view."""
+        ...
+
+    async def sagas_in_state(self, state: SagaState, limit: int) -> list[SagaRecord]:
+        """Up to ``limit`` sagas in ``state``, any state (a scan where no index helps)."""
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...
@@ -230,6 +241,11 @@ class MessageBus(Protocol):
         self, queue: str, max_messages: int, max_wait_s: float
     ) -> list[ReceivedMessage]:
         """Lock and return up to ``max_messages``; waits at most ``max_wait_s`` for one."""
+        ...
+
+    async def peek(self, queue: str, max_messages: int) -> list[BusMessage]:
+        """Up to ``max_messages`` from the head of ``queue``, without locking them (the
+        dead-letter view; ``queue`` may be ``<name>/$deadletterqueue``)."""
         ...
 
     async def complete(self, received: ReceivedMessage) -> None:
@@ -310,6 +326,10 @@ class SagaRunner(Protocol):
 
     async def run(self, match_id: str) -> SagaReply:
         """Start or resume the saga of an accepted match."""
+        ...
+
+    async def resume(self, match_id: str) -> SagaReply:
+        """Move a saga that stopped moving (overdue retries are tried now)."""
         ...
 
     async def retry(self, body: Mapping[str, Any]) -> SagaReply:

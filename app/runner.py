@@ -34,6 +34,10 @@ class LocalSagaRunner:
         """Start or resume a saga."""
         return await self._call(lambda c: c.run(match_id))
 
+    async def resume(self, match_id: str) -> SagaReply:
+        """Move a stalled saga on, retrying overdue players now."""
+        return await self._call(lambda c: c.resume(match_id))
+
     async def retry(self, body: Mapping[str, Any]) -> SagaReply:
         """Run one player retry."""
         retry = PlayerRetry.from_body(body)

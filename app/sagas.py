@@ -73,6 +73,14 @@ class SagaCoordinator:
             commands = list(s.resume(record.saga))
         return (await self._execute(record, commands)).saga.state
 
+    async def resume(self, match_id: str) -> s.SagaState:
+        """Move a saga that stopped moving: pending players now, and players waiting for a
+        retry now too (the scheduled retry may be lost); a saga not yet started starts."""
+        record = await self.sagas.load(match_id)
+        if record.saga.state is s.SagaState.ACCEPTED:
+            return await self.run(match_id)
+        return (await self._execute(record, s.resume(record.saga, overdue=True))).saga.state
+
     async def retry(self, retry: PlayerRetry) -> s.SagaState:
         """Run a scheduled retry of one player's step, unless it is stale."""
         record = await self.sagas.load(retry.match_id)
@@ -97,14 +105,20 @@ class SagaCoordinator:
         return (await self._execute(record, [command])).saga.state
 
     async def invalidate(self, match_id: str, reason: str) -> s.SagaState:
-        """Backward recovery: compensate every player of the match."""
+        """Backward recovery: compensate every player of the match. Asked again (a
+        redelivered message after a crash mid-compensation), it resumes the compensation."""
         record = await self.sagas.load(match_id)
         record, commands = await self._commit(record, [s.CompensationStarted(reason)])
+        if not commands:
+            commands = list(s.resume(record.saga))
         return (await self._execute(record, commands)).saga.state
 
     async def redrive(self, match_id: str) -> s.SagaState:
-        """Try the dead players of a stuck saga again from attempt zero."""
+        """Try the dead players of a stuck saga again from attempt zero (a saga that is not
+        stuck, redriven already say, is left as it is)."""
         record = await self.sagas.load(match_id)
+        if record.saga.state is not s.SagaState.STUCK:
+            return record.saga.state
         record, commands = await self._commit(record, [s.SagaRedriven()])
         return (await self._execute(record, commands)).saga.state
 

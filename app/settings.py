@@ -93,6 +93,18 @@ class Settings(BaseSettings):
     outbox_grace_s: float = Field(
         30.0, ge=0, description="Age after which an unpublished match is swept."
     )
+    stall_after_s: float = Field(
+        300.0,
+        gt=0,
+        description="An unfinished saga unchanged this long is re-driven (above retry_cap_s).",
+    )
+    stall_interval_s: float = Field(30.0, gt=0, description="How often to look for stalls.")
+    storage_sdk_retries: int | None = Field(
+        None,
+        ge=0,
+        le=10,
+        description="Retries the Azure Storage SDKs make on their own; unset: their default.",
+    )
     faults: str = Field(
         "",
         description="Fault injection, off when empty: storage=RATE,latency_ms=MS,seed=N.",
@@ -121,6 +133,16 @@ class Settings(BaseSettings):
     def _ray_address_from_env(self) -> Self:
         if self.ray_address is None and os.environ.get("RAY_ADDRESS"):
             self.ray_address = os.environ["RAY_ADDRESS"]
+        return self
+
+    @model_validator(mode="after")
+    def _stall_after_retries(self) -> Self:
+        # A saga waiting for a scheduled retry does not change until it fires.
+        if self.stall_after_s <= self.retry_cap_s:
+            raise ValueError(
+                f"stall_after_s ({self.stall_after_s}) must exceed retry_cap_s "
+                f"({self.retry_cap_s}): a saga waiting for its retry is not stalled"
+            )
         return self
 
     @property

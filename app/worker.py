@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
+from app import messages
 from app.domain.errors import DomainError, NotFound, TransientError
 from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
 from app.outbox import flush
@@ -27,6 +29,7 @@ class WorkerCounters:
     completed: int = 0
     abandoned: int = 0
     dead_lettered: int = 0
+    settle_failures: int = 0
 
 
 @dataclass
@@ -103,8 +106,6 @@ class Worker:
                 return
             reply = await self._dispatch(queue, received)
             await flush(list(reply.outbox), self.bus)
-            await self.bus.complete(received)
-            self.counters.completed += 1
         except (NotFound, KeyError, ValueError) as exc:
             # Retrying cannot help a message about nothing we know, or a malformed one.
             await self._dead_letter(
@@ -120,20 +121,47 @@ class Worker:
                 exc,
             )
             if transient:
-                with contextlib.suppress(Exception):
-                    await self.bus.abandon(received)
+                await self._settle(received, "abandon", self.bus.abandon(received))
                 self.counters.abandoned += 1
             else:
                 await self._dead_letter(received, type(exc).__name__, str(exc))
+        else:
+            if await self._settle(received, "complete", self.bus.complete(received)):
+                self.counters.completed += 1
+
+    async def _settle(self, received: ReceivedMessage, how: str, call: Awaitable[None]) -> bool:
+        """Settle; a failure is logged, not raised: the work is durable, the message comes
+        back when its lock expires, and its repeat is harmless (the saga is idempotent)."""
+        try:
+            await call
+            return True
+        except Exception as exc:
+            log.warning(
+                "message %s: %s failed (%s: %s); it will be redelivered when its lock expires",
+                received.message.message_id,
+                how,
+                type(exc).__name__,
+                exc,
+            )
+            self.counters.settle_failures += 1
+            return False
 
     async def _dispatch(self, queue: str, received: ReceivedMessage) -> SagaReply:
         body = received.message.body
         if queue == PLAYER_UPDATES_QUEUE:
             return await self.runner.retry(body)
-        if received.message.subject == "match.invalidated":
-            return await self.runner.invalidate(str(body["match_id"]), str(body.get("reason", "")))
-        return await self.runner.run(str(body["match_id"]))
+        match_id = str(body["match_id"])
+        match received.message.subject:
+            case messages.INVALIDATED:
+                return await self.runner.invalidate(match_id, str(body.get("reason", "")))
+            case messages.RESUME:
+                return await self.runner.resume(match_id)
+            case messages.REDRIVE:
+                return await self.runner.redrive(match_id)
+            case _:
+                return await self.runner.run(match_id)
 
     async def _dead_letter(self, received: ReceivedMessage, reason: str, description: str) -> None:
-        await self.bus.dead_letter(received, reason, description[:4096])
-        self.counters.dead_lettered += 1
+        call = self.bus.dead_letter(received, reason, description[:4096])
+        if await self._settle(received, "dead-letter", call):
+            self.counters.dead_lettered += 1

@@ -38,10 +38,12 @@ SUMMARY_KEY = "summary"
 DELTA_PREFIX = "p:"
 LOG_PREFIX = "log:"
 LOG_END = "log;"
-# Outbox index: one row per match stored but not yet published, in a few partitions of the
-# ``matches`` table ('~' cannot start a match id, so they never meet a match partition).
-OUTBOX_PREFIX = "~outbox-"
-OUTBOX_SHARDS = 16
+# Open-saga index: one row per match whose saga is not finished (with whether its start
+# message is published yet), in a few partitions of the ``matches`` table ('~' cannot
+# start a match id, so they never meet a match partition). The outbox sweeper and the
+# stall sweeper read it instead of scanning the table.
+OPEN_PREFIX = "~open-"
+OPEN_SHARDS = 16
 MAX_BATCH = 100  # Table Storage's limit of operations in one entity group transaction
 _FINISHED = {SagaState.COMPLETED, SagaState.COMPENSATED}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -69,14 +71,19 @@ def undo_key(match_id: str) -> str:
     return f"{UNDO_PREFIX}{match_id}"
 
 
-def outbox_partition(match_id: str) -> str:
-    """The outbox partition of a match: spread so that no partition is hot."""
-    return f"{OUTBOX_PREFIX}{zlib.crc32(match_id.encode()) % OUTBOX_SHARDS:x}"
+def open_partition(match_id: str) -> str:
+    """The open-saga index partition of a match: spread so that no partition is hot."""
+    return f"{OPEN_PREFIX}{zlib.crc32(match_id.encode()) % OPEN_SHARDS:x}"
 
 
-def outbox_partitions() -> list[str]:
-    """Every outbox partition, for the sweeper."""
-    return [f"{OUTBOX_PREFIX}{i:x}" for i in range(OUTBOX_SHARDS)]
+def open_partitions() -> list[str]:
+    """Every open-saga index partition, for the sweepers."""
+    return [f"{OPEN_PREFIX}{i:x}" for i in range(OPEN_SHARDS)]
+
+
+def is_finished(state: SagaState) -> bool:
+    """Completed or compensated: nothing more will happen unless an operator acts."""
+    return state in _FINISHED
 
 
 def log_key(seq: int) -> str:

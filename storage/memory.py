@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from app.domain.errors import ConcurrencyConflict, DuplicateMatch, NotFound
 from app.domain.model import Match
-from app.domain.saga import Saga, SagaEvent
+from app.domain.saga import Saga, SagaEvent, SagaState
 from app.domain.stats import ServiceRecord, StatDelta, revert_delta
 from app.ports import (
     ApplyOutcome,
@@ -151,11 +151,12 @@ class InMemorySagaLog:
         self._records: dict[str, SagaRecord] = {}
         self._logs: dict[str, list[LogEntry]] = {}
         self._deltas: dict[str, dict[str, StatDelta]] = {}
-        self._outbox: dict[str, datetime] = {}
+        # The open-saga index: accepted_at and published, per unfinished match.
+        self._open: dict[str, tuple[datetime, bool]] = {}
 
     async def create(self, match: Match, accepted_at: datetime) -> tuple[SagaRecord, bool]:
         """Store the summary; an existing one with the same payload hash is returned."""
-        self._outbox[match.match_id] = accepted_at
+        self._open[match.match_id] = (accepted_at, False)
         existing = self._records.get(match.match_id)
         if existing is not None:
             if existing.summary.payload_hash != match.payload_hash():
@@ -191,6 +192,10 @@ class InMemorySagaLog:
         summary = ent.next_summary(current.summary, saga, at)
         saved = SagaRecord(summary, _copy(saga), record.seq + len(events), _etag())
         self._records[match_id] = saved
+        if ent.is_finished(saga.state):
+            self._open.pop(match_id, None)
+        elif ent.is_finished(current.saga.state):
+            self._open[match_id] = (summary.accepted_at, True)
         return _copy(saved)
 
     async def deltas(self, match_id: str) -> dict[str, StatDelta]:
@@ -206,18 +211,37 @@ class InMemorySagaLog:
         current = await self.load(match_id)
         summary = replace(current.summary, published=True)
         self._records[match_id] = replace(current, summary=summary, etag=_etag())
-        self._outbox.pop(match_id, None)
+        if match_id in self._open:
+            self._open[match_id] = (self._open[match_id][0], True)
+
+    def _indexed(self, accepted_before: datetime) -> list[SagaRecord]:
+        found = []
+        for match_id, (at, _) in list(self._open.items()):
+            record = self._records.get(match_id)
+            if record is None or ent.is_finished(record.saga.state):
+                del self._open[match_id]
+            elif at < accepted_before:
+                found.append(_copy(record))
+        return found
 
     async def unpublished(self, accepted_before: datetime, limit: int) -> list[str]:
         """Matches created before ``accepted_before`` and never marked published."""
-        found: list[str] = []
-        for match_id, at in list(self._outbox.items()):
-            record = self._records.get(match_id)
-            if record is None or record.summary.published:
-                del self._outbox[match_id]
-            elif at < accepted_before and len(found) < limit:
-                found.append(match_id)
-        return found
+        ids = [
+            r.summary.match_id for r in self._indexed(accepted_before) if not r.summary.published
+        ]
+        return ids[:limit]
+
+    async def open_sagas(
+        self, accepted_before: datetime, limit: int, state: SagaState | None = None
+    ) -> list[SagaRecord]:
+        """Unfinished sagas accepted before the cutoff, in ``state`` if given."""
+        found = self._indexed(accepted_before)
+        return [r for r in found if state is None or r.saga.state is state][:limit]
+
+    async def sagas_in_state(self, state: SagaState, limit: int) -> list[SagaRecord]:
+        """Every saga in ``state``."""
+        found = [_copy(r) for r in self._records.values() if r.saga.state is state]
+        return found[:limit]
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -37,6 +37,19 @@ class _Queue:
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+def _as_seen(entry: _Entry) -> BusMessage:
+    """The message as a receiver sees it: with the dead-letter reason, as Service Bus's
+    properties are surfaced by the SDK adapter."""
+    message = entry.message
+    if entry.dead_letter_reason is None:
+        return message
+    props = {
+        "DeadLetterReason": entry.dead_letter_reason,
+        "DeadLetterErrorDescription": entry.dead_letter_description or "",
+    }
+    return BusMessage(message.message_id, {**message.body, **props}, message.subject)
+
+
 class MessageLockLost(RuntimeError):
     """The lock expired (or the message was settled) before this settlement."""
 
@@ -100,7 +113,7 @@ class InMemoryMessageBus:
 
     def _return(self, name: str, entry: _Entry) -> None:
         """A delivery failed (abandon or lock expiry): redeliver or dead-letter."""
-        if entry.delivery_count >= self._max_delivery_count:
+        if entry.delivery_count >= self._max_delivery_count and DEAD_LETTER_SUFFIX not in name:
             entry.dead_letter_reason = "MaxDeliveryCountExceeded"
             entry.dead_letter_description = (
                 f"delivered {entry.delivery_count} times without being completed"
@@ -137,15 +150,15 @@ class InMemoryMessageBus:
         token = uuid.uuid4().hex
         entry.delivery_count += 1
         q.locked[token] = (entry, self._clock() + self._lock_duration_s)
-        message = entry.message
-        if entry.dead_letter_reason is not None:
-            props = {
-                "DeadLetterReason": entry.dead_letter_reason,
-                "DeadLetterErrorDescription": entry.dead_letter_description or "",
-            }
-            message = BusMessage(message.message_id, {**message.body, **props}, message.subject)
         # Service Bus counts earlier failed deliveries; so does the port.
-        return ReceivedMessage(message, entry.delivery_count - 1, (name, token))
+        return ReceivedMessage(_as_seen(entry), entry.delivery_count - 1, (name, token))
+
+    async def peek(self, queue: str, max_messages: int) -> list[BusMessage]:
+        """Ready and locked messages, oldest first, without locking them."""
+        q = self._queue(queue)
+        self._release_due(queue, q)
+        entries = sorted([*q.ready, *(e for e, _ in q.locked.values())], key=lambda e: e.sequence)
+        return [_as_seen(e) for e in entries[:max_messages]]
 
     def _settle(self, received: ReceivedMessage) -> tuple[str, _Entry]:
         name, token = received.lock_token

@@ -10,7 +10,13 @@ half its remaining time until it is settled (or ``max_lock_renewal_s`` passes), 
 saga step does not get its message redelivered to a second worker. If the process dies,
 renewal stops and the broker redelivers the message when the lock expires. (The SDK's
 ``AutoLockRenewer`` was tried first; with locks shorter than its 10 s renew period it did
-not renew in time.)
+not renew in time.) Renewals of one receiver's messages go one at a time: concurrent
+management requests on one link made the SDK send transfers out of delivery-id order,
+which a strict broker answers by ending the session (found by the chaos tests).
+
+A receiver the SDK has shut down (it does so after an error on its management link) can
+neither receive nor settle: it is dropped, and the next receive opens a new one. The
+messages it held come back when their locks expire.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import asyncio
 import functools
 import json
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -98,6 +105,7 @@ class ServiceBusMessageBus:
         *,
         max_lock_renewal_s: float = 300.0,
         retry_total: int = 3,
+        lost_settlement: float = 0.0,
     ) -> None:
         self._client = ServiceBusClient.from_connection_string(
             connection_string, retry_total=retry_total
@@ -106,9 +114,14 @@ class ServiceBusMessageBus:
         self._receivers: dict[str, ServiceBusReceiver] = {}
         self._receive_locks: dict[str, asyncio.Lock] = {}
         self._send_locks: dict[str, asyncio.Lock] = {}
+        self._renew_locks: dict[str, asyncio.Lock] = {}
         self._open_lock = asyncio.Lock()
         self._max_lock_renewal_s = max_lock_renewal_s
         self._renewals: dict[int, asyncio.Task[None]] = {}
+        # Fault injection: this share of completions is dropped on the floor.
+        self._lost_settlement = lost_settlement
+        self._chance = random.Random()
+        self.settlements_lost = 0
 
     async def _sender(self, queue: str) -> ServiceBusSender:
         async with self._open_lock:
@@ -177,10 +190,13 @@ class ServiceBusMessageBus:
             except (ServiceBusConnectionError, OperationTimeoutError):
                 await self._discard(self._receivers, queue)
                 raise
+            except Exception:
+                await self._drop_if_shut_down(queue, receiver)
+                raise
         received = []
         for sdk_message in batch:
             key = id(sdk_message)  # unique while the task holds the message
-            task = asyncio.create_task(self._keep_locked(receiver, sdk_message))
+            task = asyncio.create_task(self._keep_locked(queue, receiver, sdk_message))
             task.add_done_callback(functools.partial(self._forget_renewal, key))
             self._renewals[key] = task
             received.append(
@@ -192,7 +208,22 @@ class ServiceBusMessageBus:
             )
         return received
 
-    async def _keep_locked(self, receiver: ServiceBusReceiver, message: Any) -> None:
+    async def peek(self, queue: str, max_messages: int) -> list[BusMessage]:
+        """Look at up to ``max_messages`` from the head of the queue without locking."""
+        receiver = await self._receiver(queue)
+        async with self._receive_locks.setdefault(queue, asyncio.Lock()):
+            try:
+                # From the first sequence number (they start at 1): without one, or with 0,
+                # the SDK's receiver continues after the last message it peeked.
+                batch = await receiver.peek_messages(
+                    max_message_count=max_messages, sequence_number=1
+                )
+            except (ServiceBusConnectionError, OperationTimeoutError):
+                await self._discard(self._receivers, queue)
+                raise
+        return [from_sdk(m) for m in batch]
+
+    async def _keep_locked(self, queue: str, receiver: ServiceBusReceiver, message: Any) -> None:
         """Renew the lock at half its remaining time until cancelled (settled)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._max_lock_renewal_s
@@ -200,11 +231,28 @@ class ServiceBusMessageBus:
             while loop.time() < deadline:
                 left = (message.locked_until_utc - datetime.now(UTC)).total_seconds()
                 await asyncio.sleep(max(left / 2, 0.2))
-                await receiver.renew_message_lock(message)
+                async with self._renew_locks.setdefault(queue, asyncio.Lock()):
+                    await receiver.renew_message_lock(message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the lock will expire and the broker redeliver
             log.warning("lock renewal of message %s failed: %s", message.message_id, exc)
+            await self._drop_if_shut_down(queue, receiver)
+
+    async def _drop_if_shut_down(self, queue: str, receiver: ServiceBusReceiver) -> None:
+        # ``_running`` is the SDK's own flag (it refuses to settle when it is False); there
+        # is no public one.
+        if not getattr(receiver, "_running", True) and self._receivers.get(queue) is receiver:
+            log.warning("the receiver of %s was shut down by the SDK; opening a new one", queue)
+            await self._discard(self._receivers, queue)
+
+    async def _settle(self, lock: _Lock, call: Callable[[], Awaitable[None]]) -> None:
+        self._settled(lock)
+        try:
+            await call()
+        except Exception:
+            await self._drop_if_shut_down(lock.queue, lock.receiver)
+            raise
 
     def _forget_renewal(self, key: int, task: asyncio.Task[None]) -> None:
         # Only if it is still this task (a settled message's entry is already gone).
@@ -219,21 +267,28 @@ class ServiceBusMessageBus:
     async def complete(self, received: ReceivedMessage) -> None:
         """Remove the message; raises ``MessageLockLostError`` if its lock was lost."""
         lock: _Lock = received.lock_token
-        self._settled(lock)
-        await lock.receiver.complete_message(lock.message)
+        if self._lost_settlement and self._chance.random() < self._lost_settlement:
+            # As if the disposition frame never arrived: the lock runs out, the broker
+            # delivers the message again, and the saga must take it as a repeat.
+            self._settled(lock)
+            self.settlements_lost += 1
+            log.warning("fault injection: completion of %s lost", lock.message.message_id)
+            return
+        await self._settle(lock, lambda: lock.receiver.complete_message(lock.message))
 
     async def abandon(self, received: ReceivedMessage) -> None:
         """Unlock for redelivery; past the queue's max delivery count it is dead-lettered."""
         lock: _Lock = received.lock_token
-        self._settled(lock)
-        await lock.receiver.abandon_message(lock.message)
+        await self._settle(lock, lambda: lock.receiver.abandon_message(lock.message))
 
     async def dead_letter(self, received: ReceivedMessage, reason: str, description: str) -> None:
         """Move to the queue's dead-letter sub-queue with the reason."""
         lock: _Lock = received.lock_token
-        self._settled(lock)
-        await lock.receiver.dead_letter_message(
-            lock.message, reason=reason, error_description=description
+        await self._settle(
+            lock,
+            lambda: lock.receiver.dead_letter_message(
+                lock.message, reason=reason, error_description=description
+            ),
         )
 
     async def close(self) -> None:

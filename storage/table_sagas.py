@@ -5,30 +5,43 @@ Rows: ``summary`` (state, per-player progress as JSON, counts, hash, times), ``p
 A save is one transaction: the summary merged under If-Match on its etag, plus the new
 log and delta rows; so the log never disagrees with the state it explains.
 
-The outbox index (``~outbox-*`` partitions, one row per match) is written *before* the
-summary and deleted after ``mark_published``: a crash anywhere in between leaves a row
-that the sweeper finds, so no stored match can stay unpublished.
+The open-saga index (``~open-*`` partitions, one row per match) is written *before* the
+summary, flagged ``published`` after ``mark_published`` and deleted once the saga is
+finished. A crash anywhere in between leaves a row that a sweeper finds (no stored match
+stays unpublished, no saga stalls unseen) or one it drops (its summary says finished):
+the summary is always the truth, the index only says where to look.
+
+A sweeper drops a row only when it is older than ``INDEX_SETTLE_S`` and unchanged since
+it was read (If-Match): a younger row may belong to a save still in flight (a match being
+created, a finished saga being reopened), whose summary does not show it yet. Dropping
+such a row once lost a reopened saga from the index (found by the chaos tests).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from app.domain import codec
 from app.domain.errors import ConcurrencyConflict, DuplicateMatch, NotFound
 from app.domain.model import Match
-from app.domain.saga import Saga, SagaEvent
+from app.domain.saga import Saga, SagaEvent, SagaState
 from app.domain.stats import StatDelta
 from app.ports import LogEntry, SagaRecord
 from storage import entities as ent
 from storage.azure_errors import EntityExists, map_azure_errors
+
+log = logging.getLogger(__name__)
+# Longer than any save can take (the SDKs give up well within it).
+INDEX_SETTLE_S = 300.0
 
 
 def log_entity(match_id: str, seq: int, event: SagaEvent, at: datetime) -> dict[str, Any]:
@@ -62,13 +75,7 @@ class TableSagaLog:
         """Insert the summary; an existing one with the same payload hash is returned."""
         summary = ent.new_summary(match, accepted_at)
         saga = Saga(match.match_id)
-        outbox = {
-            "PartitionKey": ent.outbox_partition(match.match_id),
-            "RowKey": match.match_id,
-            "accepted_at": accepted_at.isoformat(),
-        }
-        with map_azure_errors():
-            await self._table.upsert_entity(outbox, mode=UpdateMode.REPLACE)
+        await self._index(match.match_id, accepted_at, published=False)
         try:
             with map_azure_errors():
                 meta = await self._table.create_entity(ent.summary_entity(summary, saga, 0))
@@ -81,8 +88,11 @@ class TableSagaLog:
 
     async def load(self, match_id: str) -> SagaRecord:
         """The summary row as a ``SagaRecord``; ``NotFound`` if the match is unknown."""
-        with map_azure_errors():
-            entity = await self._table.get_entity(match_id, ent.SUMMARY_KEY)
+        try:
+            with map_azure_errors():
+                entity = await self._table.get_entity(match_id, ent.SUMMARY_KEY)
+        except NotFound:
+            raise NotFound(f"match {match_id!r} not found") from None
         return ent.saga_record_from_entity(entity, ent.etag_of(entity.metadata))
 
     async def save(
@@ -96,6 +106,9 @@ class TableSagaLog:
         """Summary (If-Match) + log rows + delta rows, in one transaction."""
         save_size(events, deltas)
         match_id = record.summary.match_id
+        was_finished, finishes = ent.is_finished(record.saga.state), ent.is_finished(saga.state)
+        if was_finished and not finishes:  # an operator reopened it (compensation)
+            await self._index(match_id, record.summary.accepted_at, published=True)
         summary = ent.next_summary(record.summary, saga, at)
         seq = record.seq + len(events)
         guard = {
@@ -117,6 +130,8 @@ class TableSagaLog:
         except EntityExists as error:
             # A log row exists although the etag matched: only another saver can do that.
             raise ConcurrencyConflict(f"saga {match_id!r} was saved concurrently") from error
+        if finishes and not was_finished:
+            await self._unindex_quietly(match_id)
         return SagaRecord(summary, saga, seq, ent.etag_of(result[0]))
 
     async def deltas(self, match_id: str) -> dict[str, StatDelta]:
@@ -141,33 +156,118 @@ class TableSagaLog:
         row = {"PartitionKey": match_id, "RowKey": ent.SUMMARY_KEY, "published": True}
         with map_azure_errors():
             await self._table.update_entity(row, mode=UpdateMode.MERGE)
-        await self._forget_outbox(match_id)
+        await self._flag_published(match_id)
 
     async def unpublished(self, accepted_before: datetime, limit: int) -> list[str]:
-        """Scan the outbox partitions (small: rows live seconds) for old entries."""
+        """Index rows not flagged published, older than the cutoff, checked against their
+        summaries (the index may lag them)."""
         found: list[str] = []
-        for partition in ent.outbox_partitions():
-            rows = await self._range(partition, "", "~", ["RowKey", "accepted_at"])
-            for row in rows:
-                if datetime.fromisoformat(row["accepted_at"]) >= accepted_before:
-                    continue
-                match_id = row["RowKey"]
-                try:
-                    record = await self.load(match_id)
-                except NotFound:  # the POST failed before storing: nothing to publish
-                    await self._forget_outbox(match_id)
-                    continue
-                if record.summary.published:  # crashed between the merge and the delete
-                    await self._forget_outbox(match_id)
-                    continue
-                found.append(match_id)
-                if len(found) >= limit:
-                    return found
+        async for row in self._index_rows(accepted_before):
+            if row.get("published"):
+                continue
+            record = await self._check(row)
+            if record is None:
+                continue
+            if record.summary.published:  # crashed between the merge and the flag
+                await self._flag_published(record.summary.match_id)
+                continue
+            found.append(record.summary.match_id)
+            if len(found) >= limit:
+                break
         return found
 
-    async def _forget_outbox(self, match_id: str) -> None:
+    async def open_sagas(
+        self, accepted_before: datetime, limit: int, state: SagaState | None = None
+    ) -> list[SagaRecord]:
+        """Unfinished sagas accepted before the cutoff (in ``state`` if given), read from
+        their summaries; index rows of finished or unknown matches are dropped on the way."""
+        found: list[SagaRecord] = []
+        async for row in self._index_rows(accepted_before):
+            record = await self._check(row)
+            if record is None or (state is not None and record.saga.state is not state):
+                continue
+            found.append(record)
+            if len(found) >= limit:
+                break
+        return found
+
+    async def sagas_in_state(self, state: SagaState, limit: int) -> list[SagaRecord]:
+        """A filtered scan of the summary rows: for finished states, which have no index
+        (operators look at those rarely; open states are cheaper via ``open_sagas``)."""
         with map_azure_errors():
-            await self._table.delete_entity(ent.outbox_partition(match_id), match_id)
+            pages = self._table.query_entities(
+                "RowKey eq @summary and state eq @state",
+                parameters={"summary": ent.SUMMARY_KEY, "state": state.value},
+                results_per_page=min(limit, 1000),
+            )
+            found: list[SagaRecord] = []
+            async for row in pages:
+                found.append(ent.saga_record_from_entity(row, ent.etag_of(row.metadata)))
+                if len(found) >= limit:
+                    break
+        return found
+
+    # ---- the open-saga index -------------------------------------------------------------
+
+    async def _index(self, match_id: str, accepted_at: datetime, published: bool) -> None:
+        row = {
+            "PartitionKey": ent.open_partition(match_id),
+            "RowKey": match_id,
+            "accepted_at": accepted_at.isoformat(),
+            "indexed_at": datetime.now(UTC).isoformat(),
+            "published": published,
+        }
+        with map_azure_errors():
+            await self._table.upsert_entity(row, mode=UpdateMode.REPLACE)
+
+    async def _index_rows(self, accepted_before: datetime) -> AsyncIterator[TableEntity]:
+        for partition in ent.open_partitions():
+            rows = await self._range(
+                partition, "", "~", ["RowKey", "accepted_at", "indexed_at", "published"]
+            )
+            for row in rows:
+                if datetime.fromisoformat(row["accepted_at"]) < accepted_before:
+                    yield row
+
+    async def _check(self, row: TableEntity) -> SagaRecord | None:
+        """The unfinished saga behind an index row, or ``None`` if it is finished or was
+        never stored (the POST failed before the summary); then the row is dropped once it
+        is old enough that no save of it can still be in flight."""
+        match_id = row["RowKey"]
+        try:
+            record: SagaRecord | None = await self.load(match_id)
+        except NotFound:
+            record = None
+        if record is not None and not ent.is_finished(record.saga.state):
+            return record
+        indexed = datetime.fromisoformat(row.get("indexed_at") or row["accepted_at"])
+        if (datetime.now(UTC) - indexed).total_seconds() >= INDEX_SETTLE_S:
+            etag = ent.etag_of(row.metadata)
+            with contextlib.suppress(NotFound, ConcurrencyConflict), map_azure_errors():
+                await self._table.delete_entity(
+                    ent.open_partition(match_id),
+                    match_id,
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        return None
+
+    async def _flag_published(self, match_id: str) -> None:
+        row = {"PartitionKey": ent.open_partition(match_id), "RowKey": match_id, "published": True}
+        # Already gone (the saga finished first): nothing to flag.
+        with contextlib.suppress(NotFound), map_azure_errors():
+            await self._table.update_entity(row, mode=UpdateMode.MERGE)
+
+    async def _unindex(self, match_id: str) -> None:
+        with map_azure_errors():
+            await self._table.delete_entity(ent.open_partition(match_id), match_id)
+
+    async def _unindex_quietly(self, match_id: str) -> None:
+        # The save is durable; a row left behind is dropped by the next sweep.
+        try:
+            await self._unindex(match_id)
+        except Exception as exc:
+            log.warning("match %s: open-saga index row left behind (%s)", match_id, exc)
 
     async def close(self) -> None:
         """Close the table client."""

@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import FastAPI
 
-from app.api import errors, health, matches, players
+from app.api import admin, errors, health, matches, players
+from app.operations import Operations
 from app.services import StatsService
 from app.settings import Settings
 
@@ -14,7 +15,10 @@ Check = Callable[[], Awaitable[object]]
 
 
 def create_app(
-    settings: Settings, service: StatsService, readiness: Mapping[str, Check] | None = None
+    settings: Settings,
+    service: StatsService,
+    operations: Operations,
+    readiness: Mapping[str, Check] | None = None,
 ) -> FastAPI:
     """The FastAPI app over ``service``; ``readiness`` checks back ``/readyz``."""
     app = FastAPI(
@@ -23,11 +27,14 @@ def create_app(
         description="Game stats: matches in, service records out, sagas in between.",
     )
     app.state.service = service
+    app.state.operations = operations
     app.state.api_keys = dict(settings.api_keys)
     app.state.max_body_bytes = settings.max_body_bytes
     app.state.readiness = dict(readiness or {})
     errors.install(app)
     app.include_router(matches.router)
+    app.include_router(admin.matches_router)
     app.include_router(players.router)
+    app.include_router(admin.router)
     app.include_router(health.router)
     return app

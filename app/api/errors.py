@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app.domain.errors import (
+    Conflict,
     DuplicateMatch,
     InvalidId,
     InvalidMatch,
@@ -30,6 +31,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DuplicateMatch)
     async def _duplicate(_: Request, exc: DuplicateMatch) -> JSONResponse:
         return JSONResponse({"detail": str(exc), "match_id": exc.match_id}, status_code=409)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:

@@ -58,3 +58,8 @@ class StorageUnavailable(TransientError):
 
 class PermanentError(DomainError):
     """A failure that retrying cannot fix (corrupt data, a bug): goes to the operators."""
+
+
+class Conflict(DomainError):
+    """The request does not fit the current state of what it names (re-drive a finished
+    saga, say)."""

@@ -1,16 +1,24 @@
 """The fault-injection plan: what ``STATSAGA_FAULTS`` asks for, parsed and checked.
 
-``"storage=0.1,latency_ms=20,seed=7"``: every key is optional; an empty string injects
-nothing. Off by default; meant for ``make run`` and the chaos tests, so that anyone can
-watch recovery happen. (Actor deaths and lost settlements join the plan with the chaos
-work of issue 5; until then they are refused rather than silently ignored.)
+``"storage=0.1,latency_ms=20,actor_kill=0.01,lost_settlement=0.05,seed=7"``: every key
+is optional; an empty string injects nothing. Off by default; meant for ``make run`` and
+the chaos tests, so that anyone can watch recovery happen.
+
+- ``storage``: share of Azure Storage requests that fail (half before sending, half with
+  the answer lost after the change was made);
+- ``latency_ms``: added to every storage request;
+- ``actor_kill``: chance that a PlayerShard or GameActor call kills its actor's process
+  after doing its work and before answering (Ray restarts it);
+- ``lost_settlement``: share of the worker's message completions that never reach the
+  broker (the message comes back when its lock expires);
+- ``seed``: makes the storage faults reproducible.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-_RATES = ("storage",)
+_RATES = ("storage", "actor_kill", "lost_settlement")
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +27,8 @@ class FaultPlan:
 
     storage: float = 0.0
     latency_ms: int = 0
+    actor_kill: float = 0.0
+    lost_settlement: float = 0.0
     seed: int | None = None
 
     @property

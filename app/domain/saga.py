@@ -343,11 +343,15 @@ def compensation_order(saga: Saga) -> tuple[str, ...]:
     return (*applied, *rest)
 
 
-def resume(saga: Saga) -> tuple[Command, ...]:
+def resume(saga: Saga, overdue: bool = False) -> tuple[Command, ...]:
     """Commands that pick a saga up where a crashed coordinator left it (from the log).
 
     Repeating a command is harmless: player steps are idempotent and a retry message's id
     is derived from (match, player, attempt), so the bus drops a duplicate schedule.
+
+    ``overdue``: the saga stopped moving (the stall sweeper says so), so a scheduled retry
+    may have been lost; retrying players are tried now instead of scheduled again (whose
+    message the bus could drop as a duplicate). A late original retry is then stale.
     """
     if saga.state in _TERMINAL or saga.state is SagaState.ACCEPTED:
         return ()
@@ -361,8 +365,13 @@ def resume(saga: Saga) -> tuple[Command, ...]:
         todo = tuple(
             p
             for p in compensation_order(saga)
-            if saga.players[p].status is not PlayerStatus.RETRYING
+            if overdue or saga.players[p].status is not PlayerStatus.RETRYING
         )
+        if overdue:
+            return (CompensatePlayers(todo),) if todo else ()
         return (CompensatePlayers(todo), *retrying) if todo else retrying
-    pending = tuple(p for p, s in saga.players.items() if s.status is PlayerStatus.PENDING)
+    now = {PlayerStatus.PENDING, PlayerStatus.RETRYING} if overdue else {PlayerStatus.PENDING}
+    pending = tuple(p for p, s in saga.players.items() if s.status in now)
+    if overdue:
+        return (ApplyPlayers(pending),) if pending else ()
     return (ApplyPlayers(pending), *retrying) if pending else retrying

@@ -80,6 +80,23 @@ class MessageBusContract:
         assert dead.message.body["DeadLetterReason"] == "Broken"
         assert dead.message.body["DeadLetterErrorDescription"] == "it broke"
 
+    async def test_peek_shows_dead_letters_without_taking_them(
+        self, bus: MessageBus, queue: str
+    ) -> None:
+        for n in (1, 2):
+            await bus.publish(queue, msg(n))
+            got = (await bus.receive(queue, 1, 2.0))[0]
+            await bus.dead_letter(got, "Broken", f"number {n}")
+        dlq = f"{queue}/$deadletterqueue"
+        for _ in range(2):  # peeking twice sees the same: it takes nothing
+            seen = await bus.peek(dlq, 10)
+            assert [(m.body["n"], m.body["DeadLetterErrorDescription"]) for m in seen] == [
+                (1, "number 1"),
+                (2, "number 2"),
+            ]
+        assert len(await bus.peek(dlq, 1)) == 1
+        assert len(await bus.receive(dlq, 10, 2.0)) >= 1
+
     async def test_scheduled_message_appears_after_its_delay(
         self, bus: MessageBus, queue: str
     ) -> None:

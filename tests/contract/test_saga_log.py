@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,9 @@ from app.domain.errors import ConcurrencyConflict, DuplicateMatch, NotFound
 from app.domain.model import Match
 from app.domain.retry import RetryPolicy
 from app.domain.saga import (
+    CompensationStarted,
     PlayerApplied,
+    SagaEvent,
     SagaStarted,
     SagaState,
     transition,
@@ -22,6 +25,7 @@ from app.domain.saga import (
 from app.domain.validation import parse_match
 from app.ports import SagaLog, SagaRecord
 from storage.memory import InMemorySagaLog
+from storage.table_sagas import TableSagaLog
 from storage.tables import open_table_storage
 from tests.support.matches import random_match
 
@@ -168,6 +172,42 @@ class SagaLogContract:
         assert not created
         assert match.match_id not in await sagas.unpublished(AT + timedelta(hours=1), 1000)
 
+    async def test_open_sagas_follow_the_saga_until_it_finishes(
+        self, sagas: SagaLog, match: Match
+    ) -> None:
+        later = AT + timedelta(seconds=1)
+
+        def ids(records: list[SagaRecord]) -> set[str]:
+            return {r.summary.match_id for r in records}
+
+        await sagas.create(match, AT)
+        assert match.match_id not in ids(await sagas.open_sagas(AT, 1000))  # too recent
+        assert match.match_id in ids(await sagas.open_sagas(later, 1000, SagaState.ACCEPTED))
+        record = await start(sagas, match)
+        assert match.match_id in ids(await sagas.open_sagas(later, 1000, SagaState.RUNNING))
+        assert match.match_id not in ids(await sagas.open_sagas(later, 1000, SagaState.ACCEPTED))
+        record = await self._fold(sagas, record, [PlayerApplied(p) for p in match.player_ids])
+        assert record.saga.state is SagaState.COMPLETED
+        assert match.match_id not in ids(await sagas.open_sagas(later, 1000))
+        assert match.match_id in ids(await sagas.sagas_in_state(SagaState.COMPLETED, 1000))
+        # Voiding a completed match reopens it until the compensation ends.
+        record = await self._fold(sagas, record, [CompensationStarted("cheating")])
+        assert match.match_id in ids(await sagas.open_sagas(later, 1000, SagaState.COMPENSATING))
+        assert match.match_id not in ids(await sagas.sagas_in_state(SagaState.COMPLETED, 1000))
+
+    async def test_open_sagas_respect_the_limit(self, sagas: SagaLog, unique: str) -> None:
+        for i in range(3):
+            await sagas.create(make_match(f"m{unique}{i}", seed=i), AT)
+        assert len(await sagas.open_sagas(AT + timedelta(seconds=1), 2)) == 2
+
+    @staticmethod
+    async def _fold(sagas: SagaLog, record: SagaRecord, facts: list[SagaEvent]) -> SagaRecord:
+        saga, events = record.saga, []
+        for fact in facts:
+            step = transition(saga, fact, POLICY)
+            saga, events = step.saga, events + list(step.events)
+        return await sagas.save(record, saga, events, AT)
+
 
 class TestInMemorySagaLog(SagaLogContract):
     @pytest.fixture
@@ -182,3 +222,22 @@ class TestTableSagaLog(SagaLogContract):
         storage = await open_table_storage(azurite.connection_string, f"t{unique}")
         yield storage.sagas
         await storage.close()
+
+    async def test_a_sweep_while_a_finished_saga_reopens_keeps_it_indexed(
+        self, sagas: SagaLog, match: Match
+    ) -> None:
+        assert isinstance(sagas, TableSagaLog)
+        record = await start(sagas, match)
+        record = await self._fold(sagas, record, [PlayerApplied(p) for p in match.player_ids])
+        later = datetime.now(UTC) + timedelta(days=1)
+        write_index = sagas._index
+
+        async def index_then_sweep(*args: Any, **kwargs: Any) -> None:
+            await write_index(*args, **kwargs)
+            # A sweeper between the index row and the summary: the summary still says
+            # completed, but the row is young, so it must stay.
+            assert await sagas.open_sagas(later, 1000) == []
+
+        sagas._index = index_then_sweep  # type: ignore[method-assign]
+        record = await self._fold(sagas, record, [CompensationStarted("voided")])
+        assert [r.summary.match_id for r in await sagas.open_sagas(later, 1000)] == [match.match_id]

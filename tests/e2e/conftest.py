@@ -61,10 +61,12 @@ class Service:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"{self.command} exited ({self.proc.returncode}):\n{self.tail()}"
+                    f"{self.command} exited ({self.proc.returncode}):\n{self.output()[-4000:]}"
                 )
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.command}: no {text!r} after {timeout_s}s\n{self.tail()}")
+                raise TimeoutError(
+                    f"{self.command}: no {text!r} after {timeout_s}s\n{self.output()[-4000:]}"
+                )
             time.sleep(0.2)
 
     def wait_ready(self, timeout_s: float) -> None:
@@ -75,7 +77,7 @@ class Service:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"{self.command} exited ({self.proc.returncode}):\n{self.tail()}"
+                    f"{self.command} exited ({self.proc.returncode}):\n{self.output()[-4000:]}"
                 )
             try:
                 response = httpx.get(f"{self.base_url}/readyz", timeout=2)

@@ -144,3 +144,46 @@ def test_health_and_readiness(client: StatsClient) -> None:
     ready = client.http.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"storage": "ok", "ray": "ok"}
+
+
+def test_operator_endpoints_need_an_admin_key_and_name_bad_input(client: StatsClient) -> None:
+    admin = {"Authorization": f"Bearer {client.keys['admin']}"}
+    calls: list[tuple[str, str, dict[str, str] | None]] = [
+        ("GET", "/v1/admin/sagas", None),
+        ("GET", "/v1/admin/deadletters", None),
+        ("POST", "/v1/admin/deadletters/replay", {}),
+        ("POST", "/v1/admin/sagas/m-any/redrive", None),
+        ("POST", "/v1/matches/m-any/invalidate", {}),
+    ]
+    for method, path, body in calls:
+        assert client.http.request(method, path, json=body).status_code == 401, path
+        for role in ("ingest", "read"):
+            headers = {"Authorization": f"Bearer {client.keys[role]}"}
+            response = client.http.request(method, path, json=body, headers=headers)
+            assert response.status_code == 403, (path, role)
+    assert client.http.post("/v1/admin/sagas/no-such/redrive", headers=admin).status_code == 404
+    assert client.http.post("/v1/matches/no-such/invalidate", headers=admin).status_code == 404
+    bad = client.http.get("/v1/admin/sagas", params={"state": "asleep"}, headers=admin)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "state"]
+    bad = client.http.post("/v1/admin/deadletters/replay", json={"queue": "x"}, headers=admin)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "queue"]
+    bad = client.http.post(
+        "/v1/matches/m-any/invalidate", json={"reason": "x", "extra": 1}, headers=admin
+    )
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "extra"]
+
+
+def test_a_completed_match_is_listed_and_cannot_be_redriven(client: StatsClient) -> None:
+    admin = {"Authorization": f"Bearer {client.keys['admin']}"}
+    match = random_match(random.Random(23), f"m-{uuid.uuid4().hex[:6]}", ["p-ops-1", "p-ops-2"])
+    assert client.post_match(match).status_code == 202
+    mid = match["match_id"]
+    assert client.wait_finished([mid]) == {mid: "completed"}
+    listed = client.http.get(
+        "/v1/admin/sagas", params={"state": "completed", "limit": 1000}, headers=admin
+    )
+    assert mid in {s["match_id"] for s in listed.json()["sagas"]}
+    open_now = client.http.get("/v1/admin/sagas", headers=admin).json()["sagas"]
+    assert mid not in {s["match_id"] for s in open_now}
+    again = client.http.post(f"/v1/admin/sagas/{mid}/redrive", headers=admin)
+    assert again.status_code == 409 and "completed" in again.json()["detail"]

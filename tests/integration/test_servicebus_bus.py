@@ -37,6 +37,29 @@ async def test_a_held_message_keeps_its_lock_past_the_lock_duration(
         await other.close()
 
 
+async def test_many_held_messages_keep_their_locks_and_settle(
+    broker_factory: BrokerFactory,
+) -> None:
+    # Thirty messages renewed over the same receiver at the same moments: renewals must not
+    # break the link (concurrent management requests once did), and every one settles.
+    instance = broker_factory([queue("busy", lock_s=2)], name="renew-many")
+    bus = ServiceBusMessageBus(instance.connection_string)
+    other = ServiceBusMessageBus(instance.connection_string)
+    try:
+        for n in range(30):
+            await bus.publish("busy", BusMessage(f"m{n}", {"n": n}))
+        held = []
+        while len(held) < 30:
+            held += await bus.receive("busy", 30 - len(held), 5.0)
+        await asyncio.sleep(7)  # 3.5 lock durations: several renewals of each
+        assert await other.receive("busy", 1, 1.0) == []
+        await asyncio.gather(*(bus.complete(r) for r in held))
+        assert await other.receive("busy", 10, 3.0) == []  # none came back
+    finally:
+        await bus.close()
+        await other.close()
+
+
 async def test_a_body_that_is_not_a_json_object_is_handed_over_marked_unreadable(
     broker: LocalBroker,
 ) -> None:

@@ -13,6 +13,7 @@ from actors.grains import GrainSettings, PlayerGrainHost
 from app.domain.retry import RetryPolicy
 from app.domain.stats import public_record
 from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
+from app.ports import ReceivedMessage
 from app.runner import LocalSagaRunner
 from app.services import StatsService
 from app.worker import Worker
@@ -45,8 +46,12 @@ def stack(policy: RetryPolicy = FAST, **faults: object) -> Stack:
     )
 
 
-async def drain(s: Stack, match_ids: list[str], timeout_s: float = 10.0) -> dict[str, str]:
-    """Run the worker until every saga is terminal (or the time is up)."""
+async def drain(
+    s: Stack, match_ids: list[str], timeout_s: float = 10.0, until: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Run a worker (a fresh one, on ``s.bus``) until every saga is terminal, or in the
+    states of ``until``, or the time is up; returns the states."""
+    s.worker = Worker(s.bus, s.runner, concurrency=8, receive_wait_s=0.1)
     task = asyncio.create_task(s.worker.run())
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
@@ -54,7 +59,9 @@ async def drain(s: Stack, match_ids: list[str], timeout_s: float = 10.0) -> dict
     try:
         while loop.time() < deadline:
             states = {m: (await s.sagas.load(m)).saga.state.value for m in match_ids}
-            if all(v in {"completed", "stuck", "compensated"} for v in states.values()):
+            if until is not None and states == until:
+                break
+            if until is None and set(states.values()) <= {"completed", "stuck", "compensated"}:
                 break
             await asyncio.sleep(0.05)
     finally:
@@ -167,3 +174,30 @@ async def test_invalidate_reverts_every_player(invalidate_after: bool) -> None:
     reply = await s.runner.invalidate(posted[0]["match_id"], "cheating")
     assert reply.state == "compensated"
     await assert_exact(s, posted[1:] if invalidate_after else posted)
+
+
+class SettleFailsBus(InMemoryMessageBus):
+    """Its first completion fails, as when the SDK shut a receiver down under it."""
+
+    failures = 1
+
+    async def complete(self, received: ReceivedMessage) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ValueError("Failed to complete the message as the handler has been shutdown")
+        await super().complete(received)
+
+
+async def test_a_failed_settlement_is_not_taken_for_a_bad_message() -> None:
+    posted = matches(1, players=4, seed=9)
+    s = stack()
+    s.bus = s.service.bus = SettleFailsBus(lock_duration_s=0.3)
+    mid = posted[0]["match_id"]
+    await s.service.submit_match(posted[0])
+    assert await drain(s, [mid], timeout_s=3.0, until={mid: "never"}) == {mid: "completed"}
+    assert s.worker.counters.settle_failures == 1
+    # Not dead-lettered as "unprocessable": it came back when its lock expired, and the
+    # repeat found the saga completed.
+    assert await s.bus.peek(f"{MATCHES_QUEUE}/$deadletterqueue", 10) == []
+    assert s.worker.counters.completed == 1 and s.bus.depth(MATCHES_QUEUE) == 0
+    await assert_exact(s, posted)

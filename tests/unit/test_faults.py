@@ -15,8 +15,10 @@ def test_empty_injects_nothing() -> None:
 
 
 def test_every_key_parses_and_round_trips() -> None:
-    plan = parse_faults("storage=0.1, latency_ms=20,seed=7")
-    assert plan == FaultPlan(0.1, 20, 7)
+    plan = parse_faults("storage=0.1, latency_ms=20,actor_kill=0.01,lost_settlement=0.2,seed=7")
+    assert plan == FaultPlan(
+        storage=0.1, latency_ms=20, actor_kill=0.01, lost_settlement=0.2, seed=7
+    )
     assert plan.active
     assert parse_faults(plan.spec()) == plan
 
@@ -30,7 +32,8 @@ def test_every_key_parses_and_round_trips() -> None:
         ("seed=x", "seed"),
         ("disk=0.1", "disk"),
         ("storage", "storage"),
-        ("actor_kill=0.1", "actor_kill"),
+        ("actor_kill=1.1", "actor_kill"),
+        ("lost_settlement=-1", "lost_settlement"),
     ],
 )
 def test_a_bad_entry_names_its_key(spec: str, named: str) -> None:
@@ -41,4 +44,9 @@ def test_a_bad_entry_names_its_key(spec: str, named: str) -> None:
 def test_the_setting_refuses_a_bad_spec_naming_the_key() -> None:
     with pytest.raises(ValidationError, match="disk"):
         Settings(faults="disk=0.5")
-    assert Settings(faults="storage=0.2,seed=1").fault_plan == FaultPlan(0.2, 0, 1)
+    assert Settings(faults="storage=0.2,seed=1").fault_plan == FaultPlan(storage=0.2, seed=1)
+
+
+@pytest.mark.parametrize("key", ["storage", "actor_kill", "lost_settlement"])
+def test_each_rate_alone_makes_the_plan_active(key: str) -> None:
+    assert parse_faults(f"{key}=0.01").active

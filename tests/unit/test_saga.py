@@ -418,6 +418,42 @@ def test_resume(before: Saga, commands: tuple[Command, ...]) -> None:
     assert resume(before) == commands
 
 
+OVERDUE: dict[str, tuple[Saga, tuple[Command, ...]]] = {
+    "accepted": (Saga("m-1"), ()),
+    "running: retrying players are tried now, not scheduled again": (
+        saga(S.RUNNING, p1=pp(St.PENDING), p2=pp(St.RETRYING, 2), p3=APPLIED1),
+        (ApplyPlayers(("p1", "p2")),),
+    ),
+    "recovering": (
+        saga(S.RECOVERING, p1=APPLIED1, p2=pp(St.RETRYING, 3)),
+        (ApplyPlayers(("p2",)),),
+    ),
+    "stuck still waits for an operator": (saga(S.STUCK, p1=pp(St.DEAD, 3), p2=APPLIED1), ()),
+    "compensating: every player not reverted, latest applied first": (
+        saga(
+            S.COMPENSATING,
+            p1=APPLIED1,
+            p2=pp(St.COMPENSATED, order=3),
+            p3=APPLIED2,
+            p4=pp(St.RETRYING, 1),
+        ),
+        (CompensatePlayers(("p3", "p1", "p4")),),
+    ),
+    "completed": (saga(S.COMPLETED, p1=APPLIED1), ()),
+}
+
+
+@pytest.mark.parametrize(("before", "commands"), OVERDUE.values(), ids=OVERDUE.keys())
+def test_resume_overdue(before: Saga, commands: tuple[Command, ...]) -> None:
+    assert resume(before, overdue=True) == commands
+
+
+def test_an_overdue_retry_that_fails_again_schedules_the_next_attempt() -> None:
+    before = saga(S.RECOVERING, p1=APPLIED1, p2=pp(St.RETRYING, 1))
+    step = transition(before, PlayerFailed("p2", "timeout"), POLICY)
+    assert step.commands == (ScheduleRetry("p2", 2, APPLY),)
+
+
 # ---- property: any interleaving of applies and transient failures ----------------------
 
 PLAYERS = ("p1", "p2", "p3", "p4")

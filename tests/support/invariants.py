@@ -1,0 +1,78 @@
+"""The invariant checker of the chaos tests: every player's served record equals the
+totals recomputed from the *archived* payloads of the matches that count (completed, not
+compensated), read straight from storage, independently of the code that summed them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.domain.saga import SagaState
+from storage.tables import open_table_storage
+from tests.support.client import StatsClient
+from tests.support.matches import expected_totals, mismatches
+
+
+@dataclass
+class Verdict:
+    """What the checker found; ``ok`` when nothing is wrong."""
+
+    states: dict[str, str] = field(default_factory=dict)
+    problems: dict[str, list[str]] = field(default_factory=dict)
+    players_checked: int = 0
+    counted_matches: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """Every match finished as expected and every record is exact."""
+        return not self.problems
+
+
+async def check_invariants(
+    client: StatsClient,
+    connection_string: str,
+    prefix: str,
+    match_ids: Sequence[str],
+    voided: Sequence[str] = (),
+) -> Verdict:
+    """Check ``match_ids`` (the ``voided`` ones must end compensated, the others completed)
+    and the records of every player in them."""
+    verdict = Verdict()
+    storage = await open_table_storage(connection_string, prefix)
+    counted: list[dict[str, Any]] = []
+    players: set[str] = set()
+    try:
+        for match_id in match_ids:
+            record = await storage.sagas.load(match_id)
+            state = record.saga.state
+            verdict.states[match_id] = state.value
+            want = SagaState.COMPENSATED if match_id in voided else SagaState.COMPLETED
+            if state is not want:
+                verdict.problems[match_id] = [f"saga is {state.value}, expected {want.value}"]
+            payload = await storage.archive.get(match_id, record.summary.payload_hash)
+            players.update(line["player_id"] for line in payload["players"])
+            if state is SagaState.COMPLETED:
+                counted.append(payload)
+            kinds = [type(e.event).__name__ for e in await storage.sagas.log(match_id)]
+            for once in ("SagaStarted", "SagaCompleted", "SagaCompensated"):
+                if kinds.count(once) > 1:
+                    verdict.problems.setdefault(match_id, []).append(f"{once} logged twice")
+    finally:
+        await storage.close()
+    totals = expected_totals(counted)
+    verdict.counted_matches = len(counted)
+    for player_id in sorted(players):
+        response = client.stats(player_id)
+        if player_id not in totals:  # every match of theirs was voided
+            if response.status_code != 404 and response.json().get("matches", 0) != 0:
+                verdict.problems[player_id] = [f"voided player still counts: {response.text}"]
+            continue
+        if response.status_code != 200:
+            verdict.problems[player_id] = [f"GET stats answered {response.status_code}"]
+            continue
+        bad = mismatches(response.json(), totals[player_id])
+        if bad:
+            verdict.problems[player_id] = bad
+    verdict.players_checked = len(players)
+    return verdict
