@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from app.domain import saga as s
 from app.domain.aggregation import aggregate
-from app.domain.errors import ConcurrencyConflict
+from app.domain.errors import ConcurrencyConflict, NotFound
 from app.domain.retry import RetryPolicy, next_delay
 from app.domain.stats import StatDelta
 from app.domain.validation import parse_match
@@ -82,21 +82,25 @@ class SagaCoordinator:
         return (await self._execute(record, s.resume(record.saga, overdue=True))).saga.state
 
     async def retry(self, retry: PlayerRetry) -> s.SagaState:
-        """Run a scheduled retry of one player's step, unless it is stale."""
+        """Run a scheduled retry of one player's step, unless it is stale. A stale one
+        still re-sends what the log says is outstanding for the player: a coordinator
+        may have logged a newer attempt (or a dead-letter) and died before sending it."""
         record = await self.sagas.load(retry.match_id)
         progress = record.saga.players.get(retry.player_id)
-        if (
-            progress is None
-            or progress.status is not s.PlayerStatus.RETRYING
-            or progress.attempts != retry.attempt
-        ):
+        if progress is None:
+            raise NotFound(f"{retry.player_id!r} is not a player of match {retry.match_id!r}")
+        if progress.status is not s.PlayerStatus.RETRYING or progress.attempts != retry.attempt:
             log.info(
-                "match %s player %s: stale retry %d ignored",
+                "match %s player %s: stale retry %d (now %s, attempt %d)",
                 retry.match_id,
                 retry.player_id,
                 retry.attempt,
+                progress.status.value,
+                progress.attempts,
             )
-            return record.saga.state
+            # Sent again under the same message id: the bus drops it if it did go out.
+            again = s.outstanding(record.saga, retry.player_id)
+            return (await self._execute(record, again)).saga.state
         command: s.Command
         if retry.action is s.Action.COMPENSATE:
             command = s.CompensatePlayers((retry.player_id,))

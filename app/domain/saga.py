@@ -375,3 +375,16 @@ def resume(saga: Saga, overdue: bool = False) -> tuple[Command, ...]:
     if overdue:
         return (ApplyPlayers(pending),) if pending else ()
     return (ApplyPlayers(pending), *retrying) if pending else retrying
+
+
+def outstanding(saga: Saga, player_id: str) -> tuple[Command, ...]:
+    """What the log says is still to be sent for one player: the schedule of its pending
+    retry, or its dead-letter. (A stale retry message re-sends it, in case the coordinator
+    that logged it died before sending.)"""
+    progress = saga.players[player_id]
+    if progress.status is PlayerStatus.RETRYING:
+        action = Action.COMPENSATE if saga.state in _COMPENSATION else Action.APPLY
+        return (ScheduleRetry(player_id, progress.attempts, action),)
+    if progress.status is PlayerStatus.DEAD:
+        return (DeadLetterPlayer(player_id, progress.error or "dead"),)
+    return ()

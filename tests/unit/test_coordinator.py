@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from actors.grains import GrainSettings, PlayerGrainHost
+from app.domain.errors import StorageUnavailable
 from app.domain.retry import RetryPolicy
 from app.domain.stats import public_record
 from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
@@ -200,4 +201,31 @@ async def test_a_failed_settlement_is_not_taken_for_a_bad_message() -> None:
     # repeat found the saga completed.
     assert await s.bus.peek(f"{MATCHES_QUEUE}/$deadletterqueue", 10) == []
     assert s.worker.counters.completed == 1 and s.bus.depth(MATCHES_QUEUE) == 0
+    await assert_exact(s, posted)
+
+
+class ForgetfulSagaLog(InMemorySagaLog):
+    """Fails the first save that logs the second attempt's RetryScheduled (so, while a
+    retry message is handled): the coordinator dies between deciding the retry (logged)
+    and sending it."""
+
+    failed = False
+
+    async def save(self, record, saga, events, at, deltas=None):  # type: ignore[no-untyped-def]
+        if not self.failed and any(getattr(e, "attempt", 0) == 2 for e in events):
+            self.failed = True
+            raise StorageUnavailable("injected: saved the decision, lost the send")
+        return await super().save(record, saga, events, at, deltas)
+
+
+async def test_a_retry_decided_but_never_sent_is_sent_by_the_redelivered_message() -> None:
+    posted = matches(1, players=4, seed=10)
+    victim = posted[0]["players"][0]["player_id"]
+    s = stack(transient={victim: 5})  # two durable retries needed
+    forgetful = ForgetfulSagaLog()
+    s.sagas = s.service.sagas = s.runner.sagas = forgetful
+    mid = posted[0]["match_id"]
+    await s.service.submit_match(posted[0])
+    assert await drain(s, [mid]) == {mid: "completed"}
+    assert forgetful.failed
     await assert_exact(s, posted)

@@ -34,6 +34,7 @@ from app.domain.saga import (
     SagaStuck,
     ScheduleRetry,
     compensation_order,
+    outstanding,
     resume,
     transition,
 )
@@ -509,3 +510,13 @@ def test_no_interleaving_loses_a_player(n: int, script: list[tuple[int, bool]]) 
         log.extend(step.events)
     assert s.state is S.COMPLETED
     assert log.count(SagaCompleted()) == 1
+
+
+def test_outstanding_names_what_is_left_to_send_for_a_player() -> None:
+    running = saga(S.RECOVERING, p1=pp(St.RETRYING, 2), p2=APPLIED1)
+    assert outstanding(running, "p1") == (ScheduleRetry("p1", 2, APPLY),)
+    assert outstanding(running, "p2") == ()
+    compensating = saga(S.COMPENSATING, p1=pp(St.RETRYING, 5))
+    assert outstanding(compensating, "p1") == (ScheduleRetry("p1", 5, COMPENSATE),)
+    dead = Saga("m-1", S.STUCK, {"p1": PlayerProgress(St.DEAD, 3, None, "disk on fire")})
+    assert outstanding(dead, "p1") == (DeadLetterPlayer("p1", "disk on fire"),)
