@@ -131,7 +131,7 @@ class TableSagaLog:
             # A log row exists although the etag matched: only another saver can do that.
             raise ConcurrencyConflict(f"saga {match_id!r} was saved concurrently") from error
         if finishes and not was_finished:
-            await self._unindex_quietly(match_id)
+            await self._unindex_quietly(match_id, at)
         return SagaRecord(summary, saga, seq, ent.etag_of(result[0]))
 
     async def deltas(self, match_id: str) -> dict[str, StatDelta]:
@@ -242,14 +242,7 @@ class TableSagaLog:
             return record
         indexed = datetime.fromisoformat(row.get("indexed_at") or row["accepted_at"])
         if (datetime.now(UTC) - indexed).total_seconds() >= INDEX_SETTLE_S:
-            etag = ent.etag_of(row.metadata)
-            with contextlib.suppress(NotFound, ConcurrencyConflict), map_azure_errors():
-                await self._table.delete_entity(
-                    ent.open_partition(match_id),
-                    match_id,
-                    etag=etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
+            await self._drop_row(match_id, ent.etag_of(row.metadata))
         return None
 
     async def _flag_published(self, match_id: str) -> None:
@@ -258,14 +251,29 @@ class TableSagaLog:
         with contextlib.suppress(NotFound), map_azure_errors():
             await self._table.update_entity(row, mode=UpdateMode.MERGE)
 
-    async def _unindex(self, match_id: str) -> None:
-        with map_azure_errors():
-            await self._table.delete_entity(ent.open_partition(match_id), match_id)
+    async def _drop_row(self, match_id: str, etag: str) -> None:
+        """Delete an index row as it was read: a row rewritten since (a reopen) stays."""
+        with contextlib.suppress(NotFound, ConcurrencyConflict), map_azure_errors():
+            await self._table.delete_entity(
+                ent.open_partition(match_id),
+                match_id,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
 
-    async def _unindex_quietly(self, match_id: str) -> None:
-        # The save is durable; a row left behind is dropped by the next sweep.
+    async def _unindex_quietly(self, match_id: str, finished_at: datetime) -> None:
+        """Drop the row of a saga that just finished, unless it was written after the
+        finish: an operator may have reopened the saga (voided the match) while this
+        delete was on its way, and that row belongs to the compensation. The save is
+        durable either way; a row left behind is dropped by a later sweep."""
         try:
-            await self._unindex(match_id)
+            with map_azure_errors():
+                row = await self._table.get_entity(ent.open_partition(match_id), match_id)
+            indexed = datetime.fromisoformat(row.get("indexed_at") or row["accepted_at"])
+            if indexed <= finished_at:
+                await self._drop_row(match_id, ent.etag_of(row.metadata))
+        except NotFound:
+            return
         except Exception as exc:
             log.warning("match %s: open-saga index row left behind (%s)", match_id, exc)
 

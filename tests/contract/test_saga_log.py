@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 
 from app.devstack import Azurite
 from app.domain.aggregation import aggregate
@@ -24,6 +25,7 @@ from app.domain.saga import (
 )
 from app.domain.validation import parse_match
 from app.ports import SagaLog, SagaRecord
+from storage.entities import open_partition
 from storage.memory import InMemorySagaLog
 from storage.table_sagas import TableSagaLog
 from storage.tables import open_table_storage
@@ -241,3 +243,38 @@ class TestTableSagaLog(SagaLogContract):
         sagas._index = index_then_sweep  # type: ignore[method-assign]
         record = await self._fold(sagas, record, [CompensationStarted("voided")])
         assert [r.summary.match_id for r in await sagas.open_sagas(later, 1000)] == [match.match_id]
+
+    async def test_a_late_delete_of_a_finished_saga_spares_its_reopened_row(
+        self, sagas: SagaLog, match: Match
+    ) -> None:
+        assert isinstance(sagas, TableSagaLog)
+        record = await start(sagas, match)
+        delayed: list[datetime] = []
+
+        async def hold(match_id: str, finished_at: datetime) -> None:
+            delayed.append(finished_at)  # the delete is still on its way
+
+        unindex, sagas._unindex_quietly = sagas._unindex_quietly, hold  # type: ignore[method-assign]
+        facts = [PlayerApplied(p) for p in match.player_ids]
+        saga, events = record.saga, []
+        for fact in facts:
+            step = transition(saga, fact, POLICY)
+            saga, events = step.saga, events + list(step.events)
+        record = await sagas.save(record, saga, events, datetime.now(UTC))
+        assert record.saga.state is SagaState.COMPLETED and len(delayed) == 1
+        sagas._unindex_quietly = unindex  # type: ignore[method-assign]
+        record = await self._fold(sagas, record, [CompensationStarted("voided")])
+        await unindex(match.match_id, delayed[0])  # arrives after the reopen
+        later = datetime.now(UTC) + timedelta(days=1)
+        assert [r.summary.match_id for r in await sagas.open_sagas(later, 1000)] == [match.match_id]
+
+    async def test_a_finished_saga_leaves_no_index_row(self, sagas: SagaLog, match: Match) -> None:
+        assert isinstance(sagas, TableSagaLog)
+        record = await start(sagas, match)
+        saga, events = record.saga, []
+        for fact in [PlayerApplied(p) for p in match.player_ids]:
+            step = transition(saga, fact, POLICY)
+            saga, events = step.saga, events + list(step.events)
+        await sagas.save(record, saga, events, datetime.now(UTC))
+        with pytest.raises(ResourceNotFoundError):
+            await sagas._table.get_entity(open_partition(match.match_id), match.match_id)
