@@ -4,9 +4,12 @@ compensated), read straight from storage, independently of the code that summed 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import httpx
 
 from app.domain.saga import SagaState
 from storage.tables import open_table_storage
@@ -63,7 +66,7 @@ async def check_invariants(
     totals = expected_totals(counted)
     verdict.counted_matches = len(counted)
     for player_id in sorted(players):
-        response = client.stats(player_id)
+        response = _stats(client, player_id)
         if player_id not in totals:  # every match of theirs was voided
             if response.status_code != 404 and response.json().get("matches", 0) != 0:
                 verdict.problems[player_id] = [f"voided player still counts: {response.text}"]
@@ -76,3 +79,14 @@ async def check_invariants(
             verdict.problems[player_id] = bad
     verdict.players_checked = len(players)
     return verdict
+
+
+def _stats(client: StatsClient, player_id: str, attempts: int = 20) -> httpx.Response:
+    """GET the record as a well-behaved client does: a 503 (storage faults are injected
+    into the grains' reads too) is tried again after its ``Retry-After``."""
+    for _ in range(attempts - 1):
+        response = client.stats(player_id)
+        if response.status_code != 503:
+            return response
+        time.sleep(min(float(response.headers.get("retry-after", "1")), 1.0))
+    return client.stats(player_id)
