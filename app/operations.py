@@ -24,13 +24,20 @@ from app.domain.errors import Conflict
 from app.domain.saga import OPEN_STATES, PlayerStatus, SagaState
 from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
 from app.periodic import every
-from app.ports import BusMessage, MessageBus, ReceivedMessage, SagaLog, SagaRecord
+from app.ports import (
+    DEAD_LETTER_DESCRIPTION,
+    DEAD_LETTER_REASON,
+    BusMessage,
+    MessageBus,
+    ReceivedMessage,
+    SagaLog,
+    SagaRecord,
+    dead_letter_queue,
+)
 from app.sagas import utc_now
 
 log = logging.getLogger(__name__)
 DEAD_LETTER_QUEUES = (MATCHES_QUEUE, PLAYER_UPDATES_QUEUE)
-DLQ_SUFFIX = "/$deadletterqueue"
-_DLQ_FIELDS = ("DeadLetterReason", "DeadLetterErrorDescription")
 # A stall is judged by the last save; these states wait on something that can be lost.
 _CAN_STALL = {SagaState.RUNNING, SagaState.RECOVERING, SagaState.COMPENSATING}
 
@@ -67,8 +74,8 @@ def dead_letter_view(queue: str, message: BusMessage) -> dict[str, Any]:
         "queue": queue,
         "message_id": message.message_id,
         "subject": message.subject,
-        "reason": body.pop("DeadLetterReason", None),
-        "description": body.pop("DeadLetterErrorDescription", None),
+        "reason": body.pop(DEAD_LETTER_REASON, None),
+        "description": body.pop(DEAD_LETTER_DESCRIPTION, None),
         "match_id": body.get("match_id"),
         "player_id": body.get("player_id"),
         "body": body,
@@ -141,7 +148,7 @@ class Operations:
         """Dead letters of one queue or of both, without taking them."""
         found: list[dict[str, Any]] = []
         for name in _queues(queue):
-            for message in await self.bus.peek(name + DLQ_SUFFIX, limit - len(found)):
+            for message in await self.bus.peek(dead_letter_queue(name), limit - len(found)):
                 found.append(dead_letter_view(name, message))
             if len(found) >= limit:
                 break
@@ -160,7 +167,7 @@ class Operations:
             held: list[ReceivedMessage] = []  # skipped ones stay locked until the end
             try:
                 while len(report.replayed) + len(report.dropped) < limit:
-                    batch = await self.bus.receive(name + DLQ_SUFFIX, 32, 1.0)
+                    batch = await self.bus.receive(dead_letter_queue(name), 32, 1.0)
                     if not batch:
                         break
                     for received in batch:

@@ -226,6 +226,17 @@ class ReceivedMessage:
     lock_token: Any = field(compare=False)
 
 
+# A queue's dead-letter sub-queue is addressed as Service Bus does it, and a dead letter's
+# reason and description come with its body under Service Bus's property names.
+DEAD_LETTER_SUFFIX = "/$deadletterqueue"
+DEAD_LETTER_REASON, DEAD_LETTER_DESCRIPTION = "DeadLetterReason", "DeadLetterErrorDescription"
+
+
+def dead_letter_queue(queue: str) -> str:
+    """The address of ``queue``'s dead-letter sub-queue."""
+    return queue + DEAD_LETTER_SUFFIX
+
+
 class MessageBus(Protocol):
     """Queues with peek-lock delivery, scheduling and dead-lettering (Service Bus's model)."""
 

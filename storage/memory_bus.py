@@ -14,9 +14,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.ports import BusMessage, ReceivedMessage
-
-DEAD_LETTER_SUFFIX = "/$deadletterqueue"
+from app.ports import (
+    DEAD_LETTER_DESCRIPTION,
+    DEAD_LETTER_REASON,
+    DEAD_LETTER_SUFFIX,
+    BusMessage,
+    ReceivedMessage,
+    dead_letter_queue,
+)
 
 
 @dataclass
@@ -44,8 +49,8 @@ def _as_seen(entry: _Entry) -> BusMessage:
     if entry.dead_letter_reason is None:
         return message
     props = {
-        "DeadLetterReason": entry.dead_letter_reason,
-        "DeadLetterErrorDescription": entry.dead_letter_description or "",
+        DEAD_LETTER_REASON: entry.dead_letter_reason,
+        DEAD_LETTER_DESCRIPTION: entry.dead_letter_description or "",
     }
     return BusMessage(message.message_id, {**message.body, **props}, message.subject)
 
@@ -118,7 +123,7 @@ class InMemoryMessageBus:
             entry.dead_letter_description = (
                 f"delivered {entry.delivery_count} times without being completed"
             )
-            self._queue(name + DEAD_LETTER_SUFFIX).ready.append(entry)
+            self._queue(dead_letter_queue(name)).ready.append(entry)
         else:
             self._queue(name).ready.appendleft(entry)
 
@@ -182,7 +187,7 @@ class InMemoryMessageBus:
         name, entry = self._settle(received)
         entry.dead_letter_reason, entry.dead_letter_description = reason, description
         entry.delivery_count = 0
-        self._queue(name + DEAD_LETTER_SUFFIX).ready.append(entry)
+        self._queue(dead_letter_queue(name)).ready.append(entry)
 
     def depth(self, queue: str) -> int:
         """Messages waiting, scheduled or locked in ``queue`` (for tests and operators)."""

@@ -39,14 +39,17 @@ from azure.servicebus.exceptions import (
     ServiceBusError,
 )
 
-from app.ports import BusMessage, ReceivedMessage
+from app.ports import (
+    DEAD_LETTER_DESCRIPTION,
+    DEAD_LETTER_REASON,
+    DEAD_LETTER_SUFFIX,
+    BusMessage,
+    ReceivedMessage,
+)
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTER_SUFFIX = "/$deadletterqueue"
 JSON = "application/json"
-# The dead-letter fields Service Bus sets, surfaced in the body as the in-memory bus does.
-DEAD_LETTER_REASON, DEAD_LETTER_DESCRIPTION = "DeadLetterReason", "DeadLetterErrorDescription"
 UNREADABLE = "unreadable_body"
 T = TypeVar("T")
 
