@@ -120,10 +120,10 @@ class Operations:
         state = record.saga.state
         if state is SagaState.STUCK:
             message = messages.match_redrive(match_id, record.seq)
-        elif state in OPEN_STATES and (state is not SagaState.ACCEPTED or record.summary.published):
-            message = messages.match_resume(match_id, record.seq)
-        elif state is SagaState.ACCEPTED:
+        elif state is SagaState.ACCEPTED and not record.summary.published:
             raise Conflict(f"match {match_id} is not published yet; the outbox sweeper will")
+        elif state in OPEN_STATES:
+            message = messages.match_resume(match_id, record.seq)
         else:
             raise Conflict(f"saga of match {match_id} is {state.value}: nothing to re-drive")
         await self.bus.publish(MATCHES_QUEUE, message)
@@ -186,8 +186,14 @@ class Operations:
     ) -> None:
         view = dead_letter_view(queue, received.message)
         body = view["body"]
+        line = {k: view[k] for k in ("queue", "message_id", "match_id", "player_id")}
         if queue == PLAYER_UPDATES_QUEUE and body.get("dead_letter"):
-            outcome = await self._redrive_dead_player(str(body.get("match_id", "")))
+            match_id = str(body.get("match_id", ""))
+            why_not = await self._redrive_dead_player(match_id)
+            if why_not is None:
+                report.replayed.append({**line, "as": f"re-drive of match {match_id}"})
+            else:
+                report.dropped.append({**line, "why": f"dropped: {why_not}"})
         else:
             message = BusMessage(
                 f"{received.message.message_id}:replay:{uuid.uuid4().hex[:8]}",
@@ -195,24 +201,20 @@ class Operations:
                 received.message.subject,
             )
             await self.bus.publish(queue, message)
-            outcome = f"sent to {queue} as {message.message_id}"
-        line = {**{k: view[k] for k in ("queue", "message_id", "match_id", "player_id")}}
-        if outcome.startswith("dropped"):
-            report.dropped.append({**line, "why": outcome})
-        else:
-            report.replayed.append({**line, "as": outcome})
+            report.replayed.append({**line, "as": f"sent to {queue} as {message.message_id}"})
         await self.bus.complete(received)
 
-    async def _redrive_dead_player(self, match_id: str) -> str:
+    async def _redrive_dead_player(self, match_id: str) -> str | None:
+        """Re-drive the saga of a dead player's step; or why not (``None``: done)."""
         try:
             record = await self.sagas.load(match_id)
         except Exception as exc:
-            return f"dropped: match {match_id!r} cannot be loaded ({type(exc).__name__})"
+            return f"match {match_id!r} cannot be loaded ({type(exc).__name__})"
         if record.saga.state is not SagaState.STUCK:
-            return f"dropped: the saga is {record.saga.state.value} now"
+            return f"the saga is {record.saga.state.value} now"
         message = messages.match_redrive(match_id, record.seq)
         await self.bus.publish(MATCHES_QUEUE, message)  # one per stall: duplicates dropped
-        return f"re-drive of match {match_id}"
+        return None
 
 
 def _queues(queue: str | None) -> tuple[str, ...]:

@@ -65,6 +65,11 @@ def save_size(events: Sequence[SagaEvent], deltas: Mapping[str, StatDelta] | Non
     return size
 
 
+def _indexed_at(row: TableEntity) -> datetime:
+    """When an index row was written (rows from before ``indexed_at`` existed: accepted)."""
+    return datetime.fromisoformat(row.get("indexed_at") or row["accepted_at"])
+
+
 class TableSagaLog:
     """``SagaLog`` over one table client (the ``matches`` table)."""
 
@@ -240,7 +245,7 @@ class TableSagaLog:
             record = None
         if record is not None and not ent.is_finished(record.saga.state):
             return record
-        indexed = datetime.fromisoformat(row.get("indexed_at") or row["accepted_at"])
+        indexed = _indexed_at(row)
         if (datetime.now(UTC) - indexed).total_seconds() >= INDEX_SETTLE_S:
             await self._drop_row(match_id, ent.etag_of(row.metadata))
         return None
@@ -269,7 +274,7 @@ class TableSagaLog:
         try:
             with map_azure_errors():
                 row = await self._table.get_entity(ent.open_partition(match_id), match_id)
-            indexed = datetime.fromisoformat(row.get("indexed_at") or row["accepted_at"])
+            indexed = _indexed_at(row)
             if indexed <= finished_at:
                 await self._drop_row(match_id, ent.etag_of(row.metadata))
         except NotFound:

@@ -21,13 +21,20 @@ def ops(s: Stack) -> Operations:
     return Operations(s.sagas, s.bus)
 
 
-async def test_a_stuck_saga_is_listed_replayed_after_the_fix_and_completes_exactly() -> None:
-    posted = matches(1, players=4, seed=11)
+async def stuck_saga(players: int, seed: int) -> tuple[Stack, list[dict], str, str]:
+    """One match whose first player's update always fails, run until the saga is stuck;
+    returns the stack, the posted matches, the broken player and the match id."""
+    posted = matches(1, players=players, seed=seed)
     broken = posted[0]["players"][0]["player_id"]
     s = stack(permanent={broken})
     await s.service.submit_match(posted[0])
     mid = posted[0]["match_id"]
-    await drain(s, [mid])
+    assert await drain(s, [mid]) == {mid: "stuck"}
+    return s, posted, broken, mid
+
+
+async def test_a_stuck_saga_is_listed_replayed_after_the_fix_and_completes_exactly() -> None:
+    s, posted, broken, mid = await stuck_saga(players=4, seed=11)
     stuck = await ops(s).list_sagas(SagaState.STUCK, 10)
     assert [(v["match_id"], v["dead"]) for v in stuck] == [(mid, [broken])]
     letters = await ops(s).dead_letters(None, 10)
@@ -45,12 +52,7 @@ async def test_a_stuck_saga_is_listed_replayed_after_the_fix_and_completes_exact
 
 
 async def test_replay_drops_a_dead_letter_whose_saga_moved_on() -> None:
-    posted = matches(1, players=3, seed=12)
-    broken = posted[0]["players"][0]["player_id"]
-    s = stack(permanent={broken})
-    await s.service.submit_match(posted[0])
-    mid = posted[0]["match_id"]
-    await drain(s, [mid])
+    s, posted, _, mid = await stuck_saga(players=3, seed=12)
     s.store.permanent.clear()
     await ops(s).redrive(mid)  # fixed by a re-drive first
     assert await drain(s, [mid], until={mid: "completed"}) == {mid: "completed"}
@@ -123,10 +125,7 @@ async def test_the_stall_sweeper_moves_a_saga_whose_retry_was_lost() -> None:
 
 
 async def test_the_stall_sweeper_leaves_stuck_sagas_to_the_operators() -> None:
-    posted = matches(1, players=3, seed=15)
-    s = stack(permanent={posted[0]["players"][0]["player_id"]})
-    await s.service.submit_match(posted[0])
-    await drain(s, [posted[0]["match_id"]])
+    s, _, _, _ = await stuck_saga(players=3, seed=15)
     later = StallSweeper(s.sagas, s.bus, clock=lambda: utc_now() + timedelta(hours=1))
     assert await later.sweep() == 0
 
