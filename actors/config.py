@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING
 
 from actors.grains import GrainSettings
 from app.domain.faults import FaultPlan
+from app.domain.placement import PoolName
 from app.domain.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from storage.tables import TableStorage
 
 NAMESPACE_DEFAULT = "statsaga"
+DIRECTORY_NAME = "pool-directory"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +42,6 @@ async def open_storage(config: ActorConfig) -> TableStorage:
     )
 
 
-def shard_name(index: int) -> str:
-    """Ray name of player shard ``index``."""
-    return f"player-shard-{index}"
-
-
-def game_name(index: int) -> str:
-    """Ray name of game actor ``index``."""
-    return f"game-{index}"
+def member_name(pool: PoolName, index: int) -> str:
+    """Ray name of member ``index`` of ``pool``."""
+    return f"player-shard-{index}" if pool == "player" else f"game-{index}"

@@ -1,16 +1,21 @@
-"""``GameActor``: the saga execution coordinator, one of a pool keyed by match id."""
+"""``GameActor``: the saga execution coordinator, one of a pool keyed by match id (see
+``membership.py``: a call for a match this actor does not own answers ``Moved``)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import os
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import ray
 
 from actors.chaos import ActorKiller, DyingGrains
 from actors.config import ActorConfig, open_storage
+from actors.membership import Membership
 from actors.player_grains import RayPlayerGrains
+from actors.routing import PlacementCache
+from app.domain.placement import Moved, Placement
 from app.ports import PlayerGrains, SagaReply
 from app.runner import LocalSagaRunner
 
@@ -23,12 +28,17 @@ class GameActor:
     """Runs many match sagas concurrently (an async actor); all state is in the saga log,
     so a restarted actor has nothing to recover but its storage clients."""
 
-    def __init__(self, index: int, config: ActorConfig) -> None:
+    def __init__(self, index: int, config: ActorConfig, placement: Placement) -> None:
         self._index = index
         self._config = config
+        self._member = Membership("game", index, placement)
+        # Shared with this actor's player grains: a newer placement learnt from a caller
+        # routes the fan-out too.
+        self._placements = PlacementCache(config.namespace, placement)
         self._runner: LocalSagaRunner | None = None
         self._starting: asyncio.Lock | None = None
         self._storage: TableStorage | None = None
+        self._sagas = 0
 
     async def _ready(self) -> LocalSagaRunner:
         # Clients bind to the actor's event loop, which exists only once a method runs.
@@ -37,9 +47,7 @@ class GameActor:
             async with self._starting:
                 if self._runner is None:
                     self._storage = storage = await open_storage(self._config)
-                    grains: PlayerGrains = RayPlayerGrains(
-                        self._config.namespace, self._config.player_pool_size
-                    )
+                    grains: PlayerGrains = RayPlayerGrains(self._placements)
                     if self._config.faults.actor_kill > 0:
                         killer = ActorKiller(self._config.faults.actor_kill, f"game {self._index}")
                         grains = DyingGrains(grains, killer)
@@ -48,25 +56,67 @@ class GameActor:
                     )
         return self._runner
 
-    async def run(self, match_id: str) -> SagaReply:
+    async def _serve(
+        self,
+        match_id: str,
+        placement: Placement | None,
+        work: Callable[[LocalSagaRunner], Awaitable[SagaReply]],
+    ) -> SagaReply | Moved:
+        runner = await self._ready()
+        moved = self._member.check([match_id], placement)
+        if moved:
+            return moved
+        self._placements.adopt(self._member.placement)
+        with self._member.call():
+            self._sagas += 1
+            return await work(runner)
+
+    async def run(self, match_id: str, placement: Placement | None = None) -> SagaReply | Moved:
         """Start or resume the saga of ``match_id``."""
-        return await (await self._ready()).run(match_id)
+        return await self._serve(match_id, placement, lambda r: r.run(match_id))
 
-    async def resume(self, match_id: str) -> SagaReply:
+    async def resume(self, match_id: str, placement: Placement | None = None) -> SagaReply | Moved:
         """Move a stalled saga on."""
-        return await (await self._ready()).resume(match_id)
+        return await self._serve(match_id, placement, lambda r: r.resume(match_id))
 
-    async def retry(self, body: Mapping[str, Any]) -> SagaReply:
+    async def retry(
+        self, body: Mapping[str, Any], placement: Placement | None = None
+    ) -> SagaReply | Moved:
         """Run one scheduled player retry."""
-        return await (await self._ready()).retry(body)
+        match_id = str(body.get("match_id", ""))
+        return await self._serve(match_id, placement, lambda r: r.retry(body))
 
-    async def invalidate(self, match_id: str, reason: str) -> SagaReply:
+    async def invalidate(
+        self, match_id: str, reason: str, placement: Placement | None = None
+    ) -> SagaReply | Moved:
         """Compensate the match (backward recovery)."""
-        return await (await self._ready()).invalidate(match_id, reason)
+        return await self._serve(match_id, placement, lambda r: r.invalidate(match_id, reason))
 
-    async def redrive(self, match_id: str) -> SagaReply:
+    async def redrive(self, match_id: str, placement: Placement | None = None) -> SagaReply | Moved:
         """Retry the dead players of a stuck saga."""
-        return await (await self._ready()).redrive(match_id)
+        return await self._serve(match_id, placement, lambda r: r.redrive(match_id))
+
+    async def adopt(self, placement: Placement) -> int:
+        """Take a newer placement (pushed by the pool directory on a resize)."""
+        self._member.adopt(placement)
+        self._placements.adopt(placement)
+        return 0
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait until no saga call is running here (a shrinking pool's surplus actor)."""
+        return await self._member.drain(timeout_s)
+
+    async def stats(self) -> dict[str, Any]:
+        """Counters of this actor, and where it runs."""
+        return {
+            "index": self._index,
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "pid": os.getpid(),
+            "placement_version": self._member.placement.version,
+            "calls_in_flight": self._member.in_flight,
+            "moved": self._member.moved,
+            "saga_calls": self._sagas,
+        }
 
     async def ping(self) -> int:
         """Liveness probe."""

@@ -2,8 +2,12 @@
 
 A grain is activated on its first call (its record and etag loaded from the store), takes
 one call at a time (a per-player lock), serves reads from memory, and is deactivated when
-idle or when the host is over capacity. Deactivation writes nothing: every change is
+idle, when the host needs room (least recently used first), or when its player moved to
+another shard (after its current turn). Deactivation writes nothing: every change is
 durable before the call that made it returns.
+
+The host never holds more than ``capacity`` grains: a call for a new player when every
+grain is in a call waits for one to finish (back-pressure), rather than overflowing.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ class _Grain:
     snapshot: PlayerSnapshot | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_used: float = 0.0
-    waiting: int = 0
+    waiting: int = 0  # callers in or queued for a turn
+    retiring: bool = False  # its player moved: deactivate once the last caller leaves
 
 
 @dataclass
@@ -63,6 +68,8 @@ class HostCounters:
     deactivations: int = 0
     calls: int = 0
     failures: int = 0
+    peak_active: int = 0
+    capacity_waits: int = 0  # calls that waited for room (every grain was in a call)
 
 
 class PlayerGrainHost:
@@ -78,6 +85,7 @@ class PlayerGrainHost:
         self._settings = settings or GrainSettings()
         self._clock = clock
         self._grains: OrderedDict[str, _Grain] = OrderedDict()
+        self._room = asyncio.Condition()
         self.counters = HostCounters()
 
     # ---- public surface ------------------------------------------------------------------
@@ -95,12 +103,12 @@ class PlayerGrainHost:
 
     async def service_record(self, player_id: str) -> ServiceRecord:
         """The player's record, from the activation (loaded on first use)."""
-        grain = self._enter(player_id)
+        grain = await self._enter(player_id)
         try:
             async with grain.lock:
                 return (await self._activated(player_id, grain)).record
         finally:
-            self._leave(grain)
+            await self._leave(player_id, grain)
 
     def deactivate(self, player_ids: Sequence[str] | None = None) -> int:
         """Drop activations (all when ``None``) that no call holds; returns how many."""
@@ -108,11 +116,25 @@ class PlayerGrainHost:
         dropped = 0
         for pid in victims:
             grain = self._grains.get(pid)
-            if grain is not None and grain.waiting == 0 and not grain.lock.locked():
+            if grain is not None and _idle(grain):
                 del self._grains[pid]
                 dropped += 1
         self.counters.deactivations += dropped
         return dropped
+
+    def retire(self, keep: Callable[[str], bool]) -> int:
+        """Deactivate every grain whose player ``keep`` rejects (it moved to another
+        shard): idle ones now, busy ones when their last queued call is done. Returns
+        how many are retiring."""
+        gone = [pid for pid in self._grains if not keep(pid)]
+        for pid in gone:
+            self._grains[pid].retiring = True
+        self.deactivate(gone)
+        return len(gone)
+
+    def players(self) -> list[str]:
+        """The players with an activation, least recently used first."""
+        return list(self._grains)
 
     def collect_idle(self) -> int:
         """Deactivate grains idle for longer than the TTL."""
@@ -122,39 +144,53 @@ class PlayerGrainHost:
     def stats(self) -> dict[str, int]:
         """Counters and gauges of this host."""
         return {
-            "active": sum(1 for g in self._grains.values() if g.snapshot is not None),
+            "active": len(self._grains),
             "in_flight": sum(1 for g in self._grains.values() if g.lock.locked()),
             "queued": sum(max(g.waiting - 1, 0) for g in self._grains.values()),
             "activations": self.counters.activations,
             "deactivations": self.counters.deactivations,
             "calls": self.counters.calls,
             "failures": self.counters.failures,
+            "peak_active": self.counters.peak_active,
+            "capacity_waits": self.counters.capacity_waits,
             "capacity": self._settings.capacity,
         }
 
     # ---- one player's turn ---------------------------------------------------------------
 
-    def _enter(self, player_id: str) -> _Grain:
+    async def _enter(self, player_id: str) -> _Grain:
         grain = self._grains.get(player_id)
-        if grain is None:
-            grain = self._grains[player_id] = _Grain()
+        while grain is None:
+            excess = len(self._grains) + 1 - self._settings.capacity
+            if excess <= 0 or self._evict(excess) >= excess:
+                grain = self._grains[player_id] = _Grain()
+                self.counters.peak_active = max(self.counters.peak_active, len(self._grains))
+                break
+            # Every grain is in a call: wait until one is done rather than overflow.
+            self.counters.capacity_waits += 1
+            async with self._room:
+                await self._room.wait()
+            grain = self._grains.get(player_id)
         self._grains.move_to_end(player_id)
         grain.waiting += 1
+        grain.retiring = False  # called again: its player is (back) on this shard
         grain.last_used = self._clock()
         return grain
 
-    def _leave(self, grain: _Grain) -> None:
+    async def _leave(self, player_id: str, grain: _Grain) -> None:
         grain.waiting -= 1
         grain.last_used = self._clock()
-        self._evict_over_capacity()
+        if grain.retiring and _idle(grain) and self._grains.get(player_id) is grain:
+            del self._grains[player_id]
+            self.counters.deactivations += 1
+        if grain.waiting == 0:
+            async with self._room:
+                self._room.notify_all()
 
-    def _evict_over_capacity(self) -> None:
-        excess = len(self._grains) - self._settings.capacity
-        if excess <= 0:
-            return
-        # Least recently used first; grains in a call or with callers waiting stay.
-        idle = [p for p, g in self._grains.items() if g.waiting == 0 and not g.lock.locked()]
-        self.deactivate(idle[:excess])
+    def _evict(self, n: int) -> int:
+        """Deactivate up to ``n`` idle grains, least recently used first."""
+        idle = [p for p, g in self._grains.items() if _idle(g)]
+        return self.deactivate(idle[:n])
 
     async def _activated(self, player_id: str, grain: _Grain) -> PlayerSnapshot:
         if grain.snapshot is None:
@@ -163,7 +199,7 @@ class PlayerGrainHost:
         return grain.snapshot
 
     async def _turn(self, player_id: str, updates: list[PlayerUpdate]) -> list[UpdateResult]:
-        grain = self._enter(player_id)
+        grain = await self._enter(player_id)
         try:
             async with grain.lock:
                 self.counters.calls += 1
@@ -183,7 +219,7 @@ class PlayerGrainHost:
                         for u in updates
                     ]
         finally:
-            self._leave(grain)
+            await self._leave(player_id, grain)
 
     async def _run(
         self, player_id: str, grain: _Grain, updates: list[PlayerUpdate]
@@ -243,3 +279,7 @@ class PlayerGrainHost:
             with attempt:
                 return await call()
         raise AssertionError("unreachable: tenacity reraises")
+
+
+def _idle(grain: _Grain) -> bool:
+    return grain.waiting == 0 and not grain.lock.locked()

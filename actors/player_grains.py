@@ -1,67 +1,101 @@
-"""``PlayerGrains`` over the Ray shard pool: routes each player to its shard by rendezvous
-hashing and turns a dead or unreachable shard into transient per-player failures."""
+"""``PlayerGrains`` over the Ray shard pool: routes each player to its shard by the newest
+placement this process knows, and turns a shard that stays unreachable into transient
+per-player failures (the saga retries those durably)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
 
-import ray
 from ray.exceptions import RayError
 
-from actors.config import shard_name
-from actors.placement import owner
+from actors.routing import MAX_ROUNDS, MemberGone, PlacementCache, PoolRouter, PoolUnavailable
 from app.domain.errors import StorageUnavailable
+from app.domain.placement import Moved, Placement
 from app.domain.stats import ServiceRecord
 from app.ports import PlayerUpdate, UpdateResult
+
+_GONE = "gone"
 
 
 class RayPlayerGrains:
     """The player grains as every process (API, worker, GameActor) reaches them."""
 
-    def __init__(self, namespace: str, pool_size: int) -> None:
-        self._namespace = namespace
-        self._size = pool_size
-        self._handles: dict[int, Any] = {}
-
-    def _shard(self, index: int) -> Any:
-        handle = self._handles.get(index)
-        if handle is None:
-            if not ray.is_initialized():  # an api process that has not joined Ray yet
-                raise ValueError("not connected to the Ray cluster")
-            handle = ray.get_actor(shard_name(index), namespace=self._namespace)
-            self._handles[index] = handle
-        return handle
+    def __init__(self, placements: PlacementCache, attempts: int = 4) -> None:
+        self._router = PoolRouter("player", placements, attempts=attempts)
 
     async def update(self, updates: Sequence[PlayerUpdate]) -> list[UpdateResult]:
-        """One call per shard, all shards at once."""
-        groups: dict[int, list[PlayerUpdate]] = {}
-        for u in updates:
-            groups.setdefault(owner(u.delta.player_id, self._size), []).append(u)
-        batches = await asyncio.gather(*(self._call(i, batch) for i, batch in groups.items()))
-        results = {(r.player_id, r.match_id): r for batch in batches for r in batch}
-        return [results[(u.delta.player_id, u.delta.match_id)] for u in updates]
+        """One call per shard, all shards at once; updates re-routed while the pool is
+        being resized."""
+        placements = self._router.placements
+        done: dict[tuple[str, str], UpdateResult] = {}
+        pending = list(updates)
+        error = "the player pool was being resized"
+        for _ in range(MAX_ROUNDS):
+            try:
+                placement = await placements.get()
+            except PoolUnavailable as exc:
+                error = f"player pool unavailable: {exc}"
+                break
+            groups: dict[int, list[PlayerUpdate]] = {}
+            for u in pending:
+                groups.setdefault(placement.owner("player", u.delta.player_id), []).append(u)
+            answers = await asyncio.gather(
+                *(self._send(i, batch, placement) for i, batch in groups.items())
+            )
+            pending, gone = [], False
+            for (index, batch), answer in zip(groups.items(), answers, strict=True):
+                if isinstance(answer, Moved):
+                    placements.adopt(answer.placement)
+                    pending += batch
+                elif answer == _GONE:
+                    gone = True
+                    pending += batch
+                elif isinstance(answer, str):
+                    done.update(_failed(batch, f"shard {index} unavailable: {answer}"))
+                else:
+                    done.update({(r.player_id, r.match_id): r for r in answer})
+            if not pending:
+                break
+            if gone:
+                try:
+                    await placements.refresh()
+                except PoolUnavailable as exc:
+                    error = f"player pool unavailable: {exc}"
+                    break
+        done.update(_failed(pending, error))
+        return [done[(u.delta.player_id, u.delta.match_id)] for u in updates]
 
-    async def _call(self, index: int, batch: list[PlayerUpdate]) -> list[UpdateResult]:
+    async def _send(
+        self, index: int, batch: list[PlayerUpdate], placement: Placement
+    ) -> list[UpdateResult] | Moved | str:
         try:
-            results: list[UpdateResult] = await self._shard(index).update.remote(batch)
-            return results
-        except (RayError, ValueError) as exc:
-            # The shard died or restarts: whether the call ran is unknown, and that is fine
-            # because every player step is idempotent. The saga retries it.
-            self._handles.pop(index, None)
-            error = f"shard {index} unavailable: {type(exc).__name__}"
-            return [
-                UpdateResult(u.delta.player_id, u.delta.match_id, False, error=error) for u in batch
-            ]
+            answer: list[UpdateResult] | Moved = await self._router.call(
+                index, "update", batch, placement
+            )
+            return answer
+        except MemberGone:
+            return _GONE
+        except (RayError, PoolUnavailable) as exc:
+            # Whether the call ran is unknown, and that is fine: every player step is
+            # idempotent. The saga retries it.
+            return type(exc).__name__
 
     async def service_record(self, player_id: str) -> ServiceRecord:
         """Read through the player's grain; a shard that is down is ``StorageUnavailable``."""
-        index = owner(player_id, self._size)
         try:
-            record: ServiceRecord = await self._shard(index).service_record.remote(player_id)
+            record: ServiceRecord = await self._router.call_for(
+                player_id, "service_record", player_id
+            )
             return record
-        except (RayError, ValueError) as exc:
-            self._handles.pop(index, None)
-            raise StorageUnavailable(f"player shard {index} unavailable: {exc}") from exc
+        except RayError as exc:
+            raise StorageUnavailable(f"player pool unavailable: {exc}") from exc
+
+
+def _failed(batch: Sequence[PlayerUpdate], error: str) -> dict[tuple[str, str], UpdateResult]:
+    return {
+        (u.delta.player_id, u.delta.match_id): UpdateResult(
+            u.delta.player_id, u.delta.match_id, False, error=error
+        )
+        for u in batch
+    }

@@ -1,8 +1,10 @@
-"""The actor pools: named, detached Ray actors in one namespace, shared by every process."""
+"""The actor pools as the rest of statsaga sees them: joining Ray, creating the pools
+through their directory, the GameActor pool as a ``SagaRunner``, and the operators'
+``PoolAdmin``. Pools are named, detached actors in one namespace, shared by every api and
+worker process of the deployment."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
@@ -10,11 +12,12 @@ from typing import Any
 
 import ray
 from ray.exceptions import RayError
+from ray.util import list_named_actors
 
-from actors.config import ActorConfig, game_name, shard_name
-from actors.game import GameActor
-from actors.placement import owner
-from actors.shard import PlayerShard
+from actors.config import DIRECTORY_NAME, ActorConfig
+from actors.directory import PoolDirectory
+from actors.routing import PlacementCache, PoolRouter, PoolUnavailable, while_restarting
+from app.domain.placement import Placement, PoolName
 from app.ports import SagaReply
 
 log = logging.getLogger(__name__)
@@ -36,57 +39,40 @@ def init_ray(
     ray.init(**kwargs)
 
 
-def ensure_pools(config: ActorConfig) -> None:
-    """Create the pools' actors, or find them if another process already did."""
-    options = {"namespace": config.namespace, "lifetime": "detached", "get_if_exists": True}
-    shards = [
-        PlayerShard.options(name=shard_name(i), **options).remote(i, config)  # type: ignore[attr-defined]
-        for i in range(config.player_pool_size)
-    ]
-    games = [
-        GameActor.options(name=game_name(i), **options).remote(i, config)  # type: ignore[attr-defined]
-        for i in range(config.game_pool_size)
-    ]
-    # Wait until each answers, so that the first match does not pay for actor start-up.
-    # A warm-up that fails (storage briefly down) is not fatal: actors open storage on
-    # first use again, and a saga that meets the failure retries.
-    try:
-        ray.get([s.stats.remote() for s in shards] + [g.ping.remote() for g in games])
-    except RayError as exc:
-        log.warning("warming up the pools failed (%s); they start cold", exc)
+def ensure_pools(config: ActorConfig) -> Placement:
+    """Create the directory and, through it, the pools' members (or find them, if another
+    process did); returns the placement in force."""
+    directory = PoolDirectory.options(  # type: ignore[attr-defined]
+        name=DIRECTORY_NAME, namespace=config.namespace, lifetime="detached", get_if_exists=True
+    ).remote(config)
+    placement: Placement = ray.get(
+        directory.ensure.remote(config.game_pool_size, config.player_pool_size)
+    )
+    return placement
 
 
-def kill_pools(config: ActorConfig) -> None:
-    """Stop every actor of the pools (detached actors outlive their creator otherwise)."""
-    names = [shard_name(i) for i in range(config.player_pool_size)]
-    names += [game_name(i) for i in range(config.game_pool_size)]
-    for name in names:
-        with contextlib.suppress(ValueError):  # not there: nothing to stop
-            ray.kill(ray.get_actor(name, namespace=config.namespace), no_restart=True)
+def kill_pools(namespace: str) -> int:
+    """Stop the directory and every member of the pools (detached actors outlive their
+    creator otherwise); returns how many actors were stopped. The namespace is the
+    deployment's: every named actor in it belongs to the pools."""
+    stopped = 0
+    for actor in list_named_actors(all_namespaces=True):
+        if actor.get("namespace") == namespace:
+            with contextlib.suppress(ValueError):  # gone meanwhile: nothing to stop
+                ray.kill(ray.get_actor(actor["name"], namespace=namespace), no_restart=True)
+                stopped += 1
+    return stopped
 
 
 class GamePool:
     """Routes each saga to the GameActor that owns its match id."""
 
-    def __init__(self, namespace: str, size: int) -> None:
-        self._namespace = namespace
-        self._size = size
-        self._handles: dict[int, Any] = {}
-
-    def _actor(self, index: int) -> Any:
-        if index not in self._handles:
-            self._handles[index] = ray.get_actor(game_name(index), namespace=self._namespace)
-        return self._handles[index]
+    def __init__(self, placements: PlacementCache) -> None:
+        self._router = PoolRouter("game", placements)
 
     async def _call(self, match_id: str, method: str, *args: Any) -> SagaReply:
-        index = owner(match_id, self._size)
-        actor = self._actor(index)
-        try:
-            reply: SagaReply = await getattr(actor, method).remote(*args)
-            return reply
-        except RayError:
-            self._handles.pop(index, None)
-            raise
+        reply: SagaReply = await self._router.call_for(match_id, method, *args)
+        return reply
 
     async def run(self, match_id: str) -> SagaReply:
         """Start or resume a saga."""
@@ -110,5 +96,42 @@ class GamePool:
 
     async def ping(self) -> bool:
         """True when every GameActor answers."""
-        await asyncio.gather(*(self._actor(i).ping.remote() for i in range(self._size)))
+        placement = await self._router.placements.get()
+        for i in range(placement.game):
+            await self._router.handle(i).ping.remote()
         return True
+
+
+class RayPoolAdmin:
+    """``PoolAdmin`` through the pool directory."""
+
+    def __init__(self, namespace: str) -> None:
+        self._namespace = namespace
+
+    def _directory(self) -> Any:
+        if not ray.is_initialized():
+            raise PoolUnavailable("this process is not connected to the Ray cluster")
+        try:
+            return ray.get_actor(DIRECTORY_NAME, namespace=self._namespace)
+        except ValueError as exc:
+            raise PoolUnavailable("the pools are not created yet (no worker has started)") from exc
+
+    async def describe(self) -> dict[str, Any]:
+        """Sizes, version, and each member's node and counters."""
+        try:
+            async for attempt in while_restarting("the pool directory"):
+                with attempt:
+                    described: dict[str, Any] = await self._directory().describe.remote()
+            return described
+        except RayError as exc:
+            raise PoolUnavailable(f"the pool directory failed: {exc}") from exc
+
+    async def resize(self, pool: PoolName, size: int) -> dict[str, Any]:
+        """Resize ``pool`` and describe the result."""
+        try:
+            # Not retried: a resize cut off by the directory's death may have been done;
+            # the operator looks (GET) and asks again (resizing to the same size is a no-op).
+            await self._directory().resize.remote(pool, size)
+        except RayError as exc:
+            raise PoolUnavailable(f"resizing the {pool} pool failed: {exc}") from exc
+        return await self.describe()

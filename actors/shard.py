@@ -1,9 +1,11 @@
-"""``PlayerShard``: a Ray actor hosting many virtual player grains (see ``grains.py``)."""
+"""``PlayerShard``: a Ray actor hosting many virtual player grains (see ``grains.py``), one
+member of the player pool (see ``membership.py``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +14,8 @@ import ray
 from actors.chaos import ActorKiller
 from actors.config import ActorConfig, open_storage
 from actors.grains import PlayerGrainHost
+from actors.membership import Membership
+from app.domain.placement import Moved, Placement
 from app.domain.stats import ServiceRecord
 from app.ports import PlayerUpdate, UpdateResult
 
@@ -25,9 +29,10 @@ IDLE_SWEEP_S = 30.0
 class PlayerShard:
     """One shard of the player pool; its storage client lives in this actor's process."""
 
-    def __init__(self, index: int, config: ActorConfig) -> None:
+    def __init__(self, index: int, config: ActorConfig, placement: Placement) -> None:
         self._index = index
         self._config = config
+        self._member = Membership("player", index, placement)
         self._host: PlayerGrainHost | None = None
         self._starting: asyncio.Lock | None = None
         self._storage: TableStorage | None = None
@@ -52,20 +57,65 @@ class PlayerShard:
                 with contextlib.suppress(Exception):
                     self._host.collect_idle()
 
-    async def update(self, updates: Sequence[PlayerUpdate]) -> list[UpdateResult]:
-        """Apply or compensate matches for players of this shard."""
-        results = await (await self._ready()).update(updates)
+    async def update(
+        self, updates: Sequence[PlayerUpdate], placement: Placement | None = None
+    ) -> list[UpdateResult] | Moved:
+        """Apply or compensate matches for players of this shard (``Moved`` when one of
+        them is not, under the newer of the caller's placement and this shard's)."""
+        host = await self._ready()
+        moved = self._check([u.delta.player_id for u in updates], placement)
+        if moved:
+            return moved
+        with self._member.call():
+            results = await host.update(updates)
         self._killer.maybe_die(f"after updating {len(updates)} players, before answering")
         return results
 
-    async def service_record(self, player_id: str) -> ServiceRecord:
+    async def service_record(
+        self, player_id: str, placement: Placement | None = None
+    ) -> ServiceRecord | Moved:
         """A player's record, from its activation."""
-        return await (await self._ready()).service_record(player_id)
+        host = await self._ready()
+        moved = self._check([player_id], placement)
+        if moved:
+            return moved
+        with self._member.call():
+            return await host.service_record(player_id)
+
+    async def adopt(self, placement: Placement) -> int:
+        """Take a newer placement (pushed by the pool directory on a resize); the grains of
+        players that moved away are deactivated after their current turn. Returns how many
+        grains retire."""
+        host = await self._ready()
+        return host.retire(self._member.owns) if self._member.adopt(placement) else 0
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait until no call is running here (a shrinking pool's surplus shard)."""
+        return await self._member.drain(timeout_s)
 
     async def deactivate(self, player_ids: Sequence[str] | None = None) -> int:
         """Drop activations (all when ``None``); they reload from storage on next use."""
         return (await self._ready()).deactivate(player_ids)
 
     async def stats(self) -> dict[str, Any]:
-        """Counters of this shard."""
-        return {"index": self._index, **(await self._ready()).stats()}
+        """Counters of this shard, and where it runs."""
+        return {
+            "index": self._index,
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "pid": os.getpid(),
+            "placement_version": self._member.placement.version,
+            "calls_in_flight": self._member.in_flight,
+            "moved": self._member.moved,
+            **(await self._ready()).stats(),
+        }
+
+    def _check(self, player_ids: list[str], placement: Placement | None) -> Moved | None:
+        changed = placement is not None and placement.newer(self._member.placement)
+        moved = self._member.check(player_ids, placement)
+        if changed and self._host is not None:
+            self._host.retire(self._member.owns)
+        return moved
+
+    async def ping(self) -> int:
+        """Liveness probe (opens nothing: a shard is up before its storage is)."""
+        return self._index

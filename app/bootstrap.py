@@ -30,7 +30,7 @@ from actors.grains import GrainSettings
 from app.domain.errors import NotFound, TransientError
 from app.operations import Operations, StallSweeper
 from app.outbox import OutboxSweeper
-from app.ports import MessageBus
+from app.ports import MessageBus, PoolAdmin
 from app.services import StatsService
 from app.settings import Settings
 from app.worker import Worker
@@ -78,6 +78,7 @@ class Runtime:
     bus: MessageBus
     service: StatsService | None = None
     operations: Operations | None = None
+    pools: PoolAdmin | None = None
     worker: Worker | None = None
     sweepers: list[OutboxSweeper | StallSweeper] = field(default_factory=list)
     readiness: dict[str, Check] = field(default_factory=dict)
@@ -102,7 +103,24 @@ async def join_ray(settings: Settings, create_pools: bool) -> None:
         init_ray, settings.ray_address, settings.ray_namespace, settings.ray_num_cpus
     )
     if create_pools:
-        await asyncio.to_thread(ensure_pools, actor_config(settings))
+        # The directory reads its placement from storage, which may be briefly down.
+        async for attempt in AsyncRetrying(
+            wait=wait_exponential_jitter(multiplier=0.5, max=5.0, jitter=0.5),
+            stop=stop_after_attempt(STORAGE_OPEN_ATTEMPTS),
+            reraise=True,
+            before_sleep=lambda state: log.warning(
+                "creating the pools failed (%s); retrying",
+                state.outcome and state.outcome.exception(),
+            ),
+        ):
+            with attempt:
+                placement = await asyncio.to_thread(ensure_pools, actor_config(settings))
+        log.info(
+            "pools: %d GameActors, %d PlayerShards (placement v%d)",
+            placement.game,
+            placement.player,
+            placement.version,
+        )
 
 
 async def build_runtime(
@@ -110,13 +128,14 @@ async def build_runtime(
 ) -> Runtime:
     """Open storage and the bus, and wire the services of the chosen roles."""
     from actors.player_grains import RayPlayerGrains
-    from actors.pools import GamePool
+    from actors.pools import GamePool, RayPoolAdmin
+    from actors.routing import PlacementCache
     from storage.tables import open_table_storage
 
     # Storage that is briefly unavailable at start must not stop the process.
     async for attempt in AsyncRetrying(
         retry=retry_if_exception_type(TransientError),
-        wait=wait_exponential_jitter(initial=0.2, max=5.0),
+        wait=wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.2),
         stop=stop_after_attempt(STORAGE_OPEN_ATTEMPTS),
         reraise=True,
         before_sleep=lambda state: log.warning(
@@ -138,11 +157,14 @@ async def build_runtime(
             await storage.sagas.load(READINESS_PROBE_ID)
 
     runtime.readiness["storage"] = storage_ready
-    runner = GamePool(settings.ray_namespace, settings.game_pool_size)
+    # One placement per process: what the worker learns of a resize, reads route by too.
+    placements = PlacementCache(settings.ray_namespace)
+    runner = GamePool(placements)
     if api:
-        grains = RayPlayerGrains(settings.ray_namespace, settings.player_pool_size)
+        grains = RayPlayerGrains(placements)
         runtime.service = StatsService(storage.sagas, storage.archive, storage.players, grains, bus)
         runtime.operations = Operations(storage.sagas, bus)
+        runtime.pools = RayPoolAdmin(settings.ray_namespace)
         runtime.sweepers = [
             OutboxSweeper(storage.sagas, bus, settings.outbox_interval_s, settings.outbox_grace_s),
             StallSweeper(storage.sagas, bus, settings.stall_after_s, settings.stall_interval_s),

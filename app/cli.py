@@ -7,6 +7,8 @@
 - ``queues``: depths of the local broker's queues.
 - ``sagas``, ``redrive``, ``invalidate``, ``deadletters``, ``replay``: the operator's
   tools, as in ``/v1/admin`` (straight to storage and the bus, with these settings).
+- ``pools``, ``pools resize POOL SIZE``: the actor pools, through the Ray cluster (the
+  address from the settings, or the one ``statsaga dev`` wrote in its data directory).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ if TYPE_CHECKING:  # imported when used: `statsaga queues` needs neither
 
 log = logging.getLogger("statsaga")
 DEV_KEYS_FILE = "dev-keys.env"
+DEV_RAY_FILE = "ray.env"  # where `statsaga dev` says how to join its Ray head
 SERVICEBUS_CONFIG = Path(__file__).resolve().parent.parent / "config" / "servicebus.json"
 
 
@@ -126,7 +129,9 @@ def _http_server(settings: Settings, runtime: Runtime) -> uvicorn.Server:
     from app.api import create_app
 
     assert runtime.service is not None and runtime.operations is not None
-    app = create_app(settings, runtime.service, runtime.operations, runtime.readiness)
+    app = create_app(
+        settings, runtime.service, runtime.operations, runtime.readiness, runtime.pools
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -252,6 +257,79 @@ def _cmd_ops(settings: Settings, args: argparse.Namespace) -> int:
         return 1
 
 
+def _ray_address(settings: Settings) -> str | None:
+    """The cluster to join: the settings', else the one a running `statsaga dev` wrote."""
+    if settings.ray_address:
+        return settings.ray_address
+    path = Path(settings.data_dir) / DEV_RAY_FILE
+    if not path.exists():
+        return None
+    for line in path.read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name.startswith("RAY_"):
+            os.environ[name] = value
+    return os.environ.get("RAY_ADDRESS")
+
+
+def _cmd_pools(settings: Settings, args: argparse.Namespace) -> int:
+    from actors.pools import RayPoolAdmin, init_ray
+    from app.domain.errors import TransientError
+
+    address = _ray_address(settings)
+    if not address:
+        print(
+            "statsaga pools: no Ray cluster to join: set STATSAGA_RAY_ADDRESS (or RAY_ADDRESS), "
+            f"or start `statsaga dev` (it writes {Path(settings.data_dir) / DEV_RAY_FILE})",
+            file=sys.stderr,
+        )
+        return 2
+    init_ray(address, settings.ray_namespace)
+    admin = RayPoolAdmin(settings.ray_namespace)
+    try:
+        if args.action == "resize":
+            from app.domain.placement import size_problem
+
+            problem = size_problem(args.pool, args.size)
+            if problem:
+                print(f"statsaga pools resize: {problem}", file=sys.stderr)
+                return 2
+            print(f"resizing the {args.pool} pool to {args.size} ...", file=sys.stderr)
+            described = asyncio.run(admin.resize(args.pool, args.size))
+        else:
+            described = asyncio.run(admin.describe())
+    except TransientError as exc:
+        print(f"statsaga pools: {exc}", file=sys.stderr)
+        return 1
+    if getattr(args, "json", False):
+        print(json.dumps(described, indent=2))
+        return 0
+    print(f"placement v{described['version']} (updated {described['updated_at']})")
+    if described.get("last_resize"):
+        print(f"last resize: {json.dumps(described['last_resize'])}")
+    for pool, view in described["pools"].items():
+        print(f"\n{pool} pool: {view['size']} members")
+        rows = [{**m, "node_id": str(m.get("node_id", ""))[:12]} for m in view["members"]]
+        columns = ["index", "node_id", "pid", "calls_in_flight"]
+        if pool == "player":
+            columns += ["active", "activations", "deactivations", "queued", "capacity"]
+        else:
+            columns += ["saga_calls"]
+        _print_rows(rows, [*columns, "error"], as_json=False)
+    return 0
+
+
+def _add_pools_command(sub: Any) -> None:
+    pools = sub.add_parser("pools", help="the actor pools (show, or `pools resize POOL SIZE`)")
+    pools.add_argument("--json", action="store_true", help="JSON instead of tables")
+    actions = pools.add_subparsers(dest="action")
+    resize = actions.add_parser("resize", help="resize a pool while the service runs")
+    resize.add_argument("pool", choices=["game", "player"])
+    resize.add_argument("size", type=int)
+    resize.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="JSON instead of tables"
+    )
+
+
 def _add_ops_commands(sub: Any) -> None:
     from app.domain.saga import SagaState
     from app.operations import DEAD_LETTER_QUEUES
@@ -286,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("worker", help="the worker role: consume the queues, run the sagas")
     sub.add_parser("queues", help="queue depths of the local broker (statsaga dev)")
     _add_ops_commands(sub)
+    _add_pools_command(sub)
     args = parser.parse_args(argv)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     settings = Settings()
@@ -305,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         "queues": _cmd_queues,
     }
     with contextlib.suppress(KeyboardInterrupt):
+        if args.command == "pools":
+            return _cmd_pools(settings, args)
         if args.command not in commands:
             return _cmd_ops(settings, args)
         return commands[args.command](settings)

@@ -296,6 +296,16 @@ class Role:
             stop_process(self.proc, grace_s=30.0)
 
 
+@dataclass
+class _Removed:
+    """A file of the running stack, removed when it stops (it would point at nothing)."""
+
+    path: Path
+
+    def stop(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def dev_stack(settings: Any, servicebus_config: Path, restart_after_s: float = 2.0) -> int:
     """``statsaga dev``: Azurite, the local Service Bus broker and a Ray head as child
     processes, then the ``api`` and ``worker`` roles; a role that dies is restarted, so
@@ -338,6 +348,10 @@ def dev_stack(settings: Any, servicebus_config: Path, restart_after_s: float = 2
         stack.append(head)
         print(f"  ray     pid {head.proc.pid}: {head.address}", flush=True)
         print(f"Ray head ready. Join it with: {' '.join(f'{k}={v}' for k, v in head.env.items())}")
+        # For `statsaga pools` run in another terminal: how to join this head.
+        ray_env = data / "ray.env"
+        ray_env.write_text("".join(f"{k}={v}\n" for k, v in head.env.items()))
+        stack.append(_Removed(ray_env))
         env = {
             **os.environ,
             "STATSAGA_STORAGE_CONNECTION_STRING": azurite.connection_string,

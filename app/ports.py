@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from app.domain.model import Match
+from app.domain.placement import Placement, PoolName
 from app.domain.saga import Action, Saga, SagaEvent, SagaState
 from app.domain.stats import ServiceRecord, StatDelta
 
@@ -353,4 +354,43 @@ class SagaRunner(Protocol):
 
     async def redrive(self, match_id: str) -> SagaReply:
         """Retry the dead players of a stuck saga."""
+        ...
+
+
+# ---- pools -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPlacement:
+    """The pool directory's durable state: the placement in force, and the sizes the
+    deployment configured when it was last reconciled (a changed setting wins over an
+    operator's resize; an unchanged one does not undo it)."""
+
+    placement: Placement
+    configured_game: int
+    configured_player: int
+    updated_at: datetime
+
+
+class PlacementStore(Protocol):
+    """Where the pool directory keeps its placement, so that it survives the directory."""
+
+    async def load(self) -> StoredPlacement | None:
+        """The stored placement, or ``None`` before the first one."""
+        ...
+
+    async def save(self, stored: StoredPlacement) -> None:
+        """Store ``stored``; a version older than the stored one raises ``Conflict``."""
+        ...
+
+
+class PoolAdmin(Protocol):
+    """The operators' view of the actor pools, and their resize control."""
+
+    async def describe(self) -> dict[str, Any]:
+        """Sizes, placement version, and each member's node and counters."""
+        ...
+
+    async def resize(self, pool: PoolName, size: int) -> dict[str, Any]:
+        """Resize ``pool`` (start or drain and stop members); then ``describe()``."""
         ...

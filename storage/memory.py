@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from app.domain.errors import ConcurrencyConflict, DuplicateMatch, NotFound
+from app.domain.errors import ConcurrencyConflict, Conflict, DuplicateMatch, NotFound
 from app.domain.model import Match
 from app.domain.saga import Saga, SagaEvent, SagaState
 from app.domain.stats import ServiceRecord, StatDelta, revert_delta
@@ -25,6 +25,7 @@ from app.ports import (
     PlayerSnapshot,
     RevertOutcome,
     SagaRecord,
+    StoredPlacement,
 )
 from storage import entities as ent
 from storage.blob_archive import canonical_body
@@ -264,3 +265,23 @@ class InMemoryPayloadArchive:
             raise NotFound(f"no payload {payload_hash!r} for match {match_id!r}")
         payload: dict[str, Any] = json.loads(body)
         return payload
+
+
+class InMemoryPlacementStore:
+    """``PlacementStore`` in one attribute."""
+
+    def __init__(self) -> None:
+        self._stored: StoredPlacement | None = None
+
+    async def load(self) -> StoredPlacement | None:
+        """The stored placement, if any."""
+        return self._stored
+
+    async def save(self, stored: StoredPlacement) -> None:
+        """Replace the stored placement, unless it is newer than ``stored``."""
+        if self._stored is not None and stored.placement.version < self._stored.placement.version:
+            raise Conflict(
+                f"placement version {stored.placement.version} is older than the stored "
+                f"{self._stored.placement.version}"
+            )
+        self._stored = stored

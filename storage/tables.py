@@ -16,6 +16,7 @@ from app.domain.faults import FaultPlan
 from storage.azure_errors import map_azure_errors
 from storage.blob_archive import BlobPayloadArchive
 from storage.fault_injection import fault_options
+from storage.table_placement import TablePlacementStore
 from storage.table_players import TablePlayerStore
 from storage.table_sagas import TableSagaLog
 
@@ -26,11 +27,12 @@ PROBE_KEY = "readiness-probe"
 
 @dataclass
 class TableStorage:
-    """The three storage adapters over one account, and the clients they share."""
+    """The storage adapters over one account, and the clients they share."""
 
     players: TablePlayerStore
     sagas: TableSagaLog
     archive: BlobPayloadArchive
+    placements: TablePlacementStore
     tables: TableServiceClient
     blobs: BlobServiceClient
     archive_container: str = "matches"
@@ -45,7 +47,12 @@ class TableStorage:
 
     async def close(self) -> None:
         """Close every client (the adapters' ones first, then the shared services)."""
-        for closer in (self.players.close, self.sagas.close, self.archive.close):
+        for closer in (
+            self.players.close,
+            self.sagas.close,
+            self.archive.close,
+            self.placements.close,
+        ):
             await closer()
         await self.tables.close()
         await self.blobs.close()
@@ -84,6 +91,7 @@ async def open_table_storage(
         players=TablePlayerStore(tables.get_table_client(f"{prefix}players")),
         sagas=TableSagaLog(tables.get_table_client(f"{prefix}matches")),
         archive=BlobPayloadArchive(blobs.get_container_client(container)),
+        placements=TablePlacementStore(tables.get_table_client(f"{prefix}matches")),
         tables=tables,
         blobs=blobs,
         archive_container=container,

@@ -3,6 +3,8 @@ unique names per test."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from app.devstack import Azurite, start_azurite
+from app.devstack import Azurite, RayHead, start_azurite, start_ray_head
 from sbemu.launcher import LocalBroker, start_broker
 from tests.support.servicebus import project_queues, queue, write_config
 
@@ -58,3 +60,16 @@ def broker(broker_factory: BrokerFactory) -> LocalBroker:
     and 24 spare queues ``c00``…``c23`` (max delivery count 3) for contract tests."""
     spare = [queue(f"c{i:02d}", lock_s=5, max_delivery=3) for i in range(24)]
     return broker_factory(project_queues(lock_s=5) + spare)
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
+    """A Ray head that separate api and worker processes join."""
+    # Ray's socket paths must stay short (108 bytes): a short temp dir of its own.
+    temp = Path(tempfile.mkdtemp(prefix="sgray-"))
+    head = start_ray_head(temp, num_cpus=2, log=tmp_path_factory.mktemp("ray") / "head.log")
+    try:
+        yield head
+    finally:
+        head.stop()
+        shutil.rmtree(temp, ignore_errors=True)

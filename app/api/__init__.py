@@ -6,8 +6,9 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import FastAPI
 
-from app.api import admin, errors, health, matches, players
+from app.api import admin, errors, health, matches, players, pools
 from app.operations import Operations
+from app.ports import PoolAdmin
 from app.services import StatsService
 from app.settings import Settings
 
@@ -19,8 +20,10 @@ def create_app(
     service: StatsService,
     operations: Operations,
     readiness: Mapping[str, Check] | None = None,
+    pool_admin: PoolAdmin | None = None,
 ) -> FastAPI:
-    """The FastAPI app over ``service``; ``readiness`` checks back ``/readyz``."""
+    """The FastAPI app over ``service``; ``readiness`` checks back ``/readyz``; without
+    ``pool_admin`` the pool endpoints answer 503."""
     app = FastAPI(
         title="statsaga",
         version="0.1.0",
@@ -28,6 +31,7 @@ def create_app(
     )
     app.state.service = service
     app.state.operations = operations
+    app.state.pools = pool_admin
     app.state.api_keys = dict(settings.api_keys)
     app.state.max_body_bytes = settings.max_body_bytes
     app.state.readiness = dict(readiness or {})
@@ -36,5 +40,6 @@ def create_app(
     app.include_router(admin.matches_router)
     app.include_router(players.router)
     app.include_router(admin.router)
+    app.include_router(pools.router)
     app.include_router(health.router)
     return app

@@ -6,13 +6,8 @@ player's served record equals the totals recomputed from the archived payloads."
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-import uuid
 from collections import Counter
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 from azure.data.tables import TableServiceClient
@@ -23,58 +18,9 @@ from app.ports import BusMessage
 from storage.servicebus_bus import ServiceBusMessageBus
 from tests.chaos.conftest import Scenario, StartScenario
 from tests.support.client import StatsClient
-from tests.support.invariants import check_invariants
-from tests.support.matches import random_match
+from tests.support.runs import new_matches, post_all, saga_events, verify, wait_states
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.broker, pytest.mark.timeout(900)]
-
-
-def new_matches(n: int, seed: int, population: int) -> list[dict[str, Any]]:
-    rng = random.Random(seed)
-    run = uuid.uuid4().hex[:6]
-    players = [f"p-{run}-{i}" for i in range(population)]
-    return [random_match(rng, f"m-{run}-{i}", players) for i in range(n)]
-
-
-def post_all(client: StatsClient, matches: list[dict[str, Any]], threads: int = 4) -> None:
-    """POST concurrently, as several game servers would; every one must be accepted."""
-
-    def post(match: dict[str, Any]) -> int:
-        return client.post_match(match).status_code
-
-    with ThreadPoolExecutor(threads) as pool:
-        codes = Counter(pool.map(post, matches))
-    assert codes == {202: len(matches)}, codes
-
-
-def wait_states(client: StatsClient, want: dict[str, str], timeout_s: float) -> dict[str, str]:
-    """Poll until each match is in the wanted state; returns the last states seen."""
-    deadline = time.monotonic() + timeout_s
-    states: dict[str, str] = {}
-    pending = dict(want)
-    while pending and time.monotonic() < deadline:
-        for match_id, state in list(pending.items()):
-            states[match_id] = client.get_match(match_id).json().get("state", "?")
-            if states[match_id] == state:
-                del pending[match_id]
-        if pending:
-            time.sleep(0.5)
-    return {m: states.get(m, "?") for m in want}
-
-
-def saga_events(client: StatsClient, match_ids: list[str]) -> Counter[str]:
-    kinds: Counter[str] = Counter()
-    for match_id in match_ids:
-        kinds.update(row["type"] for row in client.get_match(match_id).json()["log"])
-    return kinds
-
-
-def verify(s: Scenario, azurite: Azurite, ids: list[str], voided: Sequence[str] = ()) -> None:
-    verdict = asyncio.run(
-        check_invariants(s.client, azurite.connection_string, s.prefix, ids, voided)
-    )
-    assert verdict.ok, dict(list(verdict.problems.items())[:10])
-    assert verdict.counted_matches == len(ids) - len(voided)
 
 
 def invalidate(client: StatsClient, match_id: str) -> int:

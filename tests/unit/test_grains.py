@@ -96,3 +96,34 @@ async def test_failure_reports_per_player_without_hiding_the_others() -> None:
     assert not results["bad"].ok and not results["bad"].transient
     assert "PermanentError" in (results["bad"].error or "")
     assert results["good"].ok and results["good"].changed
+
+
+async def test_a_full_host_makes_new_players_wait_instead_of_overflowing() -> None:
+    # Slow storage keeps every grain in a call: new players must wait for room.
+    store = FlakyPlayerStore(InMemoryPlayerStore(), delay_s=0.01)
+    host = PlayerGrainHost(store, GrainSettings(capacity=4))
+    players = [f"w{i}" for i in range(30)]
+    deltas = deltas_for(players, 10, seed=5, size=8)
+    results = await asyncio.gather(*(host.update([PlayerUpdate(Action.APPLY, d)]) for d in deltas))
+    assert all(r.ok for batch in results for r in batch)
+    stats = host.stats()
+    assert stats["peak_active"] == 4 and stats["active"] <= 4
+    assert stats["capacity_waits"] > 0
+    for pid in {d.player_id for d in deltas}:
+        expected = sum(1 for d in deltas if d.player_id == pid)
+        assert (await host.service_record(pid)).counters["matches"] == expected
+
+
+async def test_a_moved_player_is_deactivated_after_its_current_turn() -> None:
+    store = FlakyPlayerStore(InMemoryPlayerStore(), delay_s=0.05)
+    host = PlayerGrainHost(store)
+    (stay, move) = deltas_for(["stay", "move"], 1, size=2)
+    await host.update([PlayerUpdate(Action.APPLY, stay)])
+    turn = asyncio.create_task(host.update([PlayerUpdate(Action.APPLY, move)]))
+    await asyncio.sleep(0.01)  # "move" is in its turn
+    assert host.retire(lambda pid: pid == "stay") == 1
+    assert set(host.players()) == {"stay", "move"}  # not while its turn runs
+    (result,) = await turn
+    assert result.ok and result.changed
+    assert host.players() == ["stay"]
+    assert host.stats()["deactivations"] == 1

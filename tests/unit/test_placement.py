@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.placement import group_by_owner, moved, owner
+from app.domain.placement import group_by_owner, moved, owner
 
 KEYS = [f"player-{i}" for i in range(6000)]
 

@@ -1,0 +1,228 @@
+"""The pools on a real Ray head and real Azurite, driven from this process: the directory
+creates, resizes and remembers them; grains move with their players; callers follow a
+resize they missed and retry a shard that is restarting; a shard never holds more grains
+than its capacity, even with 20,000 players going through it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import ray
+from azure.data.tables.aio import TableClient
+
+from actors.config import DIRECTORY_NAME, ActorConfig, member_name
+from actors.grains import GrainSettings
+from actors.player_grains import RayPlayerGrains
+from actors.pools import RayPoolAdmin, ensure_pools, kill_pools
+from actors.routing import PlacementCache
+from app.devstack import Azurite, RayHead
+from app.domain.aggregation import aggregate
+from app.domain.placement import owner
+from app.domain.saga import Action
+from app.domain.validation import parse_match
+from app.ports import PlayerUpdate
+from storage.entities import RECORD_KEY, record_from_entity
+from tests.support.matches import expected_totals, random_match
+
+pytestmark = [pytest.mark.ray, pytest.mark.azurite, pytest.mark.timeout(600)]
+
+
+@pytest.fixture(scope="module")
+def cluster(ray_head: RayHead) -> Iterator[RayHead]:
+    """This process joined to the module's Ray head, as a worker process would be."""
+    saved = {k: os.environ.get(k) for k in ray_head.env}
+    os.environ.update(ray_head.env)
+    # Ray read its auth settings when it was imported: have it read them again (its own
+    # tests' helper; a process that sets them before importing Ray needs nothing).
+    from ray._private.authentication_test_utils import reset_auth_token_state
+
+    reset_auth_token_state()
+    ray.init(address=ray_head.address, namespace="pool-tests", log_to_driver=False)
+    try:
+        yield ray_head
+    finally:
+        ray.shutdown()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        reset_auth_token_state()
+
+
+@pytest.fixture
+def config(cluster: RayHead, azurite: Azurite) -> Iterator[ActorConfig]:
+    """Pools of their own (namespace, tables), stopped after the test."""
+    run = uuid.uuid4().hex[:8]
+    cfg = ActorConfig(
+        storage_connection_string=azurite.connection_string,
+        storage_prefix=f"pool{run}",
+        namespace=f"pools-{run}",
+        game_pool_size=1,
+        player_pool_size=2,
+    )
+    yield cfg
+    kill_pools(cfg.namespace)
+
+
+def exists(namespace: str, name: str) -> bool:
+    try:
+        ray.get_actor(name, namespace=namespace)
+        return True
+    except ValueError:
+        return False
+
+
+def updates_for(matches: list[dict[str, Any]]) -> list[list[PlayerUpdate]]:
+    """One batch per match, as a GameActor fans it out."""
+    return [
+        [
+            PlayerUpdate(Action.APPLY, d)
+            for d in aggregate(parse_match(m, datetime.now(UTC))).values()
+        ]
+        for m in matches
+    ]
+
+
+def matches_over(
+    players: list[str], n: int, seed: int, size: int | None = None
+) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    run = uuid.uuid4().hex[:6]
+    return [random_match(rng, f"m{run}-{i}", players, size=size) for i in range(n)]
+
+
+async def test_the_directory_creates_resizes_and_remembers_the_pools(config: ActorConfig) -> None:
+    placement = await asyncio.to_thread(ensure_pools, config)
+    assert (placement.game, placement.player) == (1, 2)
+    admin = RayPoolAdmin(config.namespace)
+    described = await admin.describe()
+    members = described["pools"]["player"]["members"]
+    assert [m["index"] for m in members] == [0, 1] and all(m["node_id"] for m in members)
+
+    described = await admin.resize("player", 4)
+    assert described["pools"]["player"]["size"] == 4
+    assert described["version"] == placement.version + 1
+    assert described["last_resize"]["from"] == 2 and described["last_resize"]["to"] == 4
+
+    # A directory that dies comes back with the resize (it is stored, not in memory).
+    directory = ray.get_actor(DIRECTORY_NAME, namespace=config.namespace)
+    ray.kill(directory, no_restart=False)
+    assert (await PlacementCache(config.namespace).refresh()).player == 4
+    assert (await admin.describe())["pools"]["player"]["size"] == 4
+
+    # A worker that starts again with the same settings keeps the operator's resize ...
+    assert (await asyncio.to_thread(ensure_pools, config)).player == 4
+    # ... and one whose setting changed applies it: the setting is the newer decision.
+    changed = replace(config, player_pool_size=3)
+    assert (await asyncio.to_thread(ensure_pools, changed)).player == 3
+    assert exists(config.namespace, member_name("player", 2))
+    assert not exists(config.namespace, member_name("player", 3))
+
+
+async def test_grains_move_with_their_players_and_stale_callers_follow(
+    config: ActorConfig,
+) -> None:
+    first = await asyncio.to_thread(ensure_pools, config)
+    players = [f"mv{uuid.uuid4().hex[:6]}-{i}" for i in range(120)]
+    grains = RayPlayerGrains(PlacementCache(config.namespace))
+    before = matches_over(players, 20, seed=3)
+    for batch in updates_for(before):
+        assert all(r.ok and r.changed for r in await grains.update(batch))
+
+    # A caller that will miss the resize: it still routes by the first placement.
+    stale = RayPlayerGrains(PlacementCache(config.namespace, first))
+    admin = RayPoolAdmin(config.namespace)
+    described = await admin.resize("player", 4)
+    # Each activated player is now active on its owner only: the old shards let go of
+    # the players that moved.
+    touched = {line["player_id"] for m in before for line in m["players"]}
+    for member in described["pools"]["player"]["members"]:
+        owned = sum(1 for p in touched if owner(p, 4) == member["index"])
+        assert member["active"] <= owned, member
+        if member["index"] < 2:
+            assert member["active"] == owned, member
+
+    after = matches_over(players, 20, seed=4)
+    for batch in updates_for(after):
+        results = await stale.update(batch)
+        assert all(r.ok and r.changed for r in results), results
+    assert stale._router.placements.current is not None
+    assert stale._router.placements.current.version == first.version + 1  # told by Moved
+
+    totals = expected_totals(before + after)
+    for player_id, expected in totals.items():
+        record = await grains.service_record(player_id)
+        assert record.counters["matches"] == expected["counters"]["matches"], player_id
+        assert record.counters["kills"] == expected["counters"]["kills"], player_id
+
+
+async def test_a_caller_retries_a_shard_that_is_restarting(config: ActorConfig) -> None:
+    await asyncio.to_thread(ensure_pools, config)
+    players = [f"rs{uuid.uuid4().hex[:6]}-{i}" for i in range(40)]
+    grains = RayPlayerGrains(PlacementCache(config.namespace))
+    batches = updates_for(matches_over(players, 6, seed=5))
+    assert all(r.ok for r in await grains.update(batches[0]))
+    for index in range(config.player_pool_size):
+        ray.kill(ray.get_actor(member_name("player", index), config.namespace), no_restart=False)
+    # Both shards are restarting: the calls wait for them rather than fail the players.
+    for batch in batches[1:]:
+        results = await grains.update(batch)
+        assert all(r.ok and r.changed for r in results), [r.error for r in results if not r.ok]
+
+
+async def test_20000_players_through_a_shard_of_capacity_2000_end_exact(
+    config: ActorConfig, azurite: Azurite
+) -> None:
+    capacity, population = 2000, 20_000
+    cfg = replace(config, player_pool_size=1, grains=GrainSettings(capacity=capacity))
+    await asyncio.to_thread(ensure_pools, cfg)
+    run = uuid.uuid4().hex[:6]
+    players = [f"cap{run}-{i}" for i in range(population)]
+    rng = random.Random(11)
+    # Every player at least once (in order, 32 a match), some twice: 700 matches of 32.
+    matches = []
+    for i in range(700):
+        lineup = [players[(32 * i + k) % population] for k in range(32)]
+        matches.append(random_match(rng, f"c{run}-{i}", lineup, size=32))
+    shard = ray.get_actor(member_name("player", 0), namespace=cfg.namespace)
+    batches = updates_for(matches)
+    peak = 0
+    queue = iter(batches)
+
+    async def feed() -> None:
+        nonlocal peak
+        for batch in queue:
+            results = await shard.update.remote(batch)
+            assert all(r.ok for r in results), [r.error for r in results if not r.ok][:3]
+            stats = await shard.stats.remote()
+            peak = max(peak, stats["active"])
+
+    await asyncio.gather(*(feed() for _ in range(6)))
+    stats = await shard.stats.remote()
+    assert stats["peak_active"] <= capacity and peak <= capacity, stats
+    assert stats["activations"] >= population and stats["deactivations"] > 0, stats
+
+    # Every record exact, read back from the table (not through the grains).
+    totals = expected_totals(matches)
+    table = TableClient.from_connection_string(
+        azurite.connection_string, f"{cfg.storage_prefix}players"
+    )
+    async with table:
+        rows = table.query_entities("RowKey eq @k", parameters={"k": RECORD_KEY})
+        records = {row["PartitionKey"]: record_from_entity(row) async for row in rows}
+    assert set(records) == set(players)
+    wrong = [
+        p
+        for p, t in totals.items()
+        if any(records[p].counters.get(k) != v for k, v in t["counters"].items())
+    ]
+    assert wrong == []
