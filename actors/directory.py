@@ -151,8 +151,11 @@ class PoolDirectory:
                 namespace=self._config.namespace,
                 lifetime="detached",
                 get_if_exists=True,
-                # Over every node of the cluster, not packed on the one that asked.
+                # Over every node of the cluster, not packed on the one that asked. An
+                # actor that asks for no resource at all is placed at random, SPREAD or
+                # not (measured with Ray 2.60): one byte of memory makes SPREAD exact.
                 scheduling_strategy="SPREAD",
+                memory=1,
             ).remote(i, self._config, placement)
             for i in indexes
         ]

@@ -5,6 +5,7 @@ the api and worker roles. Used by ``statsaga dev`` and the test fixtures."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -209,6 +210,11 @@ class RayHead:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+# A local head stops at once on SIGTERM: by default Ray waits up to 30 s to drain nodes
+# that host (detached) actors, and ours hold nothing that is not durable.
+LOCAL_RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
+
+
 def ray_auth_env(temp_dir: Path) -> dict[str, str]:
     """Ray (>= 2.59) wants token authentication on clusters started with ``ray start``:
     every node and driver reads the same token file."""
@@ -216,9 +222,14 @@ def ray_auth_env(temp_dir: Path) -> dict[str, str]:
 
 
 def start_ray_head(
-    temp_dir: Path, port: int | None = None, num_cpus: int | None = None, log: Path | None = None
+    temp_dir: Path,
+    port: int | None = None,
+    num_cpus: int | None = None,
+    log: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> RayHead:
-    """Start a single-node Ray cluster on loopback that other processes join by address."""
+    """Start a single-node Ray cluster on loopback that other processes join by address;
+    ``env`` adds settings for its GCS and raylet (``RAY_health_check_*``, say)."""
     ray = Path(sys.executable).parent / "ray"
     temp_dir.mkdir(parents=True, exist_ok=True)
     token = temp_dir / "auth_token"
@@ -247,21 +258,92 @@ def start_ray_head(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **ray_auth_env(temp_dir)},
+            env={**os.environ, **LOCAL_RAY_ENV, **(env or {}), **ray_auth_env(temp_dir)},
         )
+    _wait_blocking(proc, log, start, "Ray head")
+    return RayHead(proc, port, temp_dir)
+
+
+def _wait_blocking(proc: subprocess.Popen[bytes], log: Path, start: int, what: str) -> None:
+    """Wait until ``ray start --block`` says its node is up (and it only watches)."""
     deadline = time.monotonic() + 60
     try:
-        # The head prints this once the GCS and the raylet are up and it only watches.
         while b"block forever" not in log.read_bytes()[start:]:
             if proc.poll() is not None:
                 raise RuntimeError(f"ray start exited with {proc.returncode}; see {log}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"Ray head not up after 60s; see {log}")
+                raise TimeoutError(f"{what} not up after 60s; see {log}")
             time.sleep(0.2)
     except BaseException:
         stop_process(proc, grace_s=15.0)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
         raise
-    return RayHead(proc, port, temp_dir)
+
+
+@dataclass
+class RayNode:
+    """A second Ray node on this machine, joined to a head (a stand-in for another
+    machine of the cluster, with its own raylet and worker processes)."""
+
+    proc: subprocess.Popen[bytes]
+    temp_dir: Path
+
+    def raylet_pid(self) -> int | None:
+        """The node's raylet: a child of its ``ray start --block`` process."""
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                argv0 = (entry / "cmdline").read_bytes().split(b"\0")[0]
+                if ppid == self.proc.pid and argv0.endswith(b"/raylet"):
+                    return int(entry.name)
+        return None
+
+    def stop(self) -> None:
+        """Stop it by PID, then whatever is left of its session."""
+        stop_process(self.proc, grace_s=15.0)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def start_ray_node(
+    head: RayHead,
+    temp_dir: Path,
+    num_cpus: int = 1,
+    resources: dict[str, float] | None = None,
+    log: Path | None = None,
+) -> RayNode:
+    """Join a second node to ``head``: same token, its own temp dir and worker ports."""
+    ray = Path(sys.executable).parent / "ray"
+    temp_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        str(ray),
+        "start",
+        f"--address={head.address}",
+        "--block",
+        "--node-ip-address=127.0.0.1",
+        f"--num-cpus={num_cpus}",
+        f"--resources={json.dumps(resources or {})}",
+        "--disable-usage-stats",
+        f"--temp-dir={temp_dir}",
+        # Apart from the head's default range (10002-19999), as on another machine.
+        "--min-worker-port=20002",
+        "--max-worker-port=29999",
+    ]
+    log = log or temp_dir / "ray-node.log"
+    start = log.stat().st_size if log.exists() else 0
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **LOCAL_RAY_ENV, **head.env},
+        )
+    _wait_blocking(proc, log, start, "Ray node")
+    return RayNode(proc, temp_dir)
 
 
 def spawn_role(role: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
