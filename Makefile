@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 
-.PHONY: run test lint unit deps clean
+.PHONY: run test lint unit capacity deps clean
 
 deps: $(PY_OK) $(NODE_OK)
 
@@ -36,6 +36,11 @@ test: deps lint
 
 unit: $(PY_OK)
 	$(BIN)/pytest tests/unit
+
+# The shard-capacity test at full size: 20,000 players through one shard of capacity
+# 2,000 (~5 min; `make test` runs it at 2,000 players through capacity 200).
+capacity: deps
+	STATSAGA_TEST_CAPACITY_PLAYERS=20000 $(BIN)/pytest tests/integration/test_pools.py -k many_players
 
 clean:
 	rm -rf $(VENV) node_modules .data .pytest_cache .mypy_cache .ruff_cache

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import ray
+from ray.util import list_named_actors
 
 from actors.config import ActorConfig, member_name, open_storage
 from actors.game import GameActor
@@ -75,6 +76,8 @@ class PoolDirectory:
             placement = await self.placement()
             for pool_name in POOLS:
                 await self._start(pool_name, range(placement.size(pool_name)), placement)
+                # Members beyond the size: left by a resize cut off half-way.
+                await self._stop(pool_name, self._surplus(pool_name, placement.size(pool_name)))
             return placement
 
     async def placement(self) -> Placement:
@@ -127,9 +130,7 @@ class PoolDirectory:
             sizes[pool] = configured
         await self._save(new, sizes["game"], sizes["player"])
         await self._push(new, {pool: max(old, size)})
-        drained = True
-        if size < old:
-            drained = await self._stop(pool, range(size, old))
+        drained = await self._stop(pool, self._surplus(pool, size))
         self._last_resize = {
             "pool": pool,
             "from": old,
@@ -175,7 +176,18 @@ class PoolDirectory:
         if missed:
             log.warning("placement v%d: %d members did not take it now", placement.version, missed)
 
-    async def _stop(self, pool: PoolName, indexes: range) -> bool:
+    def _surplus(self, pool: PoolName, size: int) -> list[int]:
+        """Indexes of the running members of ``pool`` beyond ``size``."""
+        names = {
+            a["name"]
+            for a in list_named_actors(all_namespaces=True)
+            if a.get("namespace") == self._config.namespace
+        }
+        prefix = member_name(pool, 0)[:-1]
+        indexes = [n.removeprefix(prefix) for n in names if n.startswith(prefix)]
+        return sorted(int(i) for i in indexes if i.isdigit() and int(i) >= size)
+
+    async def _stop(self, pool: PoolName, indexes: list[int]) -> bool:
         """Drain, then stop, surplus members; False when one was stopped undrained."""
         handles = [(i, h) for i in indexes if (h := self._find(pool, i)) is not None]
         drained = await asyncio.gather(

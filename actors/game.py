@@ -112,6 +112,8 @@ class GameActor:
             "index": self._index,
             "node_id": ray.get_runtime_context().get_node_id(),
             "pid": os.getpid(),
+            # This process replaced one that died (Ray restarted the actor).
+            "restarted": ray.get_runtime_context().was_current_actor_reconstructed,
             "placement_version": self._member.placement.version,
             "calls_in_flight": self._member.in_flight,
             "moved": self._member.moved,

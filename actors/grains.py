@@ -51,7 +51,7 @@ class GrainSettings:
     storage_backoff_s: float = 0.05
 
 
-@dataclass
+@dataclass(slots=True)  # thousands per shard: no per-instance __dict__
 class _Grain:
     snapshot: PlayerSnapshot | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -17,6 +17,7 @@ from app.devstack import (
     servicebus_connection_string,
 )
 from app.domain.faults import FaultPlan, parse_faults
+from app.domain.placement import MAX_SIZE
 from app.domain.retry import RetryPolicy
 
 
@@ -72,8 +73,18 @@ class Settings(BaseSettings):
     )
     ray_namespace: str = Field("statsaga", description="Ray namespace of the actor pools.")
     ray_num_cpus: int | None = Field(None, description="CPUs of an embedded Ray.")
-    game_pool_size: int = Field(2, ge=1, le=256, description="Number of GameActors.")
-    player_pool_size: int = Field(2, ge=1, le=1024, description="Number of PlayerShards.")
+    game_pool_size: int = Field(
+        2,
+        ge=1,
+        le=MAX_SIZE["game"],
+        description="GameActors of a new deployment (then `statsaga pools`).",
+    )
+    player_pool_size: int = Field(
+        2,
+        ge=1,
+        le=MAX_SIZE["player"],
+        description="PlayerShards of a new deployment (then `statsaga pools`).",
+    )
     shard_capacity: int = Field(10_000, ge=1, description="Active grains per shard, at most.")
     grain_idle_ttl_s: float = Field(300.0, gt=0, description="Idle grains are deactivated.")
     api_keys: Annotated[dict[str, Role], NoDecode] = Field(

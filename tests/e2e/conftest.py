@@ -1,6 +1,8 @@
 """The real service as child processes against the session's Azurite and local Service
 Bus brokers, driven over HTTP: ``statsaga run`` (one process, embedded Ray), and the
-``api`` and ``worker`` roles as separate processes joined through a Ray head."""
+``api`` and ``worker`` roles as separate processes joined through a Ray head
+(``start_scenario``: one api + one worker with settings and faults of their own, used by
+the scaling, cluster and chaos tests)."""
 
 from __future__ import annotations
 

@@ -21,11 +21,15 @@ if TYPE_CHECKING:
     from tests.e2e.conftest import Scenario
 
 
-def new_matches(n: int, seed: int, population: int) -> list[dict[str, Any]]:
+def new_matches(n: int, seed: int, population: int, max_size: int = 32) -> list[dict[str, Any]]:
+    """``n`` matches of 1 to ``max_size`` players drawn from ``population`` new players."""
     rng = random.Random(seed)
     run = uuid.uuid4().hex[:6]
     players = [f"p-{run}-{i}" for i in range(population)]
-    return [random_match(rng, f"m-{run}-{i}", players) for i in range(n)]
+    return [
+        random_match(rng, f"m-{run}-{i}", players, size=rng.randint(1, min(max_size, population)))
+        for i in range(n)
+    ]
 
 
 def post_all(client: StatsClient, matches: list[dict[str, Any]], threads: int = 4) -> None:
