@@ -272,10 +272,11 @@ def _ray_address(settings: Settings) -> str | None:
 
 
 def _cmd_pools(settings: Settings, args: argparse.Namespace) -> int:
+    # Before Ray is imported: it reads its token settings (RAY_AUTH_*) when it loads.
+    address = _ray_address(settings)
     from actors.pools import RayPoolAdmin, init_ray
     from app.domain.errors import TransientError
 
-    address = _ray_address(settings)
     if not address:
         print(
             "statsaga pools: no Ray cluster to join: set STATSAGA_RAY_ADDRESS (or RAY_ADDRESS), "

@@ -4,8 +4,12 @@ record is exact (nothing lost or counted twice while players move between shards
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +90,28 @@ def test_pool_endpoints_refuse_bad_sizes_and_other_roles(scaling: Scenario) -> N
         assert put.status_code == 403
     after = s.client.http.get("/v1/admin/pools", headers=admin).json()
     assert after["version"] == before["version"]  # nothing refused was applied
+
+
+def test_the_cli_finds_the_dev_cluster_and_resizes(scaling: Scenario, tmp_path: Path) -> None:
+    # As after `make run`: no address in the environment, the head's in .data/ray.env.
+    (tmp_path / "ray.env").write_text(
+        "".join(f"{k}={v}\n" for k, v in scaling.env.items() if k.startswith("RAY_"))
+    )
+    env = {k: v for k, v in scaling.env.items() if not k.startswith("RAY_")}
+    env["STATSAGA_DATA_DIR"] = str(tmp_path)
+
+    def cli(*args: str) -> dict:
+        done = subprocess.run(
+            [sys.executable, "-m", "app.cli", "pools", *args, "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout)
+
+    before = cli()
+    after = cli("resize", "game", str(before["pools"]["game"]["size"] + 1))
+    assert after["pools"]["game"]["size"] == before["pools"]["game"]["size"] + 1
+    assert after["version"] == before["version"] + 1
