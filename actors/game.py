@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -108,17 +107,7 @@ class GameActor:
 
     async def stats(self) -> dict[str, Any]:
         """Counters of this actor, and where it runs."""
-        return {
-            "index": self._index,
-            "node_id": ray.get_runtime_context().get_node_id(),
-            "pid": os.getpid(),
-            # This process replaced one that died (Ray restarted the actor).
-            "restarted": ray.get_runtime_context().was_current_actor_reconstructed,
-            "placement_version": self._member.placement.version,
-            "calls_in_flight": self._member.in_flight,
-            "moved": self._member.moved,
-            "saga_calls": self._sagas,
-        }
+        return {**self._member.stats(), "saga_calls": self._sagas}
 
     async def ping(self) -> int:
         """Liveness probe."""

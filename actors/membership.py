@@ -9,8 +9,12 @@ directory does not have to reach every process."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
+
+import ray
 
 from app.domain.placement import Moved, Placement, PoolName
 
@@ -57,6 +61,21 @@ class Membership:
             self.in_flight -= 1
             if self.in_flight == 0 and self._idle is not None:
                 self._idle.set()
+
+    def stats(self) -> dict[str, Any]:
+        """What operators see of any member: where it runs and its calls (only inside a
+        Ray actor)."""
+        context = ray.get_runtime_context()
+        return {
+            "index": self.index,
+            "node_id": context.get_node_id(),
+            "pid": os.getpid(),
+            # This process replaced one that died (Ray restarted the actor).
+            "restarted": context.was_current_actor_reconstructed,
+            "placement_version": self.placement.version,
+            "calls_in_flight": self.in_flight,
+            "moved": self.moved,
+        }
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait until no call is in flight; False when ``timeout_s`` passed first."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -99,17 +98,7 @@ class PlayerShard:
 
     async def stats(self) -> dict[str, Any]:
         """Counters of this shard, and where it runs."""
-        return {
-            "index": self._index,
-            "node_id": ray.get_runtime_context().get_node_id(),
-            "pid": os.getpid(),
-            # This process replaced one that died (Ray restarted the actor).
-            "restarted": ray.get_runtime_context().was_current_actor_reconstructed,
-            "placement_version": self._member.placement.version,
-            "calls_in_flight": self._member.in_flight,
-            "moved": self._member.moved,
-            **(await self._ready()).stats(),
-        }
+        return {**self._member.stats(), **(await self._ready()).stats()}
 
     def _check(self, player_ids: list[str], placement: Placement | None) -> Moved | None:
         changed = placement is not None and placement.newer(self._member.placement)

@@ -250,7 +250,16 @@ def start_ray_head(
     ]
     if num_cpus is not None:
         args.append(f"--num-cpus={num_cpus}")
-    log = log or temp_dir / "ray-head.log"
+    env = {**(env or {}), **ray_auth_env(temp_dir)}
+    proc = _ray_start(args, log or temp_dir / "ray-head.log", env, "Ray head")
+    return RayHead(proc, port, temp_dir)
+
+
+def _ray_start(
+    args: list[str], log: Path, env: dict[str, str], what: str
+) -> subprocess.Popen[bytes]:
+    """Run ``ray start ... --block`` in a session of its own, output appended to ``log``,
+    and wait until it says its node is up (and it only watches)."""
     start = log.stat().st_size if log.exists() else 0
     with open(log, "ab") as out:
         proc = subprocess.Popen(
@@ -258,14 +267,8 @@ def start_ray_head(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, **LOCAL_RAY_ENV, **(env or {}), **ray_auth_env(temp_dir)},
+            env={**os.environ, **LOCAL_RAY_ENV, **env},
         )
-    _wait_blocking(proc, log, start, "Ray head")
-    return RayHead(proc, port, temp_dir)
-
-
-def _wait_blocking(proc: subprocess.Popen[bytes], log: Path, start: int, what: str) -> None:
-    """Wait until ``ray start --block`` says its node is up (and it only watches)."""
     deadline = time.monotonic() + 60
     try:
         while b"block forever" not in log.read_bytes()[start:]:
@@ -279,6 +282,7 @@ def _wait_blocking(proc: subprocess.Popen[bytes], log: Path, start: int, what: s
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         raise
+    return proc
 
 
 @dataclass
@@ -332,17 +336,7 @@ def start_ray_node(
         "--min-worker-port=20002",
         "--max-worker-port=29999",
     ]
-    log = log or temp_dir / "ray-node.log"
-    start = log.stat().st_size if log.exists() else 0
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            args,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, **LOCAL_RAY_ENV, **head.env},
-        )
-    _wait_blocking(proc, log, start, "Ray node")
+    proc = _ray_start(args, log or temp_dir / "ray-node.log", head.env, "Ray node")
     return RayNode(proc, temp_dir)
 
 

@@ -19,7 +19,6 @@ import gc
 import json
 import os
 import pickle
-import platform
 import random
 import resource
 import statistics
@@ -40,12 +39,12 @@ from app.domain.saga import Action
 from app.domain.stats import ServiceRecord, StatDelta
 from app.domain.validation import parse_match
 from app.ports import ApplyOutcome, HistoryPage, PlayerSnapshot, PlayerUpdate, RevertOutcome
+from bench.report import progress, write_results
 from storage import entities as ent
 from storage.memory import InMemoryPlayerStore
 from tests.support.matches import random_match
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
 # (store, variant) measured at every count, by both methods.
 MAIN = (("table", "update"), ("table", "read"))
 # Measured at the smallest count only, for comparison (bytes per grain do not depend on the
@@ -60,16 +59,6 @@ LABELS = {
     "table": "table codec",
     "memory": "InMemoryPlayerStore",
 }
-
-
-def progress(label: str, done: int, total: int) -> None:
-    """A one-line progress bar on stderr."""
-    width = 30
-    filled = width * done // max(total, 1)
-    sys.stderr.write(f"\r{label:<28} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 def player_id(i: int, known: bool = True) -> str:
@@ -392,17 +381,4 @@ if __name__ == "__main__":
         print(json.dumps(asyncio.run(measure(json.loads(arguments.child)))))
         sys.exit(0)
     outcome = main(arguments)
-    outcome["machine"] = {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-    }
-    outcome["at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{datetime.now(UTC):%Y-%m-%d}-grain-memory.json"
-    path.write_text(json.dumps(outcome, indent=2) + "\n")
-    table = report(outcome)
-    path.with_suffix(".md").write_text(f"# Memory per active player grain\n\n{table}\n")
-    print(table)
-    print(f"\nwritten: {path} and {path.with_suffix('.md')}")
+    write_results("grain-memory", "Memory per active player grain", outcome, report(outcome))

@@ -10,33 +10,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
-import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from app.ports import BusMessage, ReceivedMessage
+from bench.report import progress, write_results
 from sbemu.config import queue_declaration as queue
 from sbemu.config import write_config
 from sbemu.launcher import start_broker
 from storage.servicebus_bus import ServiceBusMessageBus
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def progress(label: str, done: int, total: int) -> None:
-    """A one-line progress bar on stderr."""
-    width = 30
-    filled = width * done // max(total, 1)
-    sys.stderr.write(f"\r{label:<28} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 async def publish(bus: ServiceBusMessageBus, q: str, n: int, concurrency: int) -> float:
@@ -136,12 +120,4 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=32)
     arguments = parser.parse_args()
     outcome = asyncio.run(main(arguments))
-    outcome["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
-    outcome["at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{datetime.now(UTC):%Y-%m-%d}-servicebus.json"
-    path.write_text(json.dumps(outcome, indent=2) + "\n")
-    table = report(outcome)
-    path.with_suffix(".md").write_text(f"# Service Bus adapter on the local broker\n\n{table}\n")
-    print(table)
-    print(f"\nwritten: {path} and {path.with_suffix('.md')}")
+    write_results("servicebus", "Service Bus adapter on the local broker", outcome, report(outcome))
