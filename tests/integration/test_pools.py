@@ -228,6 +228,7 @@ async def test_many_players_through_a_shard_of_a_tenth_the_capacity_end_exact(
 
     await asyncio.gather(*(feed() for _ in range(6)))
     stats = await shard.stats.remote()
+    print(f"\ncapacity: {population} players, capacity {capacity}, shard stats {stats}")
     assert stats["peak_active"] <= capacity and peak <= capacity, stats
     assert stats["activations"] >= population and stats["deactivations"] > 0, stats
 
