@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,12 +32,24 @@ def init_ray(
         return
     kwargs: dict[str, Any] = {"namespace": namespace, "log_to_driver": True}
     if address:
+        _check_reachable(address)
         kwargs["address"] = address
     else:
         kwargs.update(include_dashboard=False, num_cpus=num_cpus)
         if temp_dir:
             kwargs["_temp_dir"] = temp_dir
     ray.init(**kwargs)
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a head that does not answer: ``ray.init`` waits for it indefinitely."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return  # "auto", "ray://…": Ray resolves those itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConnectionError(f"no Ray head answers at {address}: {exc}") from exc
 
 
 def ensure_pools(config: ActorConfig) -> Placement:

@@ -284,7 +284,11 @@ def _cmd_pools(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    init_ray(address, settings.ray_namespace)
+    try:
+        init_ray(address, settings.ray_namespace)
+    except ConnectionError as exc:  # a head that is gone (a stale .data/ray.env, say)
+        print(f"statsaga pools: cannot join the Ray cluster at {address}: {exc}", file=sys.stderr)
+        return 1
     admin = RayPoolAdmin(settings.ray_namespace)
     try:
         if args.action == "resize":
