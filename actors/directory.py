@@ -65,14 +65,12 @@ class PoolDirectory:
             if stored is None:
                 await self._save(Placement(1, game, player), game, player)
             else:
-                for pool, size in (("game", game), ("player", player)):
-                    pool_name: PoolName = pool  # type: ignore[assignment]
-                    configured = _configured(stored, pool_name)
+                for pool in POOLS:
+                    size = game if pool == "game" else player
+                    configured = _configured(stored, pool)
                     if configured != size:
                         log.info("%s pool: its setting changed %d → %d", pool, configured, size)
-                        await self._resize(pool_name, size, configured=size)
-                        stored = await self._load()
-                        assert stored is not None
+                        await self._resize(pool, size, configured=size)
             placement = await self.placement()
             for pool_name in POOLS:
                 await self._start(pool_name, range(placement.size(pool_name)), placement)

@@ -9,13 +9,18 @@ from collections.abc import Sequence
 
 from ray.exceptions import RayError
 
-from actors.routing import MAX_ROUNDS, MemberGone, PlacementCache, PoolRouter, PoolUnavailable
-from app.domain.errors import StorageUnavailable
+from actors.routing import MAX_ROUNDS, MemberGone, PlacementCache, PoolRouter
+from app.domain.errors import PoolUnavailable, StorageUnavailable
 from app.domain.placement import Moved, Placement
 from app.domain.stats import ServiceRecord
 from app.ports import PlayerUpdate, UpdateResult
 
-_GONE = "gone"
+
+class _Gone:
+    """A shard's answer when it no longer exists: route again by a fresh placement."""
+
+
+_GONE = _Gone()
 
 
 class RayPlayerGrains:
@@ -48,7 +53,7 @@ class RayPlayerGrains:
                 if isinstance(answer, Moved):
                     placements.adopt(answer.placement)
                     pending += batch
-                elif answer == _GONE:
+                elif isinstance(answer, _Gone):
                     gone = True
                     pending += batch
                 elif isinstance(answer, str):
@@ -68,7 +73,7 @@ class RayPlayerGrains:
 
     async def _send(
         self, index: int, batch: list[PlayerUpdate], placement: Placement
-    ) -> list[UpdateResult] | Moved | str:
+    ) -> list[UpdateResult] | Moved | _Gone | str:
         try:
             answer: list[UpdateResult] | Moved = await self._router.call(
                 index, "update", batch, placement

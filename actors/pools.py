@@ -17,7 +17,8 @@ from ray.util import list_named_actors
 
 from actors.config import DIRECTORY_NAME, ActorConfig
 from actors.directory import PoolDirectory
-from actors.routing import PlacementCache, PoolRouter, PoolUnavailable, while_restarting
+from actors.routing import PlacementCache, PoolRouter, pool_directory, while_restarting
+from app.domain.errors import PoolUnavailable
 from app.domain.placement import Placement, PoolName
 from app.ports import SagaReply
 
@@ -121,20 +122,13 @@ class RayPoolAdmin:
     def __init__(self, namespace: str) -> None:
         self._namespace = namespace
 
-    def _directory(self) -> Any:
-        if not ray.is_initialized():
-            raise PoolUnavailable("this process is not connected to the Ray cluster")
-        try:
-            return ray.get_actor(DIRECTORY_NAME, namespace=self._namespace)
-        except ValueError as exc:
-            raise PoolUnavailable("the pools are not created yet (no worker has started)") from exc
-
     async def describe(self) -> dict[str, Any]:
         """Sizes, version, and each member's node and counters."""
         try:
+            directory = pool_directory(self._namespace)
             async for attempt in while_restarting("the pool directory"):
                 with attempt:
-                    described: dict[str, Any] = await self._directory().describe.remote()
+                    described: dict[str, Any] = await directory.describe.remote()
             return described
         except RayError as exc:
             raise PoolUnavailable(f"the pool directory failed: {exc}") from exc
@@ -144,7 +138,7 @@ class RayPoolAdmin:
         try:
             # Not retried: a resize cut off by the directory's death may have been done;
             # the operator looks (GET) and asks again (resizing to the same size is a no-op).
-            await self._directory().resize.remote(pool, size)
+            await pool_directory(self._namespace).resize.remote(pool, size)
         except RayError as exc:
             raise PoolUnavailable(f"resizing the {pool} pool failed: {exc}") from exc
         return await self.describe()

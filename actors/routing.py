@@ -21,7 +21,7 @@ from tenacity import (
 )
 
 from actors.config import DIRECTORY_NAME, member_name
-from app.domain.errors import TransientError
+from app.domain.errors import PoolUnavailable, TransientError
 from app.domain.placement import Moved, Placement, PoolName
 
 log = logging.getLogger(__name__)
@@ -48,12 +48,23 @@ class MemberGone(Exception):
     """The member does not exist (the pool shrank, or it died for good): route again."""
 
 
-class PoolUnavailable(TransientError):
-    """Ray or the pools are not there (yet): not connected, or no worker created them."""
-
-
 class PlacementUnsettled(TransientError):
     """The placement kept changing under a call; the caller retries it later."""
+
+
+def connected() -> None:
+    """``PoolUnavailable`` unless this process has joined Ray."""
+    if not ray.is_initialized():
+        raise PoolUnavailable("this process is not connected to the Ray cluster")
+
+
+def pool_directory(namespace: str) -> Any:
+    """The pool directory's handle (``PoolUnavailable`` when there is none yet)."""
+    connected()
+    try:
+        return ray.get_actor(DIRECTORY_NAME, namespace=namespace)
+    except ValueError as exc:
+        raise PoolUnavailable("the pools are not created yet (no worker has started)") from exc
 
 
 class PlacementCache:
@@ -85,14 +96,12 @@ class PlacementCache:
         async with self._refreshing:
             if self._current is not seen and self._current is not None:
                 return self._current  # someone refreshed while we waited
-            if not ray.is_initialized():
-                raise PoolUnavailable("not connected to the Ray cluster")
+            directory = pool_directory(self.namespace)
             try:
-                directory = ray.get_actor(DIRECTORY_NAME, namespace=self.namespace)
                 async for attempt in while_restarting("the pool directory"):
                     with attempt:
                         self.adopt(await directory.placement.remote())
-            except (ValueError, RayError) as exc:  # no directory, or no placement yet
+            except RayError as exc:  # it failed, or has no placement yet
                 raise PoolUnavailable(f"the pool directory cannot tell: {exc}") from exc
         assert self._current is not None
         return self._current
@@ -118,8 +127,7 @@ class PoolRouter:
         """Member ``index``'s actor handle (``MemberGone`` when there is none)."""
         handle = self._handles.get(index)
         if handle is None:
-            if not ray.is_initialized():
-                raise PoolUnavailable("not connected to the Ray cluster")
+            connected()
             try:
                 handle = ray.get_actor(member_name(self.pool, index), self.placements.namespace)
             except ValueError as exc:

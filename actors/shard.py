@@ -85,8 +85,8 @@ class PlayerShard:
         """Take a newer placement (pushed by the pool directory on a resize); the grains of
         players that moved away are deactivated after their current turn. Returns how many
         grains retire."""
-        host = await self._ready()
-        return host.retire(self._member.owns) if self._member.adopt(placement) else 0
+        await self._ready()
+        return self._adopt(placement)
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait until no call is running here (a shrinking pool's surplus shard)."""
@@ -101,11 +101,14 @@ class PlayerShard:
         return {**self._member.stats(), **(await self._ready()).stats()}
 
     def _check(self, player_ids: list[str], placement: Placement | None) -> Moved | None:
-        changed = placement is not None and placement.newer(self._member.placement)
-        moved = self._member.check(player_ids, placement)
-        if changed and self._host is not None:
-            self._host.retire(self._member.owns)
-        return moved
+        self._adopt(placement)
+        return self._member.check(player_ids, placement)
+
+    def _adopt(self, placement: Placement | None) -> int:
+        """Take a newer placement; players that moved away retire from this shard."""
+        if not self._member.adopt(placement) or self._host is None:
+            return 0
+        return self._host.retire(self._member.owns)
 
     async def ping(self) -> int:
         """Liveness probe (opens nothing: a shard is up before its storage is)."""

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import require
-from app.domain.errors import TransientError
+from app.domain.errors import PoolUnavailable
 from app.domain.placement import MAX_SIZE, PoolName, size_problem
 from app.ports import PoolAdmin
 from app.settings import Role
@@ -19,15 +19,11 @@ router = APIRouter(
 )
 
 
-class PoolsUnavailable(TransientError):
-    """This process cannot reach the pools (an api process not joined to Ray)."""
-
-
 def get_pools(request: Request) -> PoolAdmin:
     """The ``PoolAdmin`` the app was created with (503 without one)."""
     pools: PoolAdmin | None = request.app.state.pools
     if pools is None:
-        raise PoolsUnavailable("this api process is not connected to the actor pools")
+        raise PoolUnavailable("this api process is not connected to the actor pools")
     return pools
 
 

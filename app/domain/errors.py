@@ -56,6 +56,11 @@ class StorageUnavailable(TransientError):
     """The storage service did not answer or answered with a retryable error."""
 
 
+class PoolUnavailable(TransientError):
+    """The actor pools cannot be reached: this process is not joined to Ray, or no worker
+    has created the pools yet."""
+
+
 class PermanentError(DomainError):
     """A failure that retrying cannot fix (corrupt data, a bug): goes to the operators."""
 
