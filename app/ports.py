@@ -277,6 +277,27 @@ class MessageBus(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """How many messages one queue holds, as Service Bus counts them."""
+
+    active: int = 0
+    scheduled: int = 0
+    dead_letter: int = 0
+
+
+class QueueStats(Protocol):
+    """Queue depths, for metrics and operators (Service Bus's administration API)."""
+
+    async def depths(self, queues: Sequence[str]) -> dict[str, QueueDepth]:
+        """The depth of each of ``queues``; raises ``TransientError`` when unreachable."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
 # ---- player grains (actors) ------------------------------------------------------------
 
 
