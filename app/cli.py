@@ -294,7 +294,7 @@ def _cmd_pools(settings: Settings, args: argparse.Namespace) -> int:
         if args.action == "resize":
             from app.domain.placement import size_problem
 
-            problem = size_problem(args.pool, args.size)
+            problem = size_problem(args.pool, args.size, settings.max_pool_size)
             if problem:
                 print(f"statsaga pools resize: {problem}", file=sys.stderr)
                 return 2

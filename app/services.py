@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from app.domain.codec import event_to_dict
 from app.domain.errors import NotFound
-from app.domain.stats import public_record
+from app.domain.stats import public_mode_record, public_record
 from app.domain.validation import parse_match
 from app.outbox import publish_saga_start
 from app.ports import (
@@ -20,9 +19,9 @@ from app.ports import (
     PlayerGrains,
     PlayerStore,
     SagaLog,
-    SagaRecord,
 )
 from app.sagas import utc_now
+from app.views import match_view
 
 log = logging.getLogger(__name__)
 
@@ -72,20 +71,19 @@ class StatsService:
         return Submitted(match.match_id, created, record.saga.state.value)
 
     async def match(self, match_id: str) -> dict[str, Any]:
-        """Summary, saga state, per-player status and the saga log; ``NotFound``."""
+        """Teams, lines, saga state, per-player status and the saga log; ``NotFound``."""
         record = await self.sagas.load(match_id)
         entries = await self.sagas.log(match_id)
-        return match_view(
-            record,
-            [{"seq": e.seq, "at": e.at.isoformat(), **event_to_dict(e.event)} for e in entries],
-        )
+        payload = await self.archive.get(match_id, record.summary.payload_hash)
+        return match_view(record, entries, parse_match(payload, now=None))
 
-    async def player_stats(self, player_id: str) -> dict[str, Any]:
-        """The service record served by the player's grain; ``NotFound`` if never played."""
+    async def player_stats(self, player_id: str, mode: str | None = None) -> dict[str, Any]:
+        """The service record served by the player's grain, or its block of one ``mode``;
+        ``NotFound`` if the player never played."""
         record = await self.grains.service_record(player_id)
         if record.counters.get("matches", 0) == 0 and record.first_played is None:
             raise NotFound(f"player {player_id!r} has no matches")
-        return public_record(record)
+        return public_record(record) if mode is None else public_mode_record(record, mode)
 
     async def player_matches(
         self, player_id: str, limit: int, continuation: str | None
@@ -93,35 +91,3 @@ class StatsService:
         """A page of match history, newest first (a read-only query of the partition: it
         needs no grain turn, and ``m:`` rows are immutable once written but for ``void``)."""
         return await self.players.history(player_id, limit, continuation)
-
-
-def match_view(record: SagaRecord, log_rows: list[Mapping[str, Any]]) -> dict[str, Any]:
-    """``GET /v1/matches/{id}``: the match, its saga, and how long consistency took."""
-    summary, saga = record.summary, record.saga
-    ttc = None
-    if summary.finished_at is not None:
-        ttc = round((summary.finished_at - summary.accepted_at).total_seconds(), 3)
-    players = []
-    for pid in summary.player_ids:
-        progress = saga.players.get(pid)
-        players.append(
-            {
-                "player_id": pid,
-                "status": progress.status.value if progress else "pending",
-                "attempts": progress.attempts if progress else 0,
-                "error": progress.error if progress else None,
-            }
-        )
-    return {
-        "match_id": summary.match_id,
-        "state": saga.state.value,
-        "mode": summary.mode,
-        "map": summary.map,
-        "started_at": summary.started_at.isoformat(),
-        "ended_at": summary.ended_at.isoformat(),
-        "accepted_at": summary.accepted_at.isoformat(),
-        "finished_at": summary.finished_at.isoformat() if summary.finished_at else None,
-        "time_to_consistency_s": ttc,
-        "players": players,
-        "log": list(log_rows),
-    }

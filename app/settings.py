@@ -18,6 +18,7 @@ from app.devstack import (
 )
 from app.domain.faults import FaultPlan, parse_faults
 from app.domain.placement import MAX_SIZE
+from app.domain.ratelimit import RateLimit
 from app.domain.retry import RetryPolicy
 
 
@@ -85,12 +86,27 @@ class Settings(BaseSettings):
         le=MAX_SIZE["player"],
         description="PlayerShards of a new deployment (then `statsaga pools`).",
     )
+    max_pool_size: int = Field(
+        64,
+        ge=1,
+        le=max(MAX_SIZE.values()),
+        description="Largest size an operator may resize a pool to (a typo must not start "
+        "hundreds of actors).",
+    )
     shard_capacity: int = Field(10_000, ge=1, description="Active grains per shard, at most.")
     grain_idle_ttl_s: float = Field(300.0, gt=0, description="Idle grains are deactivated.")
     api_keys: Annotated[dict[str, Role], NoDecode] = Field(
         default_factory=dict,
         description="Comma list of KEY:ROLE (roles ingest, read, admin).",
+        repr=False,  # keys never reach a log line, not even through a settings dump
     )
+    public_reads: bool = Field(
+        False, description="Reads (players, matches) answer without an API key."
+    )
+    ingest_rate_per_s: float = Field(
+        100.0, ge=0, description="Matches one ingest key may post per second (0: no limit)."
+    )
+    ingest_burst: int = Field(200, ge=1, description="Posts one ingest key may make at once.")
     retry_base_s: float = Field(1.0, gt=0, description="First durable retry delay.")
     retry_cap_s: float = Field(60.0, gt=0, description="Longest durable retry delay.")
     retry_max_attempts: int = Field(8, ge=1, description="Failed attempts before dead-letter.")
@@ -155,6 +171,11 @@ class Settings(BaseSettings):
                 f"({self.retry_cap_s}): a saga waiting for its retry is not stalled"
             )
         return self
+
+    @property
+    def ingest_limit(self) -> RateLimit:
+        """The per-key ingest rate limit (per API process)."""
+        return RateLimit(self.ingest_rate_per_s, self.ingest_burst)
 
     @property
     def retry_policy(self) -> RetryPolicy:

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from app.api import admin, errors, health, matches, players, pools
+from app.api.limits import BodyLimit
+from app.api.schemas import MatchIn
+from app.domain.ratelimit import RateLimiter
 from app.operations import Operations
 from app.ports import PoolAdmin
 from app.services import StatsService
 from app.settings import Settings
 
 Check = Callable[[], Awaitable[object]]
+DESCRIPTION = """Game stats: matches in, service records out, sagas in between.
+
+Every call but the health checks and `/metrics` carries an API key,
+`Authorization: Bearer <key>`; a key's role (`ingest`, `read`, `admin`) decides what it
+may do (reads may be public by setting). Errors answer JSON: `{"detail": "..."}`, or for
+a broken rule `{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}` naming the
+field."""
 
 
 def create_app(
@@ -24,17 +36,16 @@ def create_app(
 ) -> FastAPI:
     """The FastAPI app over ``service``; ``readiness`` checks back ``/readyz``; without
     ``pool_admin`` the pool endpoints answer 503."""
-    app = FastAPI(
-        title="statsaga",
-        version="0.1.0",
-        description="Game stats: matches in, service records out, sagas in between.",
-    )
+    app = FastAPI(title="statsaga", version="0.1.0", description=DESCRIPTION)
     app.state.service = service
     app.state.operations = operations
     app.state.pools = pool_admin
     app.state.api_keys = dict(settings.api_keys)
-    app.state.max_body_bytes = settings.max_body_bytes
+    app.state.public_reads = settings.public_reads
+    app.state.ingest_limiter = RateLimiter(settings.ingest_limit)
+    app.state.max_pool_size = settings.max_pool_size
     app.state.readiness = dict(readiness or {})
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     errors.install(app)
     app.include_router(matches.router)
     app.include_router(admin.matches_router)
@@ -42,4 +53,20 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(pools.router)
     app.include_router(health.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus the posted match's, which the ingest endpoint documents
+    but reads itself (so that the body limit and the domain's validation come first)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        match_schema = MatchIn.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(match_schema.pop("$defs", {}))
+        components["MatchIn"] = match_schema
+        app.openapi_schema = schema
+    return app.openapi_schema

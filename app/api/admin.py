@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import require
 from app.api.matches import MatchId
+from app.api.schemas import DeadLetters, ReplayReport, Requested, SagaList, errors
 from app.domain.saga import SagaState
 from app.operations import Operations
 from app.settings import Role
@@ -45,7 +46,12 @@ class Replay(BaseModel):
     )
 
 
-@router.get("/sagas", summary="Sagas by state (unfinished ones by default)")
+@router.get(
+    "/sagas",
+    summary="Sagas by state (unfinished ones by default)",
+    response_model=SagaList,
+    responses=errors(401, 403, 503),
+)
 async def list_sagas(
     operations: OperationsDep,
     state: Annotated[SagaState | None, Query(description="Any saga state.")] = None,
@@ -59,14 +65,20 @@ async def list_sagas(
     "/sagas/{match_id}/redrive",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Re-drive a saga: retry a stuck saga's dead players, or move a stalled one on",
-    responses={404: {"description": "No such match."}, 409: {"description": "Finished."}},
+    response_model=Requested,
+    responses=errors(401, 403, 404, 409, 503, e404="No such match.", e409="It is finished."),
 )
 async def redrive(match_id: MatchId, operations: OperationsDep) -> dict[str, Any]:
     """Queued for the worker; watch ``GET /v1/matches/{id}``."""
     return await operations.redrive(match_id)
 
 
-@router.get("/deadletters", summary="Dead letters of the saga queues, without taking them")
+@router.get(
+    "/deadletters",
+    summary="Dead letters of the saga queues, without taking them",
+    response_model=DeadLetters,
+    responses=errors(401, 403, 503),
+)
 async def dead_letters(
     operations: OperationsDep,
     queue: Annotated[QueueName | None, Query(description="Both queues when omitted.")] = None,
@@ -76,7 +88,12 @@ async def dead_letters(
     return {"deadletters": await operations.dead_letters(queue, limit)}
 
 
-@router.post("/deadletters/replay", summary="Replay dead letters")
+@router.post(
+    "/deadletters/replay",
+    summary="Replay dead letters",
+    response_model=ReplayReport,
+    responses=errors(401, 403, 413, 503),
+)
 async def replay(
     operations: OperationsDep, request: Annotated[Replay | None, Body()] = None
 ) -> dict[str, Any]:
@@ -91,10 +108,11 @@ async def replay(
     "/{match_id}/invalidate",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Void a match: subtract it from every player (backward recovery)",
+    response_model=Requested,
     responses={
-        200: {"description": "Already compensated: nothing to do."},
+        200: {"model": Requested, "description": "Already compensated: nothing to do."},
         202: {"description": "The compensation saga is queued."},
-        404: {"description": "No such match."},
+        **errors(401, 403, 404, 409, 413, 503, e404="No such match."),
     },
 )
 async def invalidate(

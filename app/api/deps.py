@@ -1,13 +1,18 @@
-"""FastAPI dependencies: the services of this app and the API-key check."""
+"""FastAPI dependencies: the services of this app, API keys and roles, the ingest limit."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.domain.ratelimit import RateLimiter, retry_after_header
 from app.services import StatsService
 from app.settings import Role
 
@@ -16,6 +21,23 @@ _GRANTS: Mapping[Role, frozenset[Role]] = {
     Role.INGEST: frozenset({Role.INGEST}),
     Role.READ: frozenset({Role.READ}),
 }
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key with its role: `Authorization: Bearer <key>`.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: the key's role and a fingerprint that names the key in limits and
+    logs without revealing it (``None`` for an anonymous public read)."""
+
+    role: Role | None
+    fingerprint: str | None
+
+
+ANONYMOUS = Caller(None, None)
 
 
 def get_service(request: Request) -> StatsService:
@@ -25,6 +47,11 @@ def get_service(request: Request) -> StatsService:
 
 
 ServiceDep = Annotated[StatsService, Depends(get_service)]
+
+
+def fingerprint(key: str) -> str:
+    """A short, one-way name of a key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 def _role_of(presented: str, keys: Mapping[str, Role]) -> Role | None:
@@ -37,19 +64,25 @@ def _role_of(presented: str, keys: Mapping[str, Role]) -> Role | None:
     return found
 
 
-def require(role: Role) -> Callable[[Request], Any]:
-    """A dependency that lets a request through only with a key granting ``role``."""
+def require(role: Role) -> Callable[..., Awaitable[Caller]]:
+    """A dependency that lets a request through only with a key granting ``role`` (reads
+    without a key too when the app's reads are public; a key sent is checked anyway)."""
 
-    def check(request: Request) -> Role:
-        header = request.headers.get("authorization", "")
-        scheme, _, presented = header.partition(" ")
-        if scheme.lower() != "bearer" or not presented.strip():
+    async def check(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Caller:
+        header = request.headers.get("authorization")
+        if credentials is None or not credentials.credentials.strip():
+            if header is None and role is Role.READ and request.app.state.public_reads:
+                return ANONYMOUS
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "missing API key: send 'Authorization: Bearer <key>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        granted = _role_of(presented.strip(), request.app.state.api_keys)
+        presented = credentials.credentials.strip()
+        granted = _role_of(presented, request.app.state.api_keys)
         if granted is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
@@ -61,6 +94,22 @@ def require(role: Role) -> Callable[[Request], Any]:
                 status.HTTP_403_FORBIDDEN,
                 f"this key has role {granted.value!r}; needs {role.value!r}",
             )
-        return granted
+        return Caller(granted, fingerprint(presented))
 
     return check
+
+
+async def ingest_caller(
+    request: Request, caller: Annotated[Caller, Depends(require(Role.INGEST))]
+) -> Caller:
+    """An ingest key within its rate limit: 429 with ``Retry-After`` beyond it."""
+    limiter: RateLimiter = request.app.state.ingest_limiter
+    wait_s = limiter.acquire(caller.fingerprint or "", time.monotonic())
+    if wait_s > 0:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"this key may post {limiter.limit.rate:g} matches a second "
+            f"(bursts of {limiter.limit.burst}); try again in {wait_s:.2f}s",
+            headers={"Retry-After": retry_after_header(wait_s)},
+        )
+    return caller

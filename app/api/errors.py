@@ -8,7 +8,6 @@ from fastapi.responses import JSONResponse
 from app.domain.errors import (
     Conflict,
     DuplicateMatch,
-    InvalidId,
     InvalidMatch,
     NotFound,
     TransientError,
@@ -23,10 +22,6 @@ def install(app: FastAPI) -> None:
         # FastAPI's own 422 shape, so that clients parse one format for every error.
         detail = [{"loc": ["body", *e.loc], "msg": e.msg, "type": e.type} for e in exc.errors]
         return JSONResponse({"detail": detail}, status_code=422)
-
-    @app.exception_handler(InvalidId)
-    async def _bad_id(_: Request, exc: InvalidId) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.exception_handler(DuplicateMatch)
     async def _duplicate(_: Request, exc: DuplicateMatch) -> JSONResponse:

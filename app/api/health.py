@@ -8,11 +8,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from app.api.schemas import Alive, Readiness
+
 router = APIRouter(tags=["health"])
 CHECK_TIMEOUT_S = 3.0
 
 
-@router.get("/healthz", summary="The process is alive")
+@router.get("/healthz", summary="The process is alive", response_model=Alive)
 async def healthz() -> dict[str, str]:
     """Always 200 while the process serves HTTP."""
     return {"status": "ok"}
@@ -20,11 +22,13 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Storage and Ray answer",
-    responses={503: {"description": "Not ready; the body names what is not."}},
+    summary="Every dependency answers",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Not ready; the body names what."}},
 )
 async def readyz(request: Request) -> JSONResponse:
-    """200 only when every dependency answers; the body names each one's state."""
+    """200 only when every dependency answers; the body names each one's state, and
+    for one that does not, what is wrong (a load balancer stops sending it requests)."""
     checks: dict[str, Any] = request.app.state.readiness
     results: dict[str, str] = {}
     for name, check in checks.items():

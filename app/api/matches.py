@@ -7,36 +7,23 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 
-from app.api.deps import ServiceDep, require
-from app.domain.ids import ID_RULE, MAX_ID_LENGTH
+from app.api.deps import ServiceDep, ingest_caller, require
+from app.api.schemas import Accepted, Duplicate, MatchDetail, errors
+from app.domain.ids import ID_PATTERN, ID_RULE, MAX_ID_LENGTH
 from app.settings import Role
 
 router = APIRouter(prefix="/v1/matches", tags=["matches"])
 MatchId = Annotated[
     str,
-    Path(
-        min_length=1,
-        max_length=MAX_ID_LENGTH,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
-        description=ID_RULE,
-    ),
+    Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, description=ID_RULE),
 ]
 
 
-async def _read_body(request: Request) -> Any:
-    """The JSON body, refusing more than the configured size before reading it all."""
-    limit: int = request.app.state.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body over {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"body over {limit} bytes")
-        chunks.append(chunk)
+async def _json_body(request: Request) -> Any:
+    """The body as JSON (its size is bounded by the ``BodyLimit`` middleware)."""
+    raw = b"".join([chunk async for chunk in request.stream()])
     try:
-        return json.loads(b"".join(chunks))
+        return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"body is not valid JSON: {exc}") from None
 
@@ -44,20 +31,29 @@ async def _read_body(request: Request) -> Any:
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
-    dependencies=[Depends(require(Role.INGEST))],
+    dependencies=[Depends(ingest_caller)],
     summary="Accept a finished match",
+    response_model=Accepted,
     responses={
-        200: {"description": "The same match was accepted before (identical body)."},
-        202: {"description": "Accepted; its saga runs. `Location` names the match."},
-        400: {"description": "The body is not JSON."},
-        409: {"description": "This match id was accepted with a different body."},
-        413: {"description": "The body is too large."},
-        422: {"description": "A field breaks a rule; `detail[].loc` names it."},
+        200: {"model": Accepted, "description": "Accepted before with this very body."},
+        202: {
+            "description": "Accepted; its saga runs.",
+            "headers": {"Location": {"description": "The match", "schema": {"type": "string"}}},
+        },
+        409: {"model": Duplicate, "description": "This match id has another body."},
+        **errors(400, 401, 403, 413, 422, 429, 503),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MatchIn"}}},
+        }
     },
 )
 async def post_match(request: Request, response: Response, service: ServiceDep) -> dict[str, Any]:
-    """Validate, store and publish a match; its saga updates every player."""
-    submitted = await service.submit_match(await _read_body(request))
+    """Validate, store and publish a match; its saga updates every player. Every broken
+    rule is reported at once, and nothing is stored or published for a refused match."""
+    submitted = await service.submit_match(await _json_body(request))
     location = f"/v1/matches/{submitted.match_id}"
     response.headers["Location"] = location
     if not submitted.created:
@@ -68,9 +64,11 @@ async def post_match(request: Request, response: Response, service: ServiceDep) 
 @router.get(
     "/{match_id}",
     dependencies=[Depends(require(Role.READ))],
-    summary="A match, its saga state, per-player status and saga log",
-    responses={404: {"description": "No such match."}},
+    summary="A match: teams, lines, saga state and timeline, time to consistency",
+    response_model=MatchDetail,
+    responses=errors(401, 403, 404, 503, e404="No such match."),
 )
 async def get_match(match_id: MatchId, service: ServiceDep) -> dict[str, Any]:
-    """The match summary, its saga and time to consistency."""
+    """The match with each player's line and saga status, the saga log with each step's
+    offset since acceptance, and the time from acceptance to consistency."""
     return await service.match(match_id)

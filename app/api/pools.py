@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import require
+from app.api.schemas import PoolsOut, errors
 from app.domain.errors import PoolUnavailable
 from app.domain.placement import MAX_SIZE, PoolName, size_problem
 from app.ports import PoolAdmin
@@ -37,7 +38,12 @@ class Resize(BaseModel):
     size: int = Field(ge=1, le=max(MAX_SIZE.values()), examples=[6])
 
 
-@router.get("", summary="The actor pools: sizes, placement version, per-member counters")
+@router.get(
+    "",
+    summary="The actor pools: sizes, placement version, per-member counters",
+    response_model=PoolsOut,
+    responses=errors(401, 403, 503),
+)
 async def describe(pools: PoolsDep) -> dict[str, Any]:
     """Each PlayerShard with its active grains, activations, deactivations, queued and
     in-flight calls and the node it runs on; each GameActor with its saga calls."""
@@ -47,17 +53,23 @@ async def describe(pools: PoolsDep) -> dict[str, Any]:
 @router.put(
     "/{pool}",
     summary="Resize a pool while the service runs",
-    responses={
-        422: {"description": "Unknown pool, or a size out of bounds."},
-        503: {"description": "The pools cannot be reached, or the resize failed."},
-    },
+    response_model=PoolsOut,
+    responses=errors(
+        401,
+        403,
+        413,
+        422,
+        503,
+        e422="Unknown pool, or a size out of bounds.",
+        e503="The pools cannot be reached, or the resize failed.",
+    ),
 )
-async def resize(pool: PoolName, body: Resize, pools: PoolsDep) -> dict[str, Any]:
+async def resize(pool: PoolName, body: Resize, pools: PoolsDep, request: Request) -> dict[str, Any]:
     """Growing starts the new members first; shrinking waits for the surplus members'
     calls, then stops them. Players (or matches) that move are served by their new
     member from then on; no update is lost or doubled. Answers once the resize is done,
     with the pools as they are then."""
-    problem = size_problem(pool, body.size)
+    problem = size_problem(pool, body.size, request.app.state.max_pool_size)
     if problem:
         raise RequestValidationError(
             [{"loc": ("body", "size"), "msg": problem, "type": "value_error"}]

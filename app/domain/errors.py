@@ -28,10 +28,6 @@ class InvalidMatch(DomainError):
         super().__init__(f"invalid match: {where}: {first.msg if first else ''}")
 
 
-class InvalidId(DomainError):
-    """An id is not usable as a storage key (see ``ids.validate_id``)."""
-
-
 class DuplicateMatch(DomainError):
     """A match with this id was already accepted with a different body."""
 

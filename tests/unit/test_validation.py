@@ -406,6 +406,16 @@ def test_datetimes_must_carry_a_time_zone(field: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "other_form", ["2026-11-21 18:00:00Z", "20261121T180000Z", "2026-11-21T18:00Z", "2026-11-21"]
+)
+def test_datetimes_are_rfc_3339_only(other_form: str) -> None:
+    # Python reads these, but the documented contract (JSON Schema's date-time) does not.
+    data = example()
+    data["started_at"] = other_form
+    assert locs_of(data) == [("started_at",)]
+
+
+@pytest.mark.parametrize(
     "garbage", ["yesterday", "", "2026-13-01T00:00:00Z", "2026-11-21T25:00:00Z", 1763748000, []]
 )
 @pytest.mark.parametrize("field", ["started_at", "ended_at"])
@@ -581,3 +591,27 @@ def test_parse_match_does_not_mutate_its_input() -> None:
     snapshot = copy.deepcopy(data)
     assert isinstance(parse_match(data, NOW), Match)
     assert data == snapshot
+
+
+def _with_extra(where: str) -> tuple[dict[str, Any], Loc]:
+    data = example()
+    target: dict[str, Any]
+    loc: Loc
+    if where == "match":
+        target, loc = data, ()
+    elif where == "player":
+        target, loc = p3(data), ("players", 2)
+    elif where == "weapon":
+        target, loc = p3(data)["weapons"]["dmr"], ("players", 2, "weapons", "dmr")
+    else:
+        target, loc = event0(data), ("events", 0)
+    target["kils"] = 3
+    return data, (*loc, "kils")
+
+
+@pytest.mark.parametrize("where", ["match", "player", "weapon", "event"])
+def test_unknown_fields_are_refused_by_name(where: str) -> None:
+    # A misspelt counter must fail loudly rather than count as zero.
+    data, loc = _with_extra(where)
+    errors = errors_of(data)
+    assert [(e.loc, e.type) for e in errors] == [(loc, "extra_forbidden")]
