@@ -5,6 +5,7 @@ worker process of the deployment."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -17,7 +18,13 @@ from ray.util import list_named_actors
 
 from actors.config import DIRECTORY_NAME, ActorConfig
 from actors.directory import PoolDirectory
-from actors.routing import PlacementCache, PoolRouter, pool_directory, while_restarting
+from actors.routing import (
+    MemberGone,
+    PlacementCache,
+    PoolRouter,
+    pool_directory,
+    while_restarting,
+)
 from app.domain.errors import PoolUnavailable
 from app.domain.placement import Placement, PoolName
 from app.ports import SagaReply
@@ -109,11 +116,17 @@ class GamePool:
         return await self._call(match_id, "redrive", match_id)
 
     async def ping(self) -> bool:
-        """True when every GameActor answers."""
-        placement = await self._router.placements.get()
-        for i in range(placement.game):
-            await self._router.handle(i).ping.remote()
+        """True when every GameActor answers. A member gone since this process last
+        looked (the pool shrank) is no reason to be unready: look again, then judge."""
+        placements = self._router.placements
+        try:
+            await self._ping_all(await placements.get())
+        except MemberGone:
+            await self._ping_all(await placements.refresh())
         return True
+
+    async def _ping_all(self, placement: Placement) -> None:
+        await asyncio.gather(*(self._router.call(i, "ping") for i in range(placement.game)))
 
 
 class RayPoolAdmin:

@@ -92,7 +92,7 @@ async def dead_letters(
     "/deadletters/replay",
     summary="Replay dead letters",
     response_model=ReplayReport,
-    responses=errors(401, 403, 413, 503),
+    responses=errors(400, 401, 403, 413, 503),
 )
 async def replay(
     operations: OperationsDep, request: Annotated[Replay | None, Body()] = None
@@ -112,7 +112,7 @@ async def replay(
     responses={
         200: {"model": Requested, "description": "Already compensated: nothing to do."},
         202: {"description": "The compensation saga is queued."},
-        **errors(401, 403, 404, 409, 413, 503, e404="No such match."),
+        **errors(400, 401, 403, 404, 409, 413, 503, e404="No such match."),
     },
 )
 async def invalidate(

@@ -55,6 +55,7 @@ async def describe(pools: PoolsDep) -> dict[str, Any]:
     summary="Resize a pool while the service runs",
     response_model=PoolsOut,
     responses=errors(
+        400,
         401,
         403,
         413,

@@ -119,7 +119,7 @@ def service_env(azurite: Azurite, bus_connection_string: str, data: Path) -> dic
         "STATSAGA_DATA_DIR": str(data),
         "STATSAGA_RAY_NUM_CPUS": "2",
         # A fuzzed resize must not start dozens of actors on a 2-core machine.
-        "STATSAGA_MAX_POOL_SIZE": "3",
+        "STATSAGA_MAX_POOL_SIZE": "2",
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     env.pop("RAY_ADDRESS", None)

@@ -22,7 +22,7 @@ from azure.data.tables.aio import TableClient
 from actors.config import DIRECTORY_NAME, ActorConfig, member_name
 from actors.grains import GrainSettings
 from actors.player_grains import RayPlayerGrains
-from actors.pools import RayPoolAdmin, ensure_pools, kill_pools
+from actors.pools import GamePool, RayPoolAdmin, ensure_pools, kill_pools
 from actors.routing import PlacementCache
 from actors.shard import PlayerShard
 from app.devstack import Azurite, RayHead
@@ -137,6 +137,16 @@ async def test_the_directory_creates_resizes_and_remembers_the_pools(config: Act
     await stray.ping.remote()
     await asyncio.to_thread(ensure_pools, changed)
     assert not exists(config.namespace, member_name("player", 5))
+
+
+async def test_the_worker_stays_ready_through_a_game_pool_shrink(config: ActorConfig) -> None:
+    await asyncio.to_thread(ensure_pools, replace(config, game_pool_size=3))
+    pool = GamePool(PlacementCache(config.namespace))
+    assert await pool.ping()  # caches the placement of 3 GameActors
+    await RayPoolAdmin(config.namespace).resize("game", 1)
+    # Members 1 and 2 are gone; the stale placement is looked up again, not reported.
+    assert not exists(config.namespace, member_name("game", 2))
+    assert await pool.ping()
 
 
 async def test_grains_move_with_their_players_and_stale_callers_follow(
