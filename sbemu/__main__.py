@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from sbemu.admin import AdminApi, AdminServer
 from sbemu.broker import Broker, run
 from sbemu.config import load_config
 from sbemu.depths import DB_NAME, format_depths, queue_depths
@@ -20,12 +21,18 @@ def _serve(args: argparse.Namespace) -> int:
     data = Path(args.data_dir)
     data.mkdir(parents=True, exist_ok=True)
     store = Store(data / DB_NAME)
+    admin: AdminServer | None = None
 
     def listening(port: int) -> None:
-        print(f"sbemu listening on {args.host}:{port}", flush=True)
+        # One line the launcher waits for; both ports are bound when it is printed.
+        extra = f" admin http://{args.host}:{admin.port}" if admin else ""
+        print(f"sbemu listening on {args.host}:{port}{extra}", flush=True)
         logging.getLogger("sbemu").info("queues: %s", ", ".join(sorted(queues)))
 
     broker = Broker(queues, store, args.host, args.port, listening)
+    if args.admin_port is not None:
+        api = AdminApi(queues, data / DB_NAME, broker.accessed)
+        admin = AdminServer(api, args.host, args.admin_port).start()
 
     def stop(signum: int, frame: object) -> None:
         broker.stopping = True
@@ -35,6 +42,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         run(broker)
     finally:
+        if admin is not None:
+            admin.stop()
         store.close()
     return 0
 
@@ -57,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--data-dir", required=True, help=f"where {DB_NAME} lives")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=5672, help="0 picks a free port")
+    serve.add_argument(
+        "--admin-port",
+        type=int,
+        default=None,
+        help="HTTP port of the administration API (Microsoft's emulator: 5300); "
+        "0 picks a free port; omitted: not served",
+    )
     depths = sub.add_parser("depths", help="print queue depths")
     depths.add_argument("--data-dir", required=True)
     depths.add_argument("--json", action="store_true")

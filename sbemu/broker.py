@@ -118,6 +118,8 @@ class Broker(MessagingHandler):
         self.host, self.port = host, port
         self.clock = clock
         self.locks: dict[bytes, Lock] = {}
+        # When each queue last took or gave a message (the admin API's AccessedAt).
+        self.accessed: dict[str, float] = {}
         self.senders: dict[tuple[str, str], list[Link]] = {}
         self.management = Management(self)
         self._on_listening = on_listening
@@ -293,6 +295,7 @@ class Broker(MessagingHandler):
             )
         windows = {queue: config.duplicate_window_s} if config.requires_duplicate_detection else {}
         seqs = self.store.enqueue(batch, now, windows)
+        self.accessed[queue] = now
         self.wake(queue, MAIN)
         return seqs
 
@@ -347,6 +350,8 @@ class Broker(MessagingHandler):
             return
         now = self.clock()
         rows = self.store.available(info.queue, info.sub, now, link.credit)
+        if rows:
+            self.accessed[info.queue] = now
         config = self.queues[info.queue]
         for row in rows:
             presettled = link.snd_settle_mode == Link.SND_SETTLED

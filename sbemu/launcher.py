@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import signal
 import socket
@@ -36,6 +37,7 @@ class LocalBroker:
     data_dir: Path
     config: Path
     log: Path | None
+    admin_port: int | None = None
 
     @property
     def pid(self) -> int:
@@ -46,6 +48,14 @@ class LocalBroker:
     def connection_string(self) -> str:
         """Service Bus connection string for this broker."""
         return connection_string(self.port)
+
+    @property
+    def admin_connection_string(self) -> str:
+        """Connection string for the SDK's ``ServiceBusAdministrationClient``: the same
+        namespace on the administration API's port (as Microsoft's emulator has it)."""
+        if self.admin_port is None:
+            raise RuntimeError("this broker was started without an administration port")
+        return connection_string(self.admin_port)
 
     def stop(self, grace_s: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``grace_s``, by PID."""
@@ -67,8 +77,14 @@ class LocalBroker:
         """Stop (if running) and start again on the same port and data dir; this handle
         then controls the new process (so fixtures holding it stop the right one)."""
         self.stop()
-        self.proc = start_broker(self.data_dir, self.config, self.port, self.log, timeout_s).proc
+        again = start_broker(
+            self.data_dir, self.config, self.port, self.log, timeout_s, admin_port=self.admin_port
+        )
+        self.proc = again.proc
         return self
+
+
+_LISTENING = re.compile(r"listening on \S+:(?P<port>\d+)(?: admin http://\S+:(?P<admin>\d+))?")
 
 
 def _port_free(port: int) -> bool:
@@ -89,12 +105,16 @@ def start_broker(
     port: int | None = None,
     log: Path | None = None,
     timeout_s: float = 20.0,
+    *,
+    admin_port: int | None = 0,
 ) -> LocalBroker:
-    """Start ``python -m sbemu serve`` and wait until it listens. ``port`` None: a free one."""
+    """Start ``python -m sbemu serve`` and wait until it listens. ``port`` None: a free one;
+    ``admin_port`` (the administration API's HTTP port) 0: a free one, None: not served."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    if port and not _port_free(port):
-        # Otherwise the wait below would find the other server and take it for ours.
-        raise RuntimeError(f"port {port} is taken: stop what uses it, or pick another port")
+    for wanted in (port, admin_port):
+        if wanted and not _port_free(wanted):
+            # Otherwise the wait below would find the other server and take it for ours.
+            raise RuntimeError(f"port {wanted} is taken: stop what uses it, or pick another port")
     args = [
         sys.executable,
         "-m",
@@ -106,6 +126,7 @@ def start_broker(
         str(data_dir),
         "--port",
         str(port or 0),
+        *(["--admin-port", str(admin_port)] if admin_port is not None else []),
     ]
     err = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
     project = str(Path(__file__).resolve().parent.parent)
@@ -118,7 +139,8 @@ def start_broker(
         assert proc.stdout is not None
         deadline = time.monotonic() + timeout_s
         line = b""
-        # The broker prints one line once it listens: "sbemu listening on HOST:PORT".
+        # The broker prints one line once it listens:
+        # "sbemu listening on HOST:PORT[ admin http://HOST:ADMIN_PORT]".
         while b"listening on" not in line:
             if proc.poll() is not None:
                 raise RuntimeError(f"sbemu exited with {proc.returncode} during start (log: {log})")
@@ -128,7 +150,11 @@ def start_broker(
             ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.5))
             if ready:
                 line = proc.stdout.readline()
-        bound = int(line.decode().strip().rpartition(":")[2])
+        found = _LISTENING.search(line.decode())
+        if found is None:
+            raise RuntimeError(f"sbemu printed an unexpected first line: {line!r}")
+        bound = int(found["port"])
+        bound_admin = int(found["admin"]) if found["admin"] else None
     except BaseException:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
@@ -137,4 +163,4 @@ def start_broker(
     finally:
         if not isinstance(err, int):
             err.close()
-    return LocalBroker(proc, bound, data_dir, config, log)
+    return LocalBroker(proc, bound, data_dir, config, log, bound_admin)

@@ -34,6 +34,8 @@ QUEUES = [
     queue("ttl", DefaultMessageTimeToLive="PT1S", DeadLetteringOnMessageExpiration=True),
     queue("durable", LockDuration="PT5S"),
     queue("rad"),
+    queue("counts"),
+    queue("counts-async"),
 ]
 
 
