@@ -1,6 +1,7 @@
 """An in-process ``MessageBus`` with Service Bus semantics: peek-lock with lock expiry,
 delivery counts, max delivery count → dead-letter queue, scheduled messages, and duplicate
-detection by message id. Not durable: for unit tests and single-process local runs."""
+detection by message id; and its ``QueueStats``. Not durable: for unit tests and
+single-process local runs."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ import itertools
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from app.domain.errors import NotFound
 from app.ports import (
     DEAD_LETTER_DESCRIPTION,
     DEAD_LETTER_REASON,
     DEAD_LETTER_SUFFIX,
     BusMessage,
+    QueueDepth,
     ReceivedMessage,
     dead_letter_queue,
 )
@@ -193,6 +196,38 @@ class InMemoryMessageBus:
         """Messages waiting, scheduled or locked in ``queue`` (for tests and operators)."""
         q = self._queue(queue)
         return len(q.ready) + len(q.scheduled) + len(q.locked)
+
+    def counts(self, queue: str) -> QueueDepth:
+        """``queue``'s depth as Service Bus counts it: locked messages are still active."""
+        q, dead = self._queue(queue), self._queue(dead_letter_queue(queue))
+        self._release_due(queue, q)
+        self._release_due(dead_letter_queue(queue), dead)
+        return QueueDepth(
+            active=len(q.ready) + len(q.locked),
+            scheduled=len(q.scheduled),
+            dead_letter=len(dead.ready) + len(dead.locked),
+        )
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+class InMemoryQueueStats:
+    """``QueueStats`` of an ``InMemoryMessageBus``. The bus makes queues on first use;
+    these stats know only the ``queues`` declared here, as Service Bus knows only the
+    queues a namespace declares."""
+
+    def __init__(self, bus: InMemoryMessageBus, queues: Iterable[str]) -> None:
+        self._bus = bus
+        self._declared = frozenset(queues)
+
+    async def depths(self, queues: Sequence[str]) -> dict[str, QueueDepth]:
+        """Each queue's counts; ``NotFound`` for a queue not declared."""
+        for queue in queues:
+            if queue not in self._declared:
+                declared = ", ".join(sorted(self._declared))
+                raise NotFound(f"queue {queue!r} does not exist (declared: {declared})")
+        return {queue: self._bus.counts(queue) for queue in queues}
 
     async def close(self) -> None:
         """Nothing to release."""

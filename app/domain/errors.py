@@ -52,6 +52,11 @@ class StorageUnavailable(TransientError):
     """The storage service did not answer or answered with a retryable error."""
 
 
+class BusUnavailable(TransientError):
+    """The message bus (or its administration API) did not answer, or answered with a
+    retryable error."""
+
+
 class PoolUnavailable(TransientError):
     """The actor pools cannot be reached: this process is not joined to Ray, or no worker
     has created the pools yet."""

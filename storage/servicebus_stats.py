@@ -1,0 +1,148 @@
+"""``QueueStats`` through Service Bus's administration API, with the official async SDK's
+``ServiceBusAdministrationClient``: the same code reads Azure Service Bus, Microsoft's
+emulator and the project's local broker (each serves the API; the emulators on a port of
+their own, 5300 by default).
+
+azure-servicebus 7.15's administration client always speaks HTTPS: it reads
+``UseDevelopmentEmulator=true`` and sets ``use_tls=False``, but nothing in its pipeline
+uses that flag (its base URL is ``https://{endpoint}``). The emulators serve plain HTTP,
+so for such a connection string (and only then) the client gets a transport that sends
+its requests over HTTP. Everything else (paths, Atom XML, paging, errors) is the SDK's.
+
+A scrape must not hang on a bus that does not answer: every call is bounded by
+``timeout_s`` and then raises ``BusUnavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import aiohttp
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.core.pipeline.transport import AioHttpTransport
+from azure.servicebus.aio.management import ServiceBusAdministrationClient
+
+from app.domain.errors import BusUnavailable, DomainError, NotFound, PermanentError
+from app.ports import QueueDepth
+
+
+def uses_emulator(connection_string: str) -> bool:
+    """The connection string names a development emulator (as the SDK reads it: the key in
+    any case, the value exactly ``true``)."""
+    for part in connection_string.split(";"):
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "usedevelopmentemulator":
+            return value.strip() == "true"
+    return False
+
+
+# azure.core exports its transports lazily (a module __getattr__): mypy sees Any.
+class PlainHttpTransport(AioHttpTransport):  # type: ignore[misc]
+    """The SDK's aiohttp transport, sending over HTTP what the client addressed to HTTPS."""
+
+    async def send(self, request: Any, **kwargs: Any) -> Any:
+        if request.url.startswith("https://"):
+            request.url = "http://" + request.url.removeprefix("https://")
+        return await super().send(request, **kwargs)
+
+
+def translate(error: BaseException, emulator: bool) -> DomainError | None:
+    """The domain error for an SDK or transport exception, or ``None`` if it is not one."""
+    if isinstance(error, ResourceNotFoundError):
+        return NotFound(str(error))
+    hint = (
+        " (emulators serve the administration API on a port of their own, 5300 by default:"
+        " set STATSAGA_SERVICEBUS_ADMIN_CONNECTION_STRING)"
+        if emulator
+        else ""
+    )
+    if isinstance(error, ClientAuthenticationError):
+        return PermanentError(f"Service Bus refused the credentials: {error}")
+    if isinstance(error, ServiceRequestError | ServiceResponseError):
+        return BusUnavailable(f"Service Bus administration API unreachable: {error}{hint}")
+    if isinstance(error, HttpResponseError):
+        status = error.status_code or 0
+        if status in (408, 429) or status >= 500:
+            return BusUnavailable(f"Service Bus administration API answered {status}: {error}")
+        return PermanentError(f"Service Bus refused the request ({status}): {error}")
+    if isinstance(error, AzureError):
+        return PermanentError(f"Service Bus error: {error}")
+    if isinstance(error, TimeoutError):
+        return BusUnavailable(f"Service Bus administration API did not answer in time{hint}")
+    if isinstance(error, aiohttp.ClientError | OSError):
+        return BusUnavailable(f"Service Bus administration API unreachable: {error!r}{hint}")
+    return None
+
+
+@contextmanager
+def map_admin_errors(emulator: bool = False) -> Iterator[None]:
+    """Re-raise SDK and transport exceptions raised inside the block as domain errors."""
+    try:
+        yield
+    except DomainError:
+        raise
+    except Exception as error:
+        mapped = translate(error, emulator)
+        if mapped is None:
+            raise
+        raise mapped from error
+
+
+class ServiceBusQueueStats:
+    """``QueueStats`` over ``azure.servicebus.aio.management``: one client, one GET per
+    queue (concurrently), the whole call bounded by ``timeout_s``."""
+
+    def __init__(
+        self, connection_string: str, *, timeout_s: float = 5.0, retry_total: int = 1
+    ) -> None:
+        self._emulator = uses_emulator(connection_string)
+        self._timeout_s = timeout_s
+        options: dict[str, Any] = {
+            "retry_total": retry_total,
+            "connection_timeout": timeout_s,
+            "read_timeout": timeout_s,
+        }
+        if self._emulator:
+            options["transport"] = PlainHttpTransport()
+        self._client = ServiceBusAdministrationClient.from_connection_string(
+            connection_string, **options
+        )
+
+    async def _depth(self, queue: str) -> QueueDepth:
+        props = await self._client.get_queue_runtime_properties(queue)
+        return QueueDepth(
+            active=props.active_message_count or 0,
+            scheduled=props.scheduled_message_count or 0,
+            dead_letter=props.dead_letter_message_count or 0,
+        )
+
+    async def depths(self, queues: Sequence[str]) -> dict[str, QueueDepth]:
+        """Each queue's counts; ``NotFound`` names a queue the namespace lacks,
+        ``BusUnavailable`` says the API did not answer within the timeout."""
+        with map_admin_errors(self._emulator):
+            async with asyncio.timeout(self._timeout_s):
+                # Every request ends here, failed or not: none is left running on its own.
+                found = await asyncio.gather(
+                    *(self._depth(q) for q in queues), return_exceptions=True
+                )
+            depths: dict[str, QueueDepth] = {}
+            for queue, result in zip(queues, found, strict=True):
+                if isinstance(result, BaseException):
+                    raise result
+                depths[queue] = result
+        return depths
+
+    async def close(self) -> None:
+        """Close the client's HTTP session."""
+        with map_admin_errors(self._emulator):
+            await self._client.close()
