@@ -30,7 +30,7 @@ from actors.grains import GrainSettings
 from app.domain.errors import NotFound, TransientError
 from app.operations import Operations, StallSweeper
 from app.outbox import OutboxSweeper
-from app.ports import MessageBus, PoolAdmin
+from app.ports import MessageBus, PoolAdmin, QueueStats
 from app.services import StatsService
 from app.settings import Settings
 from app.worker import Worker
@@ -69,6 +69,14 @@ def open_bus(settings: Settings) -> MessageBus:
     )
 
 
+def open_queue_stats(settings: Settings) -> QueueStats:
+    """Queue depths through the administration API of the configured namespace (Azure, an
+    emulator's port 5300, or the local broker's)."""
+    from storage.servicebus_stats import ServiceBusQueueStats
+
+    return ServiceBusQueueStats(settings.servicebus_admin.get_secret_value())
+
+
 @dataclass
 class Runtime:
     """What a running statsaga process holds; ``service`` for the api role, ``worker``
@@ -79,6 +87,7 @@ class Runtime:
     service: StatsService | None = None
     operations: Operations | None = None
     pools: PoolAdmin | None = None
+    queue_stats: QueueStats | None = None
     worker: Worker | None = None
     sweepers: list[OutboxSweeper | StallSweeper] = field(default_factory=list)
     readiness: dict[str, Check] = field(default_factory=dict)
@@ -124,7 +133,12 @@ async def join_ray(settings: Settings, create_pools: bool) -> None:
 
 
 async def build_runtime(
-    settings: Settings, *, api: bool = True, worker: bool = True, bus: MessageBus | None = None
+    settings: Settings,
+    *,
+    api: bool = True,
+    worker: bool = True,
+    bus: MessageBus | None = None,
+    queue_stats: QueueStats | None = None,
 ) -> Runtime:
     """Open storage and the bus, and wire the services of the chosen roles."""
     from actors.player_grains import RayPlayerGrains
@@ -165,6 +179,8 @@ async def build_runtime(
         runtime.service = StatsService(storage.sagas, storage.archive, storage.players, grains, bus)
         runtime.operations = Operations(storage.sagas, bus)
         runtime.pools = RayPoolAdmin(settings.ray_namespace)
+        runtime.queue_stats = queue_stats or open_queue_stats(settings)
+        runtime._closers.append(runtime.queue_stats.close)
         runtime.sweepers = [
             OutboxSweeper(storage.sagas, bus, settings.outbox_interval_s, settings.outbox_grace_s),
             StallSweeper(storage.sagas, bus, settings.stall_after_s, settings.stall_interval_s),

@@ -4,7 +4,8 @@
   ``worker`` roles as separate processes (restarted if they die). What ``make run`` runs.
 - ``run``: API + worker in one process (dependencies from the settings).
 - ``api`` / ``worker``: one role each; several of each share the pools through Ray.
-- ``queues``: depths of the local broker's queues.
+- ``queues``: depths of the saga queues, through Service Bus's administration API (Azure,
+  an emulator, or the local broker).
 - ``sagas``, ``redrive``, ``invalidate``, ``deadletters``, ``replay``: the operator's
   tools, as in ``/v1/admin`` (straight to storage and the bus, with these settings).
 - ``pools``, ``pools resize POOL SIZE``: the actor pools, through the Ray cluster (the
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -181,14 +183,25 @@ def _cmd_dev(settings: Settings) -> int:
     return dev_stack(_dev_keys(settings), SERVICEBUS_CONFIG)
 
 
-def _cmd_queues(settings: Settings) -> int:
-    from sbemu.depths import format_depths, queue_depths
+def _cmd_queues(settings: Settings, args: argparse.Namespace) -> int:
+    from app.bootstrap import open_queue_stats
+    from app.domain.errors import DomainError
+    from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
 
-    data = Path(settings.data_dir).resolve() / "servicebus"
-    if not data.exists():
-        print(f"no local broker data in {data} (start it with `statsaga dev`)", file=sys.stderr)
+    async def read() -> list[dict[str, Any]]:
+        stats = open_queue_stats(settings)
+        try:
+            depths = await stats.depths([MATCHES_QUEUE, PLAYER_UPDATES_QUEUE])
+        finally:
+            await stats.close()
+        return [{"queue": q, **dataclasses.asdict(d)} for q, d in depths.items()]
+
+    try:
+        rows = asyncio.run(read())
+    except DomainError as exc:  # unreachable, unknown queue, refused credentials
+        print(f"statsaga queues: {exc}", file=sys.stderr)
         return 1
-    print(format_depths(queue_depths(data)))
+    _print_rows(rows, ["queue", "active", "scheduled", "dead_letter"], args.json)
     return 0
 
 
@@ -367,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run", help="API + worker in one process (dependencies from settings)")
     sub.add_parser("api", help="the stateless API role: validate, store, publish, read")
     sub.add_parser("worker", help="the worker role: consume the queues, run the sagas")
-    sub.add_parser("queues", help="queue depths of the local broker (statsaga dev)")
+    queues = sub.add_parser("queues", help="depths of the saga queues (administration API)")
+    queues.add_argument("--json", action="store_true", help="JSON instead of a table")
     _add_ops_commands(sub)
     _add_pools_command(sub)
     args = parser.parse_args(argv)
@@ -386,11 +400,12 @@ def main(argv: list[str] | None = None) -> int:
         "run": _cmd_run,
         "api": _cmd_api,
         "worker": _cmd_worker,
-        "queues": _cmd_queues,
     }
     with contextlib.suppress(KeyboardInterrupt):
         if args.command == "pools":
             return _cmd_pools(settings, args)
+        if args.command == "queues":
+            return _cmd_queues(settings, args)
         if args.command not in commands:
             return _cmd_ops(settings, args)
         return commands[args.command](settings)

@@ -27,6 +27,8 @@ DEV_ACCOUNT = "devstoreaccount1"
 # `statsaga dev` uses the usual local ports, so that tools such as Azure Storage Explorer
 # and Service Bus Explorer find them.
 DEV_BLOB_PORT, DEV_TABLE_PORT, DEV_BUS_PORT = 10000, 10002, 5672
+# Where Microsoft's Service Bus emulator serves the administration API (queue depths).
+DEV_BUS_ADMIN_PORT = 5300
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
@@ -413,10 +415,17 @@ def dev_stack(settings: Any, servicebus_config: Path, restart_after_s: float = 2
         )
         print(f"Starting the Service Bus broker (data in {data / 'servicebus'}) ...", flush=True)
         broker = start_broker(
-            data / "servicebus", servicebus_config, DEV_BUS_PORT, log=data / "servicebus.log"
+            data / "servicebus",
+            servicebus_config,
+            DEV_BUS_PORT,
+            log=data / "servicebus.log",
+            admin_port=DEV_BUS_ADMIN_PORT,
         )
         stack.append(broker)
-        print(f"  broker  pid {broker.pid}: amqp :{broker.port}", flush=True)
+        print(
+            f"  broker  pid {broker.pid}: amqp :{broker.port}, admin http :{broker.admin_port}",
+            flush=True,
+        )
         print("Starting a Ray head ...", flush=True)
         # Ray's socket paths must stay short: keep its session outside the project tree.
         ray_dir = Path(tempfile.mkdtemp(prefix="statsaga-ray-"))
@@ -432,6 +441,7 @@ def dev_stack(settings: Any, servicebus_config: Path, restart_after_s: float = 2
             **os.environ,
             "STATSAGA_STORAGE_CONNECTION_STRING": azurite.connection_string,
             "STATSAGA_SERVICEBUS_CONNECTION_STRING": broker.connection_string,
+            "STATSAGA_SERVICEBUS_ADMIN_CONNECTION_STRING": broker.admin_connection_string,
             "STATSAGA_API_KEYS": ",".join(f"{k}:{r.value}" for k, r in settings.api_keys.items()),
             **head.env,
         }

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.devstack import (
     DEV_BLOB_PORT,
+    DEV_BUS_ADMIN_PORT,
     DEV_BUS_PORT,
     DEV_TABLE_PORT,
     connection_string,
@@ -63,6 +64,11 @@ class Settings(BaseSettings):
     servicebus_connection_string: SecretStr = Field(
         SecretStr(servicebus_connection_string(DEV_BUS_PORT)),
         description="Azure Service Bus connection string; defaults to the local broker.",
+    )
+    servicebus_admin_connection_string: SecretStr | None = Field(
+        None,
+        description="Service Bus administration API (queue depths); unset: the same as "
+        "servicebus_connection_string, or the local broker's port 5300 if that is unset too.",
     )
     storage_prefix: str = Field(
         "",
@@ -176,6 +182,16 @@ class Settings(BaseSettings):
     def ingest_limit(self) -> RateLimit:
         """The per-key ingest rate limit (per API process)."""
         return RateLimit(self.ingest_rate_per_s, self.ingest_burst)
+
+    @property
+    def servicebus_admin(self) -> SecretStr:
+        """Where to read queue depths: Azure serves the administration API on the
+        namespace's own endpoint, emulators on a port of their own."""
+        if self.servicebus_admin_connection_string is not None:
+            return self.servicebus_admin_connection_string
+        if "servicebus_connection_string" not in self.model_fields_set:
+            return SecretStr(servicebus_connection_string(DEV_BUS_ADMIN_PORT))
+        return self.servicebus_connection_string
 
     @property
     def retry_policy(self) -> RetryPolicy:

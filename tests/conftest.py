@@ -38,8 +38,9 @@ def unique() -> str:
 
 @pytest.fixture(scope="session")
 def broker_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerFactory]:
-    """Starts local Service Bus brokers (sbemu) with the queues asked for, on free ports,
-    data in temp dirs; every one is stopped by PID at the end of the session."""
+    """Starts local Service Bus brokers (sbemu) with the queues asked for, on free ports
+    (AMQP, and the administration API for ``admin_connection_string``), data in temp
+    dirs; every one is stopped by PID at the end of the session."""
     started: list[LocalBroker] = []
 
     def start(queues: list[dict[str, Any]], name: str = "broker") -> LocalBroker:

@@ -108,12 +108,14 @@ class Service:
             self.proc.wait(10)
 
 
-def service_env(azurite: Azurite, bus_connection_string: str, data: Path) -> dict[str, str]:
-    """Settings of a test service: its own table prefix, keys, data dir."""
+def service_env(azurite: Azurite, broker: LocalBroker, data: Path) -> dict[str, str]:
+    """Settings of a test service: its own table prefix, keys, data dir; the broker's
+    AMQP and administration ports."""
     env = {
         **os.environ,
         "STATSAGA_STORAGE_CONNECTION_STRING": azurite.connection_string,
-        "STATSAGA_SERVICEBUS_CONNECTION_STRING": bus_connection_string,
+        "STATSAGA_SERVICEBUS_CONNECTION_STRING": broker.connection_string,
+        "STATSAGA_SERVICEBUS_ADMIN_CONNECTION_STRING": broker.admin_connection_string,
         "STATSAGA_STORAGE_PREFIX": f"e{uuid.uuid4().hex[:8]}",
         "STATSAGA_API_KEYS": ",".join(f"{k}:{role}" for role, k in KEYS.items()),
         "STATSAGA_DATA_DIR": str(data),
@@ -134,7 +136,7 @@ def service(
     data = tmp_path_factory.mktemp("service")
     broker = broker_factory(project_queues(lock_s=10), name="run-broker")
     port = free_port()
-    env = {**service_env(azurite, broker.connection_string, data), "STATSAGA_PORT": str(port)}
+    env = {**service_env(azurite, broker, data), "STATSAGA_PORT": str(port)}
     service = Service("run", env, data / "statsaga.log", f"http://127.0.0.1:{port}").start()
     try:
         service.wait_ready(120)
@@ -211,7 +213,7 @@ def start_scenario(
         # settlement or a killed worker's messages come back within seconds.
         broker = broker_factory(project_queues(lock_s=5), name=f"{name}-broker")
         env = {
-            **service_env(azurite, broker.connection_string, data),
+            **service_env(azurite, broker, data),
             **ray_head.env,
             **FAST_RECOVERY,
             "STATSAGA_RAY_NAMESPACE": f"chaos-{name}-{uuid.uuid4().hex[:6]}",

@@ -43,7 +43,7 @@ def roles(
     data = tmp_path_factory.mktemp("roles")
     # A short lock: the messages a killed worker held come back within seconds.
     broker = broker_factory(project_queues(lock_s=10), name="roles-broker")
-    env = {**service_env(azurite, broker.connection_string, data), **ray_head.env}
+    env = {**service_env(azurite, broker, data), **ray_head.env}
     port = free_port()
     worker = Service("worker", env, data / "worker.log").start()
     worker.wait_log(WORKER_UP, 120)

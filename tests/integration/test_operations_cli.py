@@ -1,5 +1,5 @@
-"""The operator's CLI (`statsaga sagas|redrive|invalidate|deadletters|replay`) against real
-Azurite and a real local broker, as an operator would run it."""
+"""The operator's CLI (`statsaga sagas|redrive|invalidate|deadletters|replay|queues`)
+against real Azurite and a real local broker, as an operator would run it."""
 
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ def test_the_operator_cli(
     prefix = f"cli{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("STATSAGA_STORAGE_CONNECTION_STRING", azurite.connection_string)
     monkeypatch.setenv("STATSAGA_SERVICEBUS_CONNECTION_STRING", broker.connection_string)
+    monkeypatch.setenv(
+        "STATSAGA_SERVICEBUS_ADMIN_CONNECTION_STRING", broker.admin_connection_string
+    )
     monkeypatch.setenv("STATSAGA_STORAGE_PREFIX", prefix)
     match = parse_match(
         random_match(random.Random(3), f"m-{prefix}", ["p-a", "p-b"], size=2), now=None
@@ -67,6 +70,17 @@ def test_the_operator_cli(
     code, _, err = run("redrive", "no-such-match")
     assert code == 1 and "not found" in err
 
+    def depths() -> dict[str, tuple[int, int, int]]:
+        code, out, _ = run("queues", "--json")
+        assert code == 0
+        return {
+            r["queue"]: (r["active"], r["scheduled"], r["dead_letter"]) for r in json.loads(out)
+        }
+
+    assert depths() == {"matches": (0, 0, 1), "player-updates": (0, 0, 0)}
+    code, out, _ = run("queues")
+    assert code == 0 and "DEAD_LETTER" in out and "player-updates" in out  # a table
+
     code, out, _ = run("deadletters", "--json")
     letters = json.loads(out)
     assert code == 0 and [(d["message_id"], d["reason"]) for d in letters] == [
@@ -89,3 +103,9 @@ def test_the_operator_cli(
 
     # The replayed message and the invalidation wait for a worker.
     assert sorted(asyncio.run(queued())) == ["", "match.invalidated"]
+    assert depths() == {"matches": (2, 0, 0), "player-updates": (0, 0, 0)}
+
+    # Pointed at the AMQP port instead of the administration one: a clear error, not a hang.
+    monkeypatch.setenv("STATSAGA_SERVICEBUS_ADMIN_CONNECTION_STRING", broker.connection_string)
+    code, _, err = run("queues")
+    assert code == 1 and "STATSAGA_SERVICEBUS_ADMIN_CONNECTION_STRING" in err

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from azure.data.tables import TableServiceClient
 from azure.servicebus import ServiceBusClient
+from azure.servicebus.aio.management import ServiceBusAdministrationClient
 from azure.storage.blob import BlobServiceClient
 
 from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
@@ -25,6 +26,8 @@ ROLES = ("api", "worker")
 NEEDED = {
     "STATSAGA_STORAGE_CONNECTION_STRING",
     "STATSAGA_SERVICEBUS_CONNECTION_STRING",
+    # The emulator serves queue depths on a port of its own (5300), not on the AMQP one.
+    "STATSAGA_SERVICEBUS_ADMIN_CONNECTION_STRING",
     "RAY_ADDRESS",
     "STATSAGA_API_KEYS",
 }
@@ -72,6 +75,10 @@ def test_connection_strings_parse_and_point_at_compose_services(role: str) -> No
         variables["STATSAGA_SERVICEBUS_CONNECTION_STRING"]
     )
     assert bus.fully_qualified_namespace.split(":")[0] in SERVICES
+    admin = ServiceBusAdministrationClient.from_connection_string(
+        variables["STATSAGA_SERVICEBUS_ADMIN_CONNECTION_STRING"]
+    )
+    assert admin.fully_qualified_namespace == "servicebus-emulator:5300"
     assert variables["RAY_ADDRESS"].split(":")[0] in SERVICES
     for dependency in SERVICES[role]["depends_on"]:
         assert dependency in SERVICES

@@ -42,6 +42,25 @@ def test_ray_address_falls_back_to_ray_s_own_variable(monkeypatch: pytest.Monkey
     assert Settings().ray_address == "127.0.0.1:6379"
 
 
+def test_queue_depths_are_read_where_the_bus_is_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("SERVICEBUS_CONNECTION_STRING", "SERVICEBUS_ADMIN_CONNECTION_STRING"):
+        monkeypatch.delenv(f"STATSAGA_{name}", raising=False)
+    # Nothing set: the local broker, whose administration API is on port 5300.
+    assert "sb://127.0.0.1:5300;" in Settings().servicebus_admin.get_secret_value()
+    # Azure: one endpoint serves AMQP and the administration API.
+    azure = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=v"
+    monkeypatch.setenv("STATSAGA_SERVICEBUS_CONNECTION_STRING", azure)
+    assert Settings().servicebus_admin.get_secret_value() == azure
+    # An emulator elsewhere: said outright.
+    admin = (
+        "Endpoint=sb://bus:5300;SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true"
+    )
+    monkeypatch.setenv("STATSAGA_SERVICEBUS_ADMIN_CONNECTION_STRING", admin)
+    assert Settings().servicebus_admin.get_secret_value() == admin
+
+
 def test_connection_string_is_not_shown_in_repr() -> None:
     assert "AccountKey" not in repr(Settings())
 
