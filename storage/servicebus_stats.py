@@ -56,43 +56,60 @@ class PlainHttpTransport(AioHttpTransport):  # type: ignore[misc]
         return await super().send(request, **kwargs)
 
 
-def translate(error: BaseException, emulator: bool) -> DomainError | None:
+def endpoint_of(connection_string: str) -> str:
+    """``host[:port]`` of the connection string's endpoint (for messages: no secret)."""
+    for part in connection_string.split(";"):
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "endpoint":
+            return value.strip().split("//", 1)[-1].rstrip("/")
+    return "?"
+
+
+def _reason(error: BaseException) -> str:
+    # Only the first line, shortened: transport errors can quote the whole exchange,
+    # signed Authorization header included.
+    first = str(error).replace("\\n", "\n").partition("\n")[0][:100]
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
+def translate(error: BaseException, where: str, emulator: bool) -> DomainError | None:
     """The domain error for an SDK or transport exception, or ``None`` if it is not one."""
     if isinstance(error, ResourceNotFoundError):
-        return NotFound(str(error))
+        return NotFound(_reason(error).partition(": ")[2] or f"not found at {where}")
+    api = f"Service Bus administration API at {where}"
     hint = (
-        " (emulators serve the administration API on a port of their own, 5300 by default:"
+        " (emulators serve it on a port of their own, 5300 by default:"
         " set STATSAGA_SERVICEBUS_ADMIN_CONNECTION_STRING)"
         if emulator
         else ""
     )
     if isinstance(error, ClientAuthenticationError):
-        return PermanentError(f"Service Bus refused the credentials: {error}")
+        return PermanentError(f"{api} refused the credentials")
     if isinstance(error, ServiceRequestError | ServiceResponseError):
-        return BusUnavailable(f"Service Bus administration API unreachable: {error}{hint}")
+        return BusUnavailable(f"{api} unreachable ({_reason(error)}){hint}")
     if isinstance(error, HttpResponseError):
         status = error.status_code or 0
         if status in (408, 429) or status >= 500:
-            return BusUnavailable(f"Service Bus administration API answered {status}: {error}")
-        return PermanentError(f"Service Bus refused the request ({status}): {error}")
+            return BusUnavailable(f"{api} answered {status} {error.reason or ''}".rstrip())
+        return PermanentError(f"{api} refused the request: {status} {error.reason or ''}".rstrip())
     if isinstance(error, AzureError):
-        return PermanentError(f"Service Bus error: {error}")
+        return PermanentError(f"{api}: {_reason(error)}")
     if isinstance(error, TimeoutError):
-        return BusUnavailable(f"Service Bus administration API did not answer in time{hint}")
+        return BusUnavailable(f"{api} did not answer in time{hint}")
     if isinstance(error, aiohttp.ClientError | OSError):
-        return BusUnavailable(f"Service Bus administration API unreachable: {error!r}{hint}")
+        return BusUnavailable(f"{api} unreachable ({_reason(error)}){hint}")
     return None
 
 
 @contextmanager
-def map_admin_errors(emulator: bool = False) -> Iterator[None]:
+def map_admin_errors(where: str, emulator: bool = False) -> Iterator[None]:
     """Re-raise SDK and transport exceptions raised inside the block as domain errors."""
     try:
         yield
     except DomainError:
         raise
     except Exception as error:
-        mapped = translate(error, emulator)
+        mapped = translate(error, where, emulator)
         if mapped is None:
             raise
         raise mapped from error
@@ -106,6 +123,7 @@ class ServiceBusQueueStats:
         self, connection_string: str, *, timeout_s: float = 5.0, retry_total: int = 1
     ) -> None:
         self._emulator = uses_emulator(connection_string)
+        self._where = endpoint_of(connection_string)
         self._timeout_s = timeout_s
         options: dict[str, Any] = {
             "retry_total": retry_total,
@@ -129,7 +147,7 @@ class ServiceBusQueueStats:
     async def depths(self, queues: Sequence[str]) -> dict[str, QueueDepth]:
         """Each queue's counts; ``NotFound`` names a queue the namespace lacks,
         ``BusUnavailable`` says the API did not answer within the timeout."""
-        with map_admin_errors(self._emulator):
+        with map_admin_errors(self._where, self._emulator):
             async with asyncio.timeout(self._timeout_s):
                 # Every request ends here, failed or not: none is left running on its own.
                 found = await asyncio.gather(
@@ -144,5 +162,5 @@ class ServiceBusQueueStats:
 
     async def close(self) -> None:
         """Close the client's HTTP session."""
-        with map_admin_errors(self._emulator):
+        with map_admin_errors(self._where, self._emulator):
             await self._client.close()
