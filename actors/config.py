@@ -9,6 +9,7 @@ from actors.grains import GrainSettings
 from app.domain.faults import FaultPlan
 from app.domain.placement import PoolName
 from app.domain.retry import RetryPolicy
+from app.logs import LogFormat, configure_logging, connection_secrets
 
 if TYPE_CHECKING:
     from storage.tables import TableStorage
@@ -30,6 +31,20 @@ class ActorConfig:
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     faults: FaultPlan = field(default_factory=FaultPlan)
     sdk_retries: int | None = None
+    log_level: str = "INFO"
+    log_format: LogFormat = "json"
+
+
+def configure_actor_logging(config: ActorConfig, role: str) -> None:
+    """Log as the other processes do (Ray leaves an actor's root logger at WARNING, with no
+    handler): to stderr, which Ray writes to the worker's log file and forwards to the
+    driver of the job that created the actor."""
+    configure_logging(
+        config.log_level,
+        config.log_format,
+        role,
+        secrets=connection_secrets(config.storage_connection_string),
+    )
 
 
 async def open_storage(config: ActorConfig) -> TableStorage:

@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING, Any
 import ray
 from ray.util import list_named_actors
 
-from actors.config import ActorConfig, member_name, open_storage
+from actors.config import (
+    DIRECTORY_NAME,
+    ActorConfig,
+    configure_actor_logging,
+    member_name,
+    open_storage,
+)
 from actors.game import GameActor
 from actors.shard import PlayerShard
 from app.domain.placement import POOLS, Placement, PoolName
@@ -49,6 +55,7 @@ class PoolDirectory:
     """Pool sizes, placement version, and the members' lifecycle."""
 
     def __init__(self, config: ActorConfig) -> None:
+        configure_actor_logging(config, DIRECTORY_NAME)
         self._config = config
         self._lock: asyncio.Lock | None = None
         self._storage: TableStorage | None = None

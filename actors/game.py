@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 from actors.chaos import ActorKiller, DyingGrains
-from actors.config import ActorConfig, open_storage
+from actors.config import ActorConfig, configure_actor_logging, member_name, open_storage
 from actors.membership import Membership
 from actors.player_grains import RayPlayerGrains
 from actors.routing import PlacementCache
 from app.domain.placement import Moved, Placement
+from app.logs import bind
 from app.ports import PlayerGrains, SagaReply
 from app.runner import LocalSagaRunner
 
@@ -28,6 +29,7 @@ class GameActor:
     so a restarted actor has nothing to recover but its storage clients."""
 
     def __init__(self, index: int, config: ActorConfig, placement: Placement) -> None:
+        configure_actor_logging(config, member_name("game", index))
         self._index = index
         self._config = config
         self._member = Membership("game", index, placement)
@@ -61,14 +63,16 @@ class GameActor:
         placement: Placement | None,
         work: Callable[[LocalSagaRunner], Awaitable[SagaReply]],
     ) -> SagaReply | Moved:
-        runner = await self._ready()
-        moved = self._member.check([match_id], placement)
-        if moved:
-            return moved
-        self._placements.adopt(self._member.placement)
-        with self._member.call():
-            self._sagas += 1
-            return await work(runner)
+        # The runner binds the match too; this covers opening storage and routing.
+        with bind(match_id=match_id or None):
+            runner = await self._ready()
+            moved = self._member.check([match_id], placement)
+            if moved:
+                return moved
+            self._placements.adopt(self._member.placement)
+            with self._member.call():
+                self._sagas += 1
+                return await work(runner)
 
     async def run(self, match_id: str, placement: Placement | None = None) -> SagaReply | Moved:
         """Start or resume the saga of ``match_id``."""

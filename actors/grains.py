@@ -31,6 +31,7 @@ from tenacity import (
 from app.domain.errors import ConcurrencyConflict, PermanentError, TransientError
 from app.domain.saga import Action
 from app.domain.stats import ServiceRecord, StatDelta
+from app.logs import bind
 from app.ports import PlayerSnapshot, PlayerStore, PlayerUpdate, UpdateResult
 
 log = logging.getLogger(__name__)
@@ -199,12 +200,22 @@ class PlayerGrainHost:
         return grain.snapshot
 
     async def _turn(self, player_id: str, updates: list[PlayerUpdate]) -> list[UpdateResult]:
+        with bind(match_id=match_of(updates), player_id=player_id):
+            return await self._bound_turn(player_id, updates)
+
+    async def _bound_turn(self, player_id: str, updates: list[PlayerUpdate]) -> list[UpdateResult]:
         grain = await self._enter(player_id)
         try:
             async with grain.lock:
                 self.counters.calls += 1
                 try:
-                    return await self._run(player_id, grain, updates)
+                    results = await self._run(player_id, grain, updates)
+                    log.debug(
+                        "player turn: %s",
+                        ", ".join(f"{u.action.value} {u.delta.match_id}" for u in updates),
+                        extra={"changed": sum(r.changed for r in results)},
+                    )
+                    return results
                 except Exception as exc:  # reported per player, never lost
                     self.counters.failures += 1
                     grain.snapshot = None  # reload next time: the cache may be stale
@@ -279,6 +290,12 @@ class PlayerGrainHost:
             with attempt:
                 return await call()
         raise AssertionError("unreachable: tenacity reraises")
+
+
+def match_of(updates: Sequence[PlayerUpdate]) -> str | None:
+    """The match these updates are about, if they are all about one (a saga's are)."""
+    matches = {u.delta.match_id for u in updates}
+    return matches.pop() if len(matches) == 1 else None
 
 
 def _idle(grain: _Grain) -> bool:

@@ -27,6 +27,7 @@ from actors.routing import (
 )
 from app.domain.errors import PoolUnavailable
 from app.domain.placement import Placement, PoolName
+from app.logs import adopt_loggers
 from app.ports import SagaReply
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ def init_ray(
         kwargs.update(include_dashboard=False, num_cpus=num_cpus)
         if temp_dir:
             kwargs["_temp_dir"] = temp_dir
+    # Ray's logger got a handler of its own when ray was imported: ours format it too.
+    adopt_loggers("ray")
     ray.init(**kwargs)
 
 

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 from actors.chaos import ActorKiller
-from actors.config import ActorConfig, open_storage
-from actors.grains import PlayerGrainHost
+from actors.config import ActorConfig, configure_actor_logging, member_name, open_storage
+from actors.grains import PlayerGrainHost, match_of
 from actors.membership import Membership
 from app.domain.placement import Moved, Placement
 from app.domain.stats import ServiceRecord
+from app.logs import bind
 from app.ports import PlayerUpdate, UpdateResult
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class PlayerShard:
     """One shard of the player pool; its storage client lives in this actor's process."""
 
     def __init__(self, index: int, config: ActorConfig, placement: Placement) -> None:
+        configure_actor_logging(config, member_name("player", index))
         self._index = index
         self._config = config
         self._member = Membership("player", index, placement)
@@ -61,14 +63,15 @@ class PlayerShard:
     ) -> list[UpdateResult] | Moved:
         """Apply or compensate matches for players of this shard (``Moved`` when one of
         them is not, under the newer of the caller's placement and this shard's)."""
-        host = await self._ready()
-        moved = self._check([u.delta.player_id for u in updates], placement)
-        if moved:
-            return moved
-        with self._member.call():
-            results = await host.update(updates)
-        self._killer.maybe_die(f"after updating {len(updates)} players, before answering")
-        return results
+        with bind(match_id=match_of(updates)):
+            host = await self._ready()
+            moved = self._check([u.delta.player_id for u in updates], placement)
+            if moved:
+                return moved
+            with self._member.call():
+                results = await host.update(updates)
+            self._killer.maybe_die(f"after updating {len(updates)} players, before answering")
+            return results
 
     async def service_record(
         self, player_id: str, placement: Placement | None = None

@@ -55,6 +55,8 @@ def actor_config(settings: Settings) -> ActorConfig:
         retry_policy=settings.retry_policy,
         faults=settings.fault_plan,
         sdk_retries=settings.storage_sdk_retries,
+        log_level=settings.log_level,
+        log_format=settings.log_format,
     )
 
 

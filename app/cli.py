@@ -42,7 +42,26 @@ DEV_RAY_FILE = "ray.env"  # where `statsaga dev` says how to join its Ray head
 SERVICEBUS_CONFIG = Path(__file__).resolve().parent.parent / "config" / "servicebus.json"
 
 
-def _dev_keys(settings: Settings) -> Settings:
+def _configure_logging(settings: Settings, role: str) -> None:
+    from app.logs import MIN_SECRET_LENGTH, configure_logging, connection_secrets
+
+    secrets = [
+        *settings.api_keys,
+        *connection_secrets(settings.storage_connection_string.get_secret_value()),
+        *connection_secrets(settings.servicebus_connection_string.get_secret_value()),
+    ]
+    configure_logging(settings.log_level, settings.log_format, role, secrets)
+    for key, key_role in settings.api_keys.items():
+        if len(key) < MIN_SECRET_LENGTH:
+            log.warning(
+                "an API key of role %s is shorter than %d characters: guessable, and not "
+                "redacted if something logs it",
+                key_role.value,
+                MIN_SECRET_LENGTH,
+            )
+
+
+def _dev_keys(settings: Settings, role: str) -> Settings:
     """With no keys configured, use (and keep) a generated set, and print it."""
     if settings.api_keys:
         return settings
@@ -55,14 +74,16 @@ def _dev_keys(settings: Settings) -> Settings:
         path.write_text(f"STATSAGA_API_KEYS={raw}\n")
         path.chmod(0o600)
     keys = parse_api_keys(raw)
+    settings = settings.model_copy(update={"api_keys": keys})
+    _configure_logging(settings, role)  # the new keys are redacted too
     print(f"No STATSAGA_API_KEYS set: using development keys kept in {path}:", flush=True)
-    for key, role in keys.items():
-        print(f"  {role.value:<7} Authorization: Bearer {key}", flush=True)
+    for key, key_role in keys.items():
+        print(f"  {key_role.value:<7} Authorization: Bearer {key}", flush=True)
     print(
         "Set STATSAGA_API_KEYS=KEY:ROLE,... (roles ingest, read, admin) to use your own.",
         flush=True,
     )
-    return settings.model_copy(update={"api_keys": keys})
+    return settings
 
 
 async def _join_ray_when_possible(settings: Settings) -> None:
@@ -108,7 +129,7 @@ async def serve(settings: Settings, *, api: bool = True, worker: bool = True) ->
         tasks.append(asyncio.create_task(server.serve()))
     roles = "+".join(r for r, on in (("api", api), ("worker", worker)) if on)
     where = f" on http://{settings.host}:{settings.port}" if server else ""
-    print(f"statsaga {roles} is up{where} (pid {os.getpid()})", flush=True)
+    log.info("statsaga %s is up%s (pid %d)", roles, where, os.getpid())
     try:
         await stopping.wait()
     finally:
@@ -139,7 +160,8 @@ def _http_server(settings: Settings, runtime: Runtime) -> uvicorn.Server:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
-        access_log=False,
+        log_config=None,  # no handlers of its own: its records go through ours
+        access_log=settings.access_log,
         lifespan="off",
     )
 
@@ -161,12 +183,12 @@ def _stop_ray() -> None:
 
 
 def _cmd_run(settings: Settings) -> int:
-    asyncio.run(serve(_dev_keys(settings)))
+    asyncio.run(serve(_dev_keys(settings, "run")))
     return 0
 
 
 def _cmd_api(settings: Settings) -> int:
-    asyncio.run(serve(_dev_keys(settings), worker=False))
+    asyncio.run(serve(_dev_keys(settings, "api"), worker=False))
     return 0
 
 
@@ -180,7 +202,7 @@ def _cmd_worker(settings: Settings) -> int:
 def _cmd_dev(settings: Settings) -> int:
     from app.devstack import dev_stack
 
-    return dev_stack(_dev_keys(settings), SERVICEBUS_CONFIG)
+    return dev_stack(_dev_keys(settings, "dev"), SERVICEBUS_CONFIG)
 
 
 def _cmd_queues(settings: Settings, args: argparse.Namespace) -> int:
@@ -386,15 +408,14 @@ def main(argv: list[str] | None = None) -> int:
     _add_pools_command(sub)
     args = parser.parse_args(argv)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Actor lines reach this process's output as they are: Ray must neither fold lines
+    # that differ only in ids (match ids!) into "[repeated Nx]" nor prefix JSON lines.
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    if os.environ.get("STATSAGA_LOG_FORMAT", "json").lower() == "json":
+        os.environ.setdefault("RAY_DISABLE_WORKER_LOG_PREFIX", "1")
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    # The Azure SDKs log every HTTP request and AMQP frame at INFO: debugging detail here.
-    if logging.getLogger().level > logging.DEBUG:
-        logging.getLogger("azure").setLevel(logging.WARNING)
+    _configure_logging(settings, args.command)
+    log.debug("settings: %r", settings)  # secrets show as ****, API keys not at all
     commands = {
         "dev": _cmd_dev,
         "run": _cmd_run,

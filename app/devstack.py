@@ -431,7 +431,8 @@ def dev_stack(settings: Any, servicebus_config: Path, restart_after_s: float = 2
         ray_dir = Path(tempfile.mkdtemp(prefix="statsaga-ray-"))
         head = start_ray_head(ray_dir, num_cpus=settings.ray_num_cpus, log=data / "ray.log")
         stack.append(head)
-        print(f"  ray     pid {head.proc.pid}: {head.address}", flush=True)
+        print(f"  ray     pid {head.proc.pid}: {head.address}, actor logs in", flush=True)
+        print(f"          {ray_dir / 'session_latest' / 'logs'}/worker-*.err", flush=True)
         print(f"Ray head ready. Join it with: {' '.join(f'{k}={v}' for k, v in head.env.items())}")
         # For `statsaga pools` run in another terminal: how to join this head.
         ray_env = data / "ray.env"

@@ -79,3 +79,14 @@ class PlayerRetry:
             action=Action(body["action"]),
             dead_letter=body.get("dead_letter"),
         )
+
+
+def log_fields(message: BusMessage) -> dict[str, str | None]:
+    """What lines logged while handling ``message`` carry: its id, and the match (and
+    player) its body is about (``None`` for what a malformed body lacks)."""
+    match_id, player_id = message.body.get("match_id"), message.body.get("player_id")
+    return {
+        "message_id": message.message_id,
+        "match_id": None if match_id is None else str(match_id),
+        "player_id": None if player_id is None else str(player_id),
+    }

@@ -22,7 +22,8 @@ from typing import Any
 from app import messages
 from app.domain.errors import Conflict
 from app.domain.saga import OPEN_STATES, PlayerStatus, SagaState
-from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
+from app.logs import bind
+from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE, log_fields
 from app.periodic import every
 from app.ports import (
     DEAD_LETTER_DESCRIPTION,
@@ -116,28 +117,31 @@ class Operations:
         """A stuck saga: its dead players are tried again from attempt zero. Any other
         unfinished saga: moved on now (overdue retries included). ``NotFound``;
         ``Conflict`` for a finished one."""
-        record = await self.sagas.load(match_id)
-        state = record.saga.state
-        if state is SagaState.STUCK:
-            message = messages.match_redrive(match_id, record.seq)
-        elif state is SagaState.ACCEPTED and not record.summary.published:
-            raise Conflict(f"match {match_id} is not published yet; the outbox sweeper will")
-        elif state in OPEN_STATES:
-            message = messages.match_resume(match_id, record.seq)
-        else:
-            raise Conflict(f"saga of match {match_id} is {state.value}: nothing to re-drive")
-        await self.bus.publish(MATCHES_QUEUE, message)
-        log.info("match %s: %s requested (was %s)", match_id, message.subject, state.value)
-        return {"match_id": match_id, "state": state.value, "requested": message.subject}
+        with bind(match_id=match_id):
+            record = await self.sagas.load(match_id)
+            state = record.saga.state
+            if state is SagaState.STUCK:
+                message = messages.match_redrive(match_id, record.seq)
+            elif state is SagaState.ACCEPTED and not record.summary.published:
+                raise Conflict(f"match {match_id} is not published yet; the outbox sweeper will")
+            elif state in OPEN_STATES:
+                message = messages.match_resume(match_id, record.seq)
+            else:
+                raise Conflict(f"saga of match {match_id} is {state.value}: nothing to re-drive")
+            await self.bus.publish(MATCHES_QUEUE, message)
+            log.info("match %s: %s requested (was %s)", match_id, message.subject, state.value)
+            return {"match_id": match_id, "state": state.value, "requested": message.subject}
 
     async def invalidate(self, match_id: str, reason: str) -> dict[str, Any]:
         """Void a match: its compensation saga subtracts it from every player. Repeating
         the request is harmless; ``NotFound`` for an unknown match."""
-        record = await self.sagas.load(match_id)
-        state = record.saga.state
-        if state is not SagaState.COMPENSATED:
-            await self.bus.publish(MATCHES_QUEUE, messages.match_invalidated(match_id, reason))
-            log.info("match %s: invalidation requested (%s)", match_id, reason or "no reason")
+        with bind(match_id=match_id):
+            record = await self.sagas.load(match_id)
+            state = record.saga.state
+            if state is not SagaState.COMPENSATED:
+                message = messages.match_invalidated(match_id, reason)
+                await self.bus.publish(MATCHES_QUEUE, message)
+                log.info("match %s: invalidation requested (%s)", match_id, reason or "no reason")
         return {
             "match_id": match_id,
             "state": state.value,
@@ -174,7 +178,8 @@ class Operations:
                         if wanted is not None and received.message.message_id not in wanted:
                             held.append(received)
                             continue
-                        await self._replay_one(name, received, report)
+                        with bind(**log_fields(received.message)):
+                            await self._replay_one(name, received, report)
             finally:
                 for received in held:
                     with contextlib.suppress(Exception):  # the lock expires anyway
@@ -248,13 +253,15 @@ class StallSweeper:
             if not is_stalled(record, cutoff):
                 continue
             match_id = record.summary.match_id
-            await self.bus.publish(MATCHES_QUEUE, messages.match_resume(match_id, record.seq))
-            log.warning(
-                "match %s: saga %s unchanged since %s; re-driven",
-                match_id,
-                record.saga.state.value,
-                record.summary.updated_at,
-            )
+            with bind(match_id=match_id):
+                message = messages.match_resume(match_id, record.seq)
+                await self.bus.publish(MATCHES_QUEUE, message)
+                log.warning(
+                    "match %s: saga %s unchanged since %s; re-driven",
+                    match_id,
+                    record.saga.state.value,
+                    record.summary.updated_at,
+                )
             count += 1
         self.redriven += count
         return count

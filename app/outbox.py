@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from app.logs import bind
 from app.messages import MATCHES_QUEUE, match_completed
 from app.periodic import every
 from app.ports import BusMessage, MessageBus, OutgoingMessage, ReceivedMessage, SagaLog
@@ -101,8 +102,9 @@ class OutboxSweeper:
             cutoff = self.clock() - timedelta(seconds=self.grace_s)
             ids = await self.sagas.unpublished(cutoff, self.batch)
             for match_id in ids:
-                await publish_saga_start(self.sagas, self.bus, match_id)
-                log.info("outbox: published match %s that was stored but not published", match_id)
+                with bind(match_id=match_id):
+                    await publish_saga_start(self.sagas, self.bus, match_id)
+                    log.info("outbox: published match %s, stored but not published", match_id)
             count += len(ids)
             self.published += len(ids)
             if len(ids) < self.batch:

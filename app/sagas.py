@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from app.domain import saga as s
 from app.domain.aggregation import aggregate
+from app.domain.codec import event_to_dict
 from app.domain.errors import ConcurrencyConflict, NotFound
 from app.domain.retry import RetryPolicy, next_delay
 from app.domain.stats import StatDelta
@@ -139,7 +140,7 @@ class SagaCoordinator:
         On a lost lease the facts are folded again into what the other coordinator saved;
         facts that no longer apply are dropped by the state machine (stale reports)."""
         for _ in range(MAX_LEASE_CONFLICTS):
-            saga = record.saga
+            saga = before = record.saga
             events: list[s.SagaEvent] = []
             commands: list[s.Command] = []
             for fact in facts:
@@ -151,6 +152,7 @@ class SagaCoordinator:
                 return record, commands
             try:
                 record = await self.sagas.save(record, saga, events, self.clock(), deltas)
+                _log_step(before.state, saga.state, events)
                 return record, commands
             except ConcurrencyConflict:
                 record = await self.sagas.load(record.summary.match_id)
@@ -199,6 +201,22 @@ class SagaCoordinator:
                     )
                     await self.bus.publish(PLAYER_UPDATES_QUEUE, retry.to_message())
         return record
+
+
+def _log_step(before: s.SagaState, after: s.SagaState, events: Sequence[s.SagaEvent]) -> None:
+    """What a saved step did, for operators: state changes and failures; every event at
+    DEBUG. The match id is not in the text: it is bound to every line of the saga."""
+    for event in events:
+        log.debug("saga event %s", type(event).__name__, extra={"event": event_to_dict(event)})
+        match event:
+            case s.PlayerFailed(player_id=pid, error=error, transient=transient):
+                kind = "transient" if transient else "permanent"
+                log.info("player %s failed (%s): %s", pid, kind, error, extra={"player_id": pid})
+            case s.PlayerDeadLettered(player_id=pid, reason=reason):
+                log.warning("player %s dead-lettered: %s", pid, reason, extra={"player_id": pid})
+    if after is not before:
+        level = logging.WARNING if after is s.SagaState.STUCK else logging.INFO
+        log.log(level, "saga %s -> %s", before.value, after.value, extra={"state": after.value})
 
 
 def _facts(results: Sequence[UpdateResult], action: s.Action) -> list[s.SagaEvent]:

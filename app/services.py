@@ -11,6 +11,7 @@ from typing import Any
 from app.domain.errors import NotFound
 from app.domain.stats import public_mode_record, public_record
 from app.domain.validation import parse_match
+from app.logs import bind
 from app.outbox import publish_saga_start
 from app.ports import (
     HistoryPage,
@@ -56,19 +57,20 @@ class StatsService:
         Once the summary is stored the match is accepted: if the bus is down, the publish
         is left to the outbox sweeper (``app.outbox``) rather than failing the POST."""
         match = parse_match(body, now=self.clock())
-        await self.archive.put(match)
-        record, created = await self.sagas.create(match, self.clock())
-        if not record.summary.published:
-            try:
-                await publish_saga_start(self.sagas, self.bus, match.match_id)
-            except Exception as exc:  # stored: the sweeper publishes it later
-                log.warning(
-                    "match %s stored but not published (%s: %s); the outbox sweeper will",
-                    match.match_id,
-                    type(exc).__name__,
-                    exc,
-                )
-        return Submitted(match.match_id, created, record.saga.state.value)
+        with bind(match_id=match.match_id):
+            await self.archive.put(match)
+            record, created = await self.sagas.create(match, self.clock())
+            if not record.summary.published:
+                try:
+                    await publish_saga_start(self.sagas, self.bus, match.match_id)
+                except Exception as exc:  # stored: the sweeper publishes it later
+                    log.warning(
+                        "match %s stored but not published (%s: %s); the outbox sweeper will",
+                        match.match_id,
+                        type(exc).__name__,
+                        exc,
+                    )
+            return Submitted(match.match_id, created, record.saga.state.value)
 
     async def match(self, match_id: str) -> dict[str, Any]:
         """Teams, lines, saga state, per-player status and the saga log; ``NotFound``."""

@@ -21,6 +21,7 @@ from app.domain.faults import FaultPlan, parse_faults
 from app.domain.placement import MAX_SIZE
 from app.domain.ratelimit import RateLimit
 from app.domain.retry import RetryPolicy
+from app.logs import LEVELS, LogFormat
 
 
 class Role(StrEnum):
@@ -34,18 +35,17 @@ class Role(StrEnum):
 def parse_api_keys(raw: str) -> dict[str, Role]:
     """``"k1:ingest,k2:read"`` → ``{"k1": Role.INGEST, ...}``; raises ``ValueError``."""
     keys: dict[str, Role] = {}
-    for item in (part.strip() for part in raw.split(",")):
-        if not item:
-            continue
+    # Entries are named by position: no part of a key goes into a message (or a log).
+    entries = [part.strip() for part in raw.split(",")]
+    for n, item in enumerate((e for e in entries if e), start=1):
         key, sep, role = item.rpartition(":")
         if not sep or not key:
-            raise ValueError(f"API key entry {item[:4]}… must look like KEY:ROLE")
+            raise ValueError(f"API key entry {n} must look like KEY:ROLE")
         try:
             keys[key] = Role(role.strip())
         except ValueError:
             raise ValueError(
-                f"API key entry {key[:4]}…: role {role!r} is not one of "
-                f"{', '.join(r.value for r in Role)}"
+                f"API key entry {n}: its role is not one of {', '.join(r.value for r in Role)}"
             ) from None
     return keys
 
@@ -53,7 +53,10 @@ def parse_api_keys(raw: str) -> dict[str, Role]:
 class Settings(BaseSettings):
     """statsaga's settings; every field can be set as ``STATSAGA_<FIELD>``."""
 
-    model_config = SettingsConfigDict(env_prefix="STATSAGA_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused value (an API key list, say) is not echoed.
+    model_config = SettingsConfigDict(
+        env_prefix="STATSAGA_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP API.")
@@ -145,6 +148,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted body.")
     data_dir: str = Field(".data", description="Where `statsaga dev` keeps local data.")
     log_level: str = Field("INFO", description="Python logging level.")
+    log_format: LogFormat = Field(
+        "json", description="json (one object per line) or text (readable, same fields)."
+    )
+    access_log: bool = Field(False, description="Log every HTTP request (uvicorn's access log).")
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.upper() not in LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LEVELS)}")
+        return value.upper()
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from app import messages
 from app.domain.errors import DomainError, NotFound, TransientError
-from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
+from app.logs import bind
+from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE, log_fields
 from app.outbox import flush
 from app.ports import MessageBus, ReceivedMessage, SagaReply, SagaRunner
 
@@ -93,7 +94,8 @@ class Worker:
         self, queue: str, received: ReceivedMessage, slots: asyncio.Semaphore
     ) -> None:
         try:
-            await self.handle(queue, received)
+            with bind(**log_fields(received.message)):
+                await self.handle(queue, received)
         finally:
             slots.release()
 

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from app.settings import Role, Settings, parse_api_keys
 
@@ -21,11 +22,40 @@ def test_api_keys_parse_roles() -> None:
     assert parse_api_keys("x:y:read") == {"x:y": Role.READ}  # the role is after the last colon
 
 
-@pytest.mark.parametrize("raw", ["nokey", ":read", "k:owner"])
+@pytest.mark.parametrize("raw", ["zqwnokey", ":read", "zqx9secret:owner", "zqy8:read,zqw7"])
 def test_bad_api_keys_are_refused_without_echoing_the_key(raw: str) -> None:
     with pytest.raises(ValueError) as info:
         parse_api_keys(raw)
-    assert "KEY:ROLE" in str(info.value) or "role" in str(info.value)
+    message = str(info.value)
+    assert "KEY:ROLE" in message or "role" in message
+    assert "zq" not in message  # not even the start of a key
+
+
+def test_settings_show_no_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATSAGA_API_KEYS", "the-ingest-secret:ingest,the-admin-secret:admin")
+    s = Settings()
+    assert set(s.api_keys) == {"the-ingest-secret", "the-admin-secret"}
+    for shown in (repr(s), str(s), f"{s}", f"{s!r}"):
+        assert "secret" not in shown
+
+
+def test_a_refused_key_list_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATSAGA_API_KEYS", "the-ingest-secret:ingest,the-admin-secret:owner")
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert "api_keys" in str(info.value) and "secret" not in str(info.value)
+
+
+def test_log_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATSAGA_LOG_LEVEL", "debug")
+    assert (Settings().log_level, Settings().log_format) == ("DEBUG", "json")
+    monkeypatch.setenv("STATSAGA_LOG_LEVEL", "chatty")
+    with pytest.raises(ValidationError, match="log_level must be one of"):
+        Settings()
+    monkeypatch.setenv("STATSAGA_LOG_LEVEL", "info")
+    monkeypatch.setenv("STATSAGA_LOG_FORMAT", "xml")
+    with pytest.raises(ValidationError, match="log_format"):
+        Settings()
 
 
 def test_environment_sets_fields(monkeypatch: pytest.MonkeyPatch) -> None:
