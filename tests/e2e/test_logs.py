@@ -87,7 +87,7 @@ def test_no_api_key_is_logged_even_at_debug(
     broker = broker_factory(project_queues(lock_s=10), name="logs-broker")
     port = free_port()
     env = {
-        **service_env(azurite, broker.connection_string, tmp_path),
+        **service_env(azurite, broker, tmp_path),
         "STATSAGA_PORT": str(port),
         "STATSAGA_LOG_LEVEL": "DEBUG",
         "STATSAGA_ACCESS_LOG": "true",
