@@ -28,7 +28,7 @@ class LocalSagaRunner:
         outbox = OutboxBus()
         coordinator = SagaCoordinator(self.sagas, self.archive, self.grains, outbox, self.policy)
         state = await work(coordinator)
-        return SagaReply(state.value, tuple(outbox.sent))
+        return SagaReply(state.value, tuple(outbox.sent), coordinator.finished)
 
     async def run(self, match_id: str) -> SagaReply:
         """Start or resume a saga."""
