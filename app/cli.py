@@ -130,7 +130,12 @@ def _http_server(settings: Settings, runtime: Runtime) -> uvicorn.Server:
 
     assert runtime.service is not None and runtime.operations is not None
     app = create_app(
-        settings, runtime.service, runtime.operations, runtime.readiness, runtime.pools
+        settings,
+        runtime.service,
+        runtime.operations,
+        runtime.readiness,
+        runtime.pools,
+        runtime.metrics,
     )
     config = uvicorn.Config(
         app,
