@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.devstack import Azurite, RayHead, free_port
 from app.messages import MATCHES_QUEUE
 from app.metrics_views import POOLS_TTL_S
-from app.ports import BusMessage
+from app.ports import BusMessage, dead_letter_queue
 from storage.servicebus_bus import ServiceBusMessageBus
 from tests.conftest import BrokerFactory
 from tests.e2e.conftest import WORKER_UP, Service, service_env
@@ -74,6 +74,27 @@ def publish(connection_string: str, message: BusMessage) -> None:
     asyncio.run(send())
 
 
+def take_dead_letter(connection_string: str, message_id: str) -> dict[str, Any] | None:
+    """Remove the dead letter ``message_id`` from ``matches`` (the session's service is
+    shared: an operator's replay in a later test must not meet it); its body, if found."""
+
+    async def take() -> dict[str, Any] | None:
+        bus = ServiceBusMessageBus(connection_string)
+        found = None
+        try:
+            for received in await bus.receive(dead_letter_queue(MATCHES_QUEUE), 32, 2.0):
+                if received.message.message_id == message_id:
+                    found = dict(received.message.body)
+                    await bus.complete(received)
+                else:
+                    await bus.abandon(received)
+        finally:
+            await bus.close()
+        return found
+
+    return asyncio.run(take())
+
+
 def bogus(run: str) -> BusMessage:
     """A saga message about a match nobody stored: the worker dead-letters it."""
     return BusMessage(f"bogus-{run}", {"match_id": f"never-stored-{run}"})
@@ -94,7 +115,8 @@ def test_the_counters_move_by_what_a_run_did(service: Service, client: StatsClie
         assert client.post_match(match).status_code == 202
     assert client.post_match(matches[0]).status_code == 200  # the same match again
     assert client.post_match({"match_id": f"m-{run}-x"}).status_code == 422
-    publish(service.env["STATSAGA_SERVICEBUS_CONNECTION_STRING"], bogus(run))
+    bus = service.env["STATSAGA_SERVICEBUS_CONNECTION_STRING"]
+    publish(bus, bogus(run))
     ids = [m["match_id"] for m in matches]
     assert client.wait_finished(ids) == dict.fromkeys(ids, "completed")
 
@@ -137,6 +159,8 @@ def test_the_counters_move_by_what_a_run_did(service: Service, client: StatsClie
     assert moved("statsaga_messages_handled_total", **handled, outcome="completed") == 3
     assert moved("statsaga_messages_handled_total", **handled, outcome="dead_lettered") == 1
     assert moved("statsaga_dead_letters_total", **dead) == 1
+    dead_letter = take_dead_letter(bus, bogus(run).message_id)  # the broker agrees
+    assert dead_letter is not None and dead_letter["DeadLetterReason"] == "UnprocessableMessage"
     # Each new player's grain was activated once, on its shard.
     assert grains(after) - grains(before) == len(players)
     assert {"statsaga_player_retries_total", "statsaga_sagas_open"} <= families(after)
