@@ -28,6 +28,7 @@ from tenacity import (
 from actors.config import ActorConfig
 from actors.grains import GrainSettings
 from app.domain.errors import NotFound, TransientError
+from app.metrics import Metrics
 from app.operations import Operations, StallSweeper
 from app.outbox import OutboxSweeper
 from app.ports import MessageBus, PoolAdmin, QueueStats
@@ -82,10 +83,11 @@ def open_queue_stats(settings: Settings) -> QueueStats:
 @dataclass
 class Runtime:
     """What a running statsaga process holds; ``service`` for the api role, ``worker``
-    for the worker role (both for ``statsaga run``)."""
+    for the worker role (both for ``statsaga run``); ``metrics`` for whichever runs."""
 
     settings: Settings
     bus: MessageBus
+    metrics: Metrics = field(default_factory=Metrics)
     service: StatsService | None = None
     operations: Operations | None = None
     pools: PoolAdmin | None = None
@@ -141,8 +143,10 @@ async def build_runtime(
     worker: bool = True,
     bus: MessageBus | None = None,
     queue_stats: QueueStats | None = None,
+    metrics: Metrics | None = None,
 ) -> Runtime:
-    """Open storage and the bus, and wire the services of the chosen roles."""
+    """Open storage and the bus, and wire the services of the chosen roles (and their
+    metrics, into ``metrics`` when given)."""
     from actors.player_grains import RayPlayerGrains
     from actors.pools import GamePool, RayPoolAdmin
     from actors.routing import PlacementCache
@@ -166,7 +170,8 @@ async def build_runtime(
                 settings.storage_sdk_retries,
             )
     bus = bus or open_bus(settings)
-    runtime = Runtime(settings, bus, _closers=[storage.close, bus.close])
+    metrics = metrics or Metrics(api=api, worker=worker)
+    runtime = Runtime(settings, bus, metrics=metrics, _closers=[storage.close, bus.close])
 
     async def storage_ready() -> None:
         with contextlib.suppress(NotFound):  # the table answered: all readiness asks
@@ -188,6 +193,8 @@ async def build_runtime(
             StallSweeper(storage.sagas, bus, settings.stall_after_s, settings.stall_interval_s),
         ]
     if worker:
-        runtime.worker = Worker(bus, runner, settings.worker_concurrency)
+        runtime.worker = Worker(bus, runner, settings.worker_concurrency, observer=metrics.worker)
         runtime.readiness["ray"] = runner.ping
+    if api:  # the deployment's views: every api process serves them
+        metrics.views.watch(storage.sagas, runtime.pools, runtime.queue_stats)
     return runtime

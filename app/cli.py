@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # imported when used: `statsaga queues` needs neither
     import uvicorn
 
     from app.bootstrap import Runtime
+    from app.metrics import Metrics
     from app.operations import Operations
 
 log = logging.getLogger("statsaga")
@@ -105,7 +106,11 @@ async def serve(settings: Settings, *, api: bool = True, worker: bool = True) ->
     """Run the chosen roles until SIGINT/SIGTERM; then stop gracefully: the API stops
     accepting, the worker finishes the messages it holds, clients close."""
     from app.bootstrap import build_runtime, join_ray
+    from app.metrics import Metrics
 
+    metrics = Metrics(api=api, worker=worker)
+    # Before Ray: a taken port fails the start at once.
+    stop_metrics = _serve_worker_metrics(settings, metrics) if not api else None
     joining: asyncio.Task[None] | None = None
     if worker:
         await join_ray(settings, create_pools=True)
@@ -113,7 +118,7 @@ async def serve(settings: Settings, *, api: bool = True, worker: bool = True) ->
         joining = asyncio.create_task(_join_ray_when_possible(settings))
     else:
         log.warning("no Ray address: this api process serves POSTs, but reads answer 503")
-    runtime = await build_runtime(settings, api=api, worker=worker)
+    runtime = await build_runtime(settings, api=api, worker=worker, metrics=metrics)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     # Ray's driver turns SIGTERM into sys.exit; take both signals back for a graceful stop.
@@ -129,6 +134,8 @@ async def serve(settings: Settings, *, api: bool = True, worker: bool = True) ->
         tasks.append(asyncio.create_task(server.serve()))
     roles = "+".join(r for r, on in (("api", api), ("worker", worker)) if on)
     where = f" on http://{settings.host}:{settings.port}" if server else ""
+    if stop_metrics is not None:
+        where += f" (metrics on http://{settings.host}:{settings.metrics_port}/metrics)"
     log.info("statsaga %s is up%s (pid %d)", roles, where, os.getpid())
     try:
         await stopping.wait()
@@ -144,6 +151,23 @@ async def serve(settings: Settings, *, api: bool = True, worker: bool = True) ->
             joining.cancel()
         await runtime.close()
         _stop_ray()
+        if stop_metrics is not None:
+            stop_metrics()
+
+
+def _serve_worker_metrics(settings: Settings, metrics: Metrics) -> Callable[[], None] | None:
+    """A worker run without the API serves its metrics on a port of its own."""
+    from app.metrics import serve_metrics
+
+    if not settings.metrics_port:
+        return None
+    try:
+        return serve_metrics(metrics.registry, settings.host, settings.metrics_port)
+    except OSError as exc:
+        raise SystemExit(
+            f"statsaga worker: cannot serve metrics on {settings.host}:{settings.metrics_port} "
+            f"({exc}); set STATSAGA_METRICS_PORT to a free port, or to 0 to turn them off"
+        ) from exc
 
 
 def _http_server(settings: Settings, runtime: Runtime) -> uvicorn.Server:
@@ -153,7 +177,12 @@ def _http_server(settings: Settings, runtime: Runtime) -> uvicorn.Server:
 
     assert runtime.service is not None and runtime.operations is not None
     app = create_app(
-        settings, runtime.service, runtime.operations, runtime.readiness, runtime.pools
+        settings,
+        runtime.service,
+        runtime.operations,
+        runtime.readiness,
+        runtime.pools,
+        runtime.metrics,
     )
     config = uvicorn.Config(
         app,

@@ -451,6 +451,12 @@ def dev_stack(settings: Any, servicebus_config: Path, restart_after_s: float = 2
         for role in roles:
             role.start()
         print(f"API on http://{settings.host}:{settings.port}", flush=True)
+        print(f"Metrics: http://{settings.host}:{settings.port}/metrics (api)", flush=True)
+        if settings.metrics_port:
+            print(
+                f"         http://{settings.host}:{settings.metrics_port}/metrics (worker)",
+                flush=True,
+            )
         while not stopping:
             time.sleep(0.5)
             for role in roles:

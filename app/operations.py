@@ -40,7 +40,16 @@ from app.sagas import utc_now
 log = logging.getLogger(__name__)
 DEAD_LETTER_QUEUES = (MATCHES_QUEUE, PLAYER_UPDATES_QUEUE)
 # A stall is judged by the last save; these states wait on something that can be lost.
+REPLAY_MARK = ":replay:"
 _CAN_STALL = {SagaState.RUNNING, SagaState.RECOVERING, SagaState.COMPENSATING}
+
+
+def replay_id(message_id: str) -> str:
+    """A fresh id for a replayed message (the bus would drop a repeat of the old one as a
+    duplicate), keeping the original's: replayed again and again, it does not grow past
+    Service Bus's 128 characters."""
+    original = message_id.split(REPLAY_MARK, 1)[0]
+    return f"{original}{REPLAY_MARK}{uuid.uuid4().hex[:8]}"
 
 
 def saga_view(record: SagaRecord) -> dict[str, Any]:
@@ -200,11 +209,8 @@ class Operations:
             else:
                 report.dropped.append({**line, "why": f"dropped: {why_not}"})
         else:
-            message = BusMessage(
-                f"{received.message.message_id}:replay:{uuid.uuid4().hex[:8]}",
-                body,
-                received.message.subject,
-            )
+            old = received.message
+            message = BusMessage(replay_id(old.message_id), body, old.subject)
             await self.bus.publish(queue, message)
             report.replayed.append({**line, "as": f"sent to {queue} as {message.message_id}"})
         await self.bus.complete(received)

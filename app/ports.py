@@ -107,6 +107,8 @@ class MatchSummary:
     published: bool = False
     updated_at: datetime | None = None
     finished_at: datetime | None = None  # completed or compensated
+    # When this run of the saga began: its SagaStarted, or a compensation's start.
+    began_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,11 +349,23 @@ class OutgoingMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class SagaFinish:
+    """A call finished its saga: the state it ended in and how long it took, in seconds
+    (``None`` where the record cannot tell)."""
+
+    state: str  # completed or compensated
+    saga_s: float | None  # began → finished: this run of the saga
+    consistency_s: float | None  # accepted → finished, on the saga's first finish only
+
+
+@dataclass(frozen=True, slots=True)
 class SagaReply:
-    """A saga's state after a call, and what the caller must send before it settles."""
+    """A saga's state after a call, what the caller must send before it settles, and
+    ``finished`` when this call is the one that finished the saga."""
 
     state: str
     outbox: tuple[OutgoingMessage, ...] = ()
+    finished: SagaFinish | None = None
 
 
 class SagaRunner(Protocol):

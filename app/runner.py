@@ -38,7 +38,7 @@ class LocalSagaRunner:
                 self.sagas, self.archive, self.grains, outbox, self.policy
             )
             state = await work(coordinator)
-            return SagaReply(state.value, tuple(outbox.sent))
+            return SagaReply(state.value, tuple(outbox.sent), coordinator.finished)
 
     async def run(self, match_id: str) -> SagaReply:
         """Start or resume a saga."""

@@ -29,6 +29,7 @@ from app.ports import (
     PayloadArchive,
     PlayerGrains,
     PlayerUpdate,
+    SagaFinish,
     SagaLog,
     SagaRecord,
     UpdateResult,
@@ -54,6 +55,8 @@ class SagaCoordinator:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     clock: Callable[[], datetime] = utc_now
     rand: Callable[[], float] = random.random
+    # Set when a save of this coordinator finished the saga (the worker's metrics).
+    finished: SagaFinish | None = field(default=None, init=False)
 
     async def run(self, match_id: str) -> s.SagaState:
         """Start the saga of an accepted match, or resume it from the log."""
@@ -151,9 +154,10 @@ class SagaCoordinator:
             if not events:
                 return record, commands
             try:
-                record = await self.sagas.save(record, saga, events, self.clock(), deltas)
+                saved = await self.sagas.save(record, saga, events, self.clock(), deltas)
                 _log_step(before.state, saga.state, events)
-                return record, commands
+                self.finished = saga_finish(record, saved) or self.finished
+                return saved, commands
             except ConcurrencyConflict:
                 record = await self.sagas.load(record.summary.match_id)
         raise ConcurrencyConflict(f"match {record.summary.match_id}: saga lease kept changing")
@@ -217,6 +221,29 @@ def _log_step(before: s.SagaState, after: s.SagaState, events: Sequence[s.SagaEv
     if after is not before:
         level = logging.WARNING if after is s.SagaState.STUCK else logging.INFO
         log.log(level, "saga %s -> %s", before.value, after.value, extra={"state": after.value})
+
+
+def saga_finish(before: SagaRecord, saved: SagaRecord) -> SagaFinish | None:
+    """What the metrics observe when the save from ``before`` to ``saved`` finished the
+    saga (``None`` when it did not): durations from the saved summary's times."""
+    if before.saga.state not in s.OPEN_STATES or saved.saga.state in s.OPEN_STATES:
+        return None
+    summary = saved.summary
+    at = summary.updated_at  # the time of the finishing save
+    if at is None:
+        return None  # an adapter that keeps no times: nothing to measure
+
+    def seconds(since: datetime | None) -> float | None:
+        # Clocks of different machines may disagree by a little: never below zero.
+        return None if since is None else max((at - since).total_seconds(), 0.0)
+
+    # Time to consistency is the first finish's, as GET /v1/matches/{id} reports it.
+    first = before.summary.finished_at is None
+    return SagaFinish(
+        saved.saga.state.value,
+        seconds(summary.began_at),
+        seconds(summary.accepted_at) if first else None,
+    )
 
 
 def _facts(results: Sequence[UpdateResult], action: s.Action) -> list[s.SagaEvent]:

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP API.")
+    metrics_port: int = Field(
+        9464,
+        ge=0,
+        le=65535,
+        description="Port of /metrics of a worker run without the API (which serves its own "
+        "on its port), on the same host; 0: off.",
+    )
     storage_connection_string: SecretStr = Field(
         SecretStr(connection_string(DEV_BLOB_PORT, DEV_TABLE_PORT)),
         description="Azure Storage connection string (Tables + Blob); defaults to Azurite.",

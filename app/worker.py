@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 from app import messages
 from app.domain.errors import DomainError, NotFound, TransientError
@@ -32,6 +33,41 @@ class WorkerCounters:
     dead_lettered: int = 0
     settle_failures: int = 0
 
+    def count(self, handled: Handled) -> None:
+        """Count one handled message."""
+        match handled.outcome:
+            case "completed":
+                self.completed += 1
+            case "abandoned":
+                self.abandoned += 1
+            case "dead_lettered":
+                self.dead_lettered += 1
+            case "unsettled":
+                self.settle_failures += 1
+
+
+Outcome = Literal["completed", "abandoned", "dead_lettered", "unsettled"]
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """How one message ended: its settlement (``unsettled``: the settle call failed and
+    the bus redelivers it), the dead-letter reason, and the saga's reply once the
+    messages it asked for are sent."""
+
+    queue: str
+    outcome: Outcome
+    reply: SagaReply | None = None
+    reason: str | None = None
+
+
+class HandledObserver(Protocol):
+    """Sees every message the worker handles (the metrics)."""
+
+    def handled(self, handled: Handled) -> None:
+        """Observe one handled message; must not raise."""
+        ...
+
 
 @dataclass
 class Worker:
@@ -42,6 +78,7 @@ class Worker:
     concurrency: int = 32
     receive_wait_s: float = 1.0
     counters: WorkerCounters = field(default_factory=WorkerCounters)
+    observer: HandledObserver | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
@@ -101,17 +138,24 @@ class Worker:
 
     async def handle(self, queue: str, received: ReceivedMessage) -> None:
         """Process one message and settle it."""
+        handled = await self._process(queue, received)
+        self.counters.count(handled)
+        if self.observer is not None:
+            self.observer.handled(handled)
+
+    async def _process(self, queue: str, received: ReceivedMessage) -> Handled:
         body = received.message.body
         try:
             if queue == PLAYER_UPDATES_QUEUE and body.get("dead_letter"):
-                await self._dead_letter(received, "PlayerStepFailed", str(body["dead_letter"]))
-                return
+                return await self._dead_letter(
+                    queue, received, "PlayerStepFailed", str(body["dead_letter"])
+                )
             reply = await self._dispatch(queue, received)
             await flush(list(reply.outbox), self.bus)
         except (NotFound, KeyError, ValueError) as exc:
             # Retrying cannot help a message about nothing we know, or a malformed one.
-            await self._dead_letter(
-                received, "UnprocessableMessage", f"{type(exc).__name__}: {exc}"
+            return await self._dead_letter(
+                queue, received, "UnprocessableMessage", f"{type(exc).__name__}: {exc}"
             )
         except Exception as exc:
             transient = isinstance(exc, TransientError) or not isinstance(exc, DomainError)
@@ -122,14 +166,12 @@ class Worker:
                 "will be redelivered" if transient else "dead-lettering",
                 exc,
             )
-            if transient:
-                await self._settle(received, "abandon", self.bus.abandon(received))
-                self.counters.abandoned += 1
-            else:
-                await self._dead_letter(received, type(exc).__name__, str(exc))
-        else:
-            if await self._settle(received, "complete", self.bus.complete(received)):
-                self.counters.completed += 1
+            if not transient:
+                return await self._dead_letter(queue, received, type(exc).__name__, str(exc))
+            settled = await self._settle(received, "abandon", self.bus.abandon(received))
+            return Handled(queue, "abandoned" if settled else "unsettled")
+        settled = await self._settle(received, "complete", self.bus.complete(received))
+        return Handled(queue, "completed" if settled else "unsettled", reply)
 
     async def _settle(self, received: ReceivedMessage, how: str, call: Awaitable[None]) -> bool:
         """Settle; a failure is logged, not raised: the work is durable, the message comes
@@ -145,7 +187,6 @@ class Worker:
                 type(exc).__name__,
                 exc,
             )
-            self.counters.settle_failures += 1
             return False
 
     async def _dispatch(self, queue: str, received: ReceivedMessage) -> SagaReply:
@@ -163,7 +204,9 @@ class Worker:
             case _:
                 return await self.runner.run(match_id)
 
-    async def _dead_letter(self, received: ReceivedMessage, reason: str, description: str) -> None:
+    async def _dead_letter(
+        self, queue: str, received: ReceivedMessage, reason: str, description: str
+    ) -> Handled:
         call = self.bus.dead_letter(received, reason, description[:4096])
-        if await self._settle(received, "dead-letter", call):
-            self.counters.dead_lettered += 1
+        settled = await self._settle(received, "dead-letter", call)
+        return Handled(queue, "dead_lettered" if settled else "unsettled", reason=reason)

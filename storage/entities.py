@@ -25,7 +25,7 @@ from typing import Any
 from app.domain import codec
 from app.domain.errors import PermanentError
 from app.domain.model import Match
-from app.domain.saga import Saga, SagaState
+from app.domain.saga import CompensationStarted, Saga, SagaEvent, SagaStarted, SagaState
 from app.domain.stats import ServiceRecord, StatDelta, apply_delta
 from app.ports import MatchSummary, SagaRecord
 
@@ -191,12 +191,18 @@ def new_summary(match: Match, accepted_at: datetime) -> MatchSummary:
     )
 
 
-def next_summary(summary: MatchSummary, saga: Saga, at: datetime) -> MatchSummary:
-    """The summary after a save at ``at``: ``finished_at`` is set once, when terminal."""
+def next_summary(
+    summary: MatchSummary, saga: Saga, at: datetime, events: Iterable[SagaEvent] = ()
+) -> MatchSummary:
+    """The summary after a save at ``at`` of ``events``: ``finished_at`` is set once, when
+    terminal; ``began_at`` when the saga starts, and again when a compensation starts."""
     finished = summary.finished_at
     if finished is None and saga.state in _FINISHED:
         finished = at
-    return replace(summary, updated_at=at, finished_at=finished)
+    began = summary.began_at
+    if any(isinstance(e, SagaStarted | CompensationStarted) for e in events):
+        began = at
+    return replace(summary, updated_at=at, finished_at=finished, began_at=began)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -219,6 +225,7 @@ def saga_fields(saga: Saga, seq: int, summary: MatchSummary) -> dict[str, Any]:
         "seq": seq,
         "updated_at": _iso(summary.updated_at),
         "finished_at": _iso(summary.finished_at),
+        "began_at": _iso(summary.began_at),
     }
 
 
@@ -259,6 +266,7 @@ def saga_record_from_entity(entity: Mapping[str, Any], etag: str) -> SagaRecord:
         published=bool(entity.get("published", False)),
         updated_at=_time(entity.get("updated_at")),
         finished_at=_time(entity.get("finished_at")),
+        began_at=_time(entity.get("began_at")),
     )
     players = json.loads(entity["players"])
     saga = Saga(

@@ -190,7 +190,7 @@ class InMemorySagaLog:
         log = self._logs.setdefault(match_id, [])
         log += [LogEntry(record.seq + i, at, _copy(e)) for i, e in enumerate(events, start=1)]
         self._deltas.setdefault(match_id, {}).update(_copy(dict(deltas or {})))
-        summary = ent.next_summary(current.summary, saga, at)
+        summary = ent.next_summary(current.summary, saga, at, events)
         saved = SagaRecord(summary, _copy(saga), record.seq + len(events), _etag())
         self._records[match_id] = saved
         if ent.is_finished(saga.state):

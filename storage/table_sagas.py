@@ -114,7 +114,7 @@ class TableSagaLog:
         was_finished, finishes = ent.is_finished(record.saga.state), ent.is_finished(saga.state)
         if was_finished and not finishes:  # an operator reopened it (compensation)
             await self._index(match_id, record.summary.accepted_at, published=True)
-        summary = ent.next_summary(record.summary, saga, at)
+        summary = ent.next_summary(record.summary, saga, at, events)
         seq = record.seq + len(events)
         guard = {
             "mode": UpdateMode.MERGE,

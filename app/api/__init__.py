@@ -9,9 +9,11 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.api import admin, errors, health, matches, players, pools
+from app.api import metrics as metrics_routes
 from app.api.limits import BodyLimit
 from app.api.schemas import MatchIn
 from app.domain.ratelimit import RateLimiter
+from app.metrics import Metrics
 from app.operations import Operations
 from app.ports import PoolAdmin
 from app.services import StatsService
@@ -33,9 +35,11 @@ def create_app(
     operations: Operations,
     readiness: Mapping[str, Check] | None = None,
     pool_admin: PoolAdmin | None = None,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
     """The FastAPI app over ``service``; ``readiness`` checks back ``/readyz``; without
-    ``pool_admin`` the pool endpoints answer 503."""
+    ``pool_admin`` the pool endpoints answer 503; ``/metrics`` serves ``metrics`` (the
+    process's, from bootstrap), else metrics of this app alone."""
     app = FastAPI(title="statsaga", version="0.1.0", description=DESCRIPTION)
     app.state.service = service
     app.state.operations = operations
@@ -53,6 +57,7 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(pools.router)
     app.include_router(health.router)
+    metrics_routes.install(app, metrics or Metrics(worker=False))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -134,6 +134,22 @@ class SagaLogContract:
         assert names == ["SagaStarted"] + ["PlayerApplied"] * 3 + ["SagaCompleted"]
         assert entries[-1].at == done_at
 
+    async def test_began_at_is_when_the_saga_or_its_compensation_started(
+        self, sagas: SagaLog, match: Match
+    ) -> None:
+        created, _ = await sagas.create(match, AT)
+        assert created.summary.began_at is None
+        record = await start(sagas, match)
+        assert record.summary.began_at == AT
+        step = transition(record.saga, PlayerApplied(match.player_ids[0]), POLICY)
+        record = await sagas.save(record, step.saga, step.events, AT + timedelta(seconds=5))
+        assert record.summary.began_at == AT  # other steps keep it
+        voided_at = AT + timedelta(seconds=9)
+        step = transition(record.saga, CompensationStarted("voided"), POLICY)
+        record = await sagas.save(record, step.saga, step.events, voided_at)
+        assert record.summary.began_at == voided_at
+        assert await sagas.load(match.match_id) == record
+
     async def test_mark_published_survives_later_saves(self, sagas: SagaLog, match: Match) -> None:
         await sagas.create(match, AT)
         await sagas.mark_published(match.match_id)

@@ -122,6 +122,8 @@ def service_env(azurite: Azurite, broker: LocalBroker, data: Path) -> dict[str, 
         "STATSAGA_RAY_NUM_CPUS": "2",
         # A fuzzed resize must not start dozens of actors on a 2-core machine.
         "STATSAGA_MAX_POOL_SIZE": "2",
+        # Workers of parallel runs must not race for the default port: tests pick one.
+        "STATSAGA_METRICS_PORT": "0",
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     env.pop("RAY_ADDRESS", None)

@@ -109,6 +109,11 @@ def test_the_api_listens_on_every_interface_and_is_published() -> None:
     assert f"{env('api')['STATSAGA_PORT']}:8000" in SERVICES["api"]["ports"]
 
 
+def test_the_worker_serves_its_metrics_on_every_interface_and_is_published() -> None:
+    assert env("worker")["STATSAGA_HOST"] == "0.0.0.0"
+    assert f"{env('worker')['STATSAGA_METRICS_PORT']}:9464" in SERVICES["worker"]["ports"]
+
+
 def test_one_image_holds_the_code_for_head_and_roles() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     for package in ("app", "actors", "storage", "config"):

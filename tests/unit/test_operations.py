@@ -10,7 +10,7 @@ from app.domain.errors import Conflict, NotFound
 from app.domain.retry import RetryPolicy
 from app.domain.saga import CompensationStarted, SagaState, transition
 from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
-from app.operations import Operations, StallSweeper
+from app.operations import Operations, StallSweeper, replay_id
 from app.ports import BusMessage
 from app.sagas import utc_now
 from storage.memory_bus import InMemoryMessageBus
@@ -183,3 +183,12 @@ async def test_an_invalidation_redelivered_after_a_crash_finishes_the_compensati
     reply = await s.runner.invalidate(mid, "voided")  # the redelivered message
     assert reply.state == "compensated"
     await assert_exact(s, posted[1:])
+
+
+def test_a_message_replayed_again_and_again_keeps_a_bounded_id() -> None:
+    original = "m-" + "x" * 60 + ":start"
+    message_id = original
+    for _ in range(20):
+        message_id = replay_id(message_id)
+    assert message_id.startswith(original + ":replay:") and len(message_id) <= 128
+    assert replay_id(message_id) != message_id
