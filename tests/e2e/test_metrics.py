@@ -165,6 +165,9 @@ def test_the_counters_move_by_what_a_run_did(service: Service, client: StatsClie
     assert grains(after) - grains(before) == len(players)
     assert {"statsaga_player_retries_total", "statsaga_sagas_open"} <= families(after)
     assert value(after, "statsaga_pool_size", pool="player") >= 1
+    # Queue depths come from the broker's administration API, for both saga queues.
+    depths = {dict(labels)["queue"] for n, labels in after if n == "statsaga_queue_messages"}
+    assert depths == {"matches", "player-updates"}
     assert total(after, "statsaga_scrape_errors_total") == total(
         before, "statsaga_scrape_errors_total"
     )
@@ -180,7 +183,7 @@ def test_a_worker_alone_serves_its_metrics_on_its_port(
     broker = broker_factory(project_queues(lock_s=10), name="metrics-broker")
     port = free_port()
     env: dict[str, Any] = {
-        **service_env(azurite, broker.connection_string, data),
+        **service_env(azurite, broker, data),
         **ray_head.env,
         "STATSAGA_METRICS_PORT": str(port),
         "STATSAGA_RAY_NAMESPACE": f"metrics-{uuid.uuid4().hex[:6]}",
