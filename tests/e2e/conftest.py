@@ -120,8 +120,6 @@ def service_env(azurite: Azurite, broker: LocalBroker, data: Path) -> dict[str, 
         "STATSAGA_API_KEYS": ",".join(f"{k}:{role}" for role, k in KEYS.items()),
         "STATSAGA_DATA_DIR": str(data),
         "STATSAGA_RAY_NUM_CPUS": "2",
-        # A fuzzed resize must not start dozens of actors on a 2-core machine.
-        "STATSAGA_MAX_POOL_SIZE": "2",
         # Workers of parallel runs must not race for the default port: tests pick one.
         "STATSAGA_METRICS_PORT": "0",
         "RAY_USAGE_STATS_ENABLED": "0",
@@ -138,7 +136,12 @@ def service(
     data = tmp_path_factory.mktemp("service")
     broker = broker_factory(project_queues(lock_s=10), name="run-broker")
     port = free_port()
-    env = {**service_env(azurite, broker, data), "STATSAGA_PORT": str(port)}
+    env = {
+        **service_env(azurite, broker, data),
+        "STATSAGA_PORT": str(port),
+        # The contract test fuzzes resizes: they must not start dozens of actors here.
+        "STATSAGA_MAX_POOL_SIZE": "2",
+    }
     service = Service("run", env, data / "statsaga.log", f"http://127.0.0.1:{port}").start()
     try:
         service.wait_ready(120)

@@ -77,8 +77,9 @@ def test_pool_endpoints_refuse_bad_sizes_and_other_roles(scaling: Scenario) -> N
     for body, field in (({"size": 0}, "size"), ({"size": 2000}, "size"), ({}, "size")):
         response = s.client.http.put("/v1/admin/pools/player", json=body, headers=admin)
         assert response.status_code == 422 and field in response.text, response.text
-    response = s.client.http.put("/v1/admin/pools/game", json={"size": 257}, headers=admin)
-    assert response.status_code == 422 and "between 1 and 256" in response.text
+    # Beyond the deployment's STATSAGA_MAX_POOL_SIZE (64 by default), below the pool's own.
+    response = s.client.http.put("/v1/admin/pools/game", json={"size": 65}, headers=admin)
+    assert response.status_code == 422 and "between 1 and 64" in response.text
     assert (
         s.client.http.put("/v1/admin/pools/other", json={"size": 2}, headers=admin).status_code
         == 422
