@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
 from app.api.deps import ServiceDep, ingest_caller, require
-from app.api.schemas import Accepted, Duplicate, MatchDetail, errors
-from app.domain.ids import ID_PATTERN, ID_RULE, MAX_ID_LENGTH
+from app.api.schemas import Accepted, Duplicate, IdPath, MatchDetail, errors
 from app.settings import Role
 
 router = APIRouter(prefix="/v1/matches", tags=["matches"])
-MatchId = Annotated[
-    str,
-    Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, description=ID_RULE),
-]
+MatchId = IdPath
 
 
 async def _json_body(request: Request) -> Any:

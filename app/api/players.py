@@ -6,21 +6,18 @@ import hashlib
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
 
 from app.api.deps import ServiceDep, require
-from app.api.schemas import HistoryPageOut, ModeRecordOut, ServiceRecordOut, errors
+from app.api.schemas import HistoryPageOut, IdPath, ModeRecordOut, ServiceRecordOut, errors
 from app.domain.errors import NotFound
-from app.domain.ids import ID_PATTERN, ID_RULE, MAX_ID_LENGTH
+from app.domain.ids import ID_PATTERN, MAX_ID_LENGTH
 from app.settings import Role
 
 router = APIRouter(
     prefix="/v1/players", tags=["players"], dependencies=[Depends(require(Role.READ))]
 )
-PlayerId = Annotated[
-    str,
-    Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, description=ID_RULE),
-]
+PlayerId = IdPath
 MAX_PAGE = 25
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.domain.ids import ID_PATTERN, ID_RULE, MAX_ID_LENGTH
@@ -23,6 +24,10 @@ from app.domain.validation import (
 
 Id = Annotated[
     str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, description=ID_RULE)
+]
+# A match or player id in a path: the same rule, checked before any handler runs.
+IdPath = Annotated[
+    str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, description=ID_RULE)
 ]
 Moment = Annotated[str, Field(pattern=DATE_TIME, json_schema_extra={"format": "date-time"})]
 
