@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables.aio import TableServiceClient
-from azure.storage.blob.aio import BlobServiceClient
+from azure.storage.blob.aio import BlobServiceClient, ExponentialRetry
 
 from app.domain.errors import NotFound
 from app.domain.faults import FaultPlan
@@ -22,6 +22,10 @@ from storage.table_sagas import TableSagaLog
 
 # Table names are alphanumeric and start with a letter; the prefix keeps that true.
 _PREFIX = re.compile(r"([A-Za-z][A-Za-z0-9]*)?")
+# The blob SDK's default first retry waits 15 s (+-3): one lost answer on a payload read
+# held a saga that long (bench: p95 time to consistency 35 s under 10% storage faults).
+# The tables SDK retries at once, then after 1.6 s, 3.2 s; blobs now about the same.
+BLOB_FIRST_RETRY_S, BLOB_RETRY_BASE_S = 0.2, 2
 PROBE_KEY = "readiness-probe"
 
 
@@ -72,8 +76,14 @@ async def open_table_storage(
     tables = TableServiceClient.from_connection_string(
         connection_string, **fault_options(faults, sdk_retries)
     )
+    blob_retry = ExponentialRetry(
+        initial_backoff=BLOB_FIRST_RETRY_S,  # type: ignore[arg-type]  # int in its hints only
+        increment_base=BLOB_RETRY_BASE_S,
+        random_jitter_range=BLOB_FIRST_RETRY_S,  # type: ignore[arg-type]
+        retry_total=3 if sdk_retries is None else sdk_retries,
+    )
     blobs = BlobServiceClient.from_connection_string(
-        connection_string, **fault_options(faults, sdk_retries)
+        connection_string, retry_policy=blob_retry, **fault_options(faults, None)
     )
     container = f"{prefix}matches".lower()  # container names are lowercase
     try:
