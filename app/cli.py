@@ -423,6 +423,11 @@ def _add_ops_commands(sub: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``statsaga`` command."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # its own options; it starts its own stack, no settings
+        from bench.run import main as bench
+
+        return bench(argv[1:])
     parser = argparse.ArgumentParser(
         prog="statsaga", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -431,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run", help="API + worker in one process (dependencies from settings)")
     sub.add_parser("api", help="the stateless API role: validate, store, publish, read")
     sub.add_parser("worker", help="the worker role: consume the queues, run the sagas")
+    sub.add_parser("bench", help="benchmark a local stack (`statsaga bench --help`)")
     queues = sub.add_parser("queues", help="depths of the saga queues (administration API)")
     queues.add_argument("--json", action="store_true", help="JSON instead of a table")
     _add_ops_commands(sub)

@@ -24,9 +24,11 @@ def progress(label: str, done: int, total: int) -> None:
     sys.stderr.flush()
 
 
-def write_results(name: str, title: str, outcome: dict[str, Any], table: str) -> Path:
+def write_results(
+    name: str, title: str, outcome: dict[str, Any], table: str, out: Path = RESULTS
+) -> Path:
     """Write ``<date>-<name>.json`` (``outcome`` + machine + time) and ``.md`` (``title``
-    and ``table``), print the table, and return the JSON's path."""
+    and ``table``) in ``out``, print the table, and return the JSON's path."""
     outcome["machine"] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
@@ -34,8 +36,8 @@ def write_results(name: str, title: str, outcome: dict[str, Any], table: str) ->
         "platform": platform.platform(),
     }
     outcome["at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{datetime.now(UTC):%Y-%m-%d}-{name}.json"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{datetime.now(UTC):%Y-%m-%d}-{name}.json"
     path.write_text(json.dumps(outcome, indent=2) + "\n")
     path.with_suffix(".md").write_text(f"# {title}\n\n{table}\n")
     print(table)

@@ -1,0 +1,1 @@
+"""statsaga benchmarks: `statsaga bench` (bench/run.py) and focused micro-benchmarks."""
