@@ -110,11 +110,14 @@ def split_multipart(body: bytes, boundary: str) -> list[tuple[dict[str, str], by
         # the line break that belongs to it (RFC 2046 §5.1.1).
         chunk = chunk[chunk.find(b"\n") + 1 :]
         chunk = chunk[:-2] if chunk.endswith(CRLF) else chunk.removesuffix(b"\n")
-        head, sep, content = chunk.partition(CRLF + CRLF)
+        if chunk.startswith(CRLF):  # a part without headers
+            head, sep, content = b"", CRLF, chunk[2:]
+        else:
+            head, sep, content = chunk.partition(CRLF + CRLF)
         if not sep:
             raise UnreadableBatchResponse("a multipart part without a header block")
         headers = {}
-        for line in head.split(CRLF):
+        for line in head.split(CRLF) if head else ():
             name, _, value = line.decode("iso-8859-1").partition(":")
             headers[name.strip().lower()] = value.strip()
         parts.append((headers, content))

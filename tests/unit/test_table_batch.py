@@ -119,6 +119,7 @@ def test_a_failed_changeset_is_one_response_with_the_error() -> None:
         ("multipart/mixed; boundary=batchresponse_ac77", SUCCESS[:-30]),  # cut short
         ("multipart/mixed; boundary=x", b"--x\r\nContent-Type: text/plain\r\n\r\nhi\r\n--x--"),
         ("multipart/mixed; boundary=x", b"--x\r\nno header block\r\n--x--"),
+        ("multipart/mixed; boundary=x", b"--x\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n\r\n--x--"),
     ],
 )
 def test_an_unreadable_answer_is_a_permanent_error(content_type: str, body: bytes) -> None:
