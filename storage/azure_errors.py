@@ -72,7 +72,8 @@ def translate(error: BaseException) -> DomainError | None:
     if isinstance(error, aiohttp.ClientError | TimeoutError | asyncio.TimeoutError | OSError):
         return StorageUnavailable(f"storage unreachable: {error!r}")
     if isinstance(error, http.client.HTTPException):
-        # The SDK could not parse a batch response (Azurite answers a >100-op batch so).
+        # A batch response neither the SDK nor table_batch can read (Azurite answers a
+        # >100-op batch so).
         return PermanentError(f"unreadable storage response: {error!r}")
     return None
 

@@ -24,6 +24,7 @@ from app.domain.stats import ServiceRecord, StatDelta, revert_delta
 from app.ports import ApplyOutcome, HistoryEntry, HistoryPage, PlayerSnapshot, RevertOutcome
 from storage import entities as ent
 from storage.azure_errors import EntityExists, map_azure_errors
+from storage.table_batch import submit_transaction
 
 Operation = tuple[Any, ...]
 _INDEXED = re.compile(r"\d+:")
@@ -154,7 +155,7 @@ class TablePlayerStore:
     async def _submit(self, ops: list[Operation]) -> list[Mapping[str, Any]]:
         try:
             with map_azure_errors():
-                return list(await self._table.submit_transaction(ops))
+                return await submit_transaction(self._table, ops)
         except NotFound as error:
             # The snapshot had an etag but the record row is gone: the snapshot is wrong.
             raise ConcurrencyConflict("the player's record is not what was read") from error

@@ -38,6 +38,7 @@ from app.domain.stats import StatDelta
 from app.ports import LogEntry, SagaRecord
 from storage import entities as ent
 from storage.azure_errors import EntityExists, map_azure_errors
+from storage.table_batch import submit_transaction
 
 log = logging.getLogger(__name__)
 # Longer than any save can take (the SDKs give up well within it).
@@ -131,7 +132,7 @@ class TableSagaLog:
             ops.append(("upsert", {**row, "data": ent.dumps(delta.to_dict())}))
         try:
             with map_azure_errors():
-                result = await self._table.submit_transaction(ops)
+                result = await submit_transaction(self._table, ops)
         except EntityExists as error:
             # A log row exists although the etag matched: only another saver can do that.
             raise ConcurrencyConflict(f"saga {match_id!r} was saved concurrently") from error
