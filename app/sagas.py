@@ -61,6 +61,7 @@ class SagaCoordinator:
     async def run(self, match_id: str) -> s.SagaState:
         """Start the saga of an accepted match, or resume it from the log."""
         record = await self.sagas.load(match_id)
+        deltas: dict[str, StatDelta] | None = None
         if record.saga.state is s.SagaState.ACCEPTED:
             payload = await self.archive.get(match_id, record.summary.payload_hash)
             match = parse_match(payload, now=None)
@@ -75,7 +76,8 @@ class SagaCoordinator:
                 commands = list(s.resume(record.saga))
         else:
             commands = list(s.resume(record.saga))
-        return (await self._execute(record, commands)).saga.state
+        # The deltas just logged need no reading back (one query of the partition less).
+        return (await self._execute(record, commands, deltas)).saga.state
 
     async def resume(self, match_id: str) -> s.SagaState:
         """Move a saga that stopped moving: pending players now, and players waiting for a
@@ -162,10 +164,15 @@ class SagaCoordinator:
                 record = await self.sagas.load(record.summary.match_id)
         raise ConcurrencyConflict(f"match {record.summary.match_id}: saga lease kept changing")
 
-    async def _execute(self, record: SagaRecord, commands: Sequence[s.Command]) -> SagaRecord:
-        """Run commands until none are left, logging each result before acting on it."""
+    async def _execute(
+        self,
+        record: SagaRecord,
+        commands: Sequence[s.Command],
+        deltas: dict[str, StatDelta] | None = None,
+    ) -> SagaRecord:
+        """Run commands until none are left, logging each result before acting on it;
+        ``deltas`` are the saga's logged deltas when the caller has them (else read)."""
         todo = list(commands)
-        deltas: dict[str, StatDelta] | None = None
         while todo:
             command = todo.pop(0)
             match command:
