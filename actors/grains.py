@@ -50,6 +50,9 @@ class GrainSettings:
     conflict_retries: int = 8
     storage_attempts: int = 3
     storage_backoff_s: float = 0.05
+    # Updates of one player queued behind a turn are written together by the next one, up
+    # to this many matches in one transaction (the Table service takes 100 rows).
+    turn_batch: int = 50
 
 
 @dataclass(slots=True)  # thousands per shard: no per-instance __dict__
@@ -59,6 +62,16 @@ class _Grain:
     last_used: float = 0.0
     waiting: int = 0  # callers in or queued for a turn
     retiring: bool = False  # its player moved: deactivate once the last caller leaves
+    # Calls waiting for a turn; whoever holds the lock next runs them all (group commit).
+    queued: list[_Call] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Call:
+    """One caller's updates of this player, and where its results go."""
+
+    updates: list[PlayerUpdate]
+    results: asyncio.Future[list[UpdateResult]]
 
 
 @dataclass
@@ -67,7 +80,8 @@ class HostCounters:
 
     activations: int = 0
     deactivations: int = 0
-    calls: int = 0
+    calls: int = 0  # turns; a turn may run several callers' updates
+    batched: int = 0  # calls whose updates ran in a turn together with another's
     failures: int = 0
     peak_active: int = 0
     capacity_waits: int = 0  # calls that waited for room (every grain was in a call)
@@ -85,6 +99,7 @@ class PlayerGrainHost:
         self._store = store
         self._settings = settings or GrainSettings()
         self._clock = clock
+        self._batch = max(self._settings.turn_batch, 1)
         self._grains: OrderedDict[str, _Grain] = OrderedDict()
         self._room = asyncio.Condition()
         self.counters = HostCounters()
@@ -151,6 +166,7 @@ class PlayerGrainHost:
             "activations": self.counters.activations,
             "deactivations": self.counters.deactivations,
             "calls": self.counters.calls,
+            "batched": self.counters.batched,
             "failures": self.counters.failures,
             "peak_active": self.counters.peak_active,
             "capacity_waits": self.counters.capacity_waits,
@@ -204,44 +220,82 @@ class PlayerGrainHost:
             return await self._bound_turn(player_id, updates)
 
     async def _bound_turn(self, player_id: str, updates: list[PlayerUpdate]) -> list[UpdateResult]:
+        """Queue the updates; the first caller to get the grain's lock runs everything
+        queued by then in one turn (one transaction for all its applies), so a popular
+        player's updates do not wait for one write each (a hot grain, found by the bench)."""
         grain = await self._enter(player_id)
         try:
+            call = _Call(updates, asyncio.get_running_loop().create_future())
+            grain.queued.append(call)
             async with grain.lock:
-                self.counters.calls += 1
-                try:
-                    results = await self._run(player_id, grain, updates)
-                    log.debug(
-                        "player turn: %s",
-                        ", ".join(f"{u.action.value} {u.delta.match_id}" for u in updates),
-                        extra={"changed": sum(r.changed for r in results)},
-                    )
-                    return results
-                except Exception as exc:  # reported per player, never lost
-                    self.counters.failures += 1
-                    grain.snapshot = None  # reload next time: the cache may be stale
-                    transient = not isinstance(exc, _PERMANENT)
-                    if not transient:
-                        log.exception("player %s: permanent failure", player_id)
-                    error = f"{type(exc).__name__}: {exc}"
-                    return [
-                        UpdateResult(
-                            player_id, u.delta.match_id, False, error=error, transient=transient
-                        )
-                        for u in updates
-                    ]
+                while not call.results.done():
+                    await self._run_queued(player_id, grain)
+            return call.results.result()
         finally:
             await self._leave(player_id, grain)
+
+    async def _run_queued(self, player_id: str, grain: _Grain) -> None:
+        """One turn over the oldest queued calls (``turn_batch`` updates at most)."""
+        batch: list[_Call] = []
+        size = 0
+        while grain.queued and (not batch or size + len(grain.queued[0].updates) <= self._batch):
+            batch.append(grain.queued.pop(0))
+            size += len(batch[-1].updates)
+        try:
+            if len(batch) > 1:
+                self.counters.batched += len(batch)
+            results = await self._checked_turn(player_id, grain, batch)
+            for call, answer in zip(batch, results, strict=True):
+                _answer(call, answer)
+        finally:
+            # Cancelled mid-turn (the actor is stopping): the others must not wait forever.
+            for call in batch:
+                _answer(call, _failed(call.updates, "the turn was interrupted", transient=True))
+
+    async def _checked_turn(
+        self, player_id: str, grain: _Grain, batch: list[_Call]
+    ) -> list[list[UpdateResult]]:
+        """Each call's results; when the batch fails, its calls run one by one, so that
+        one bad match cannot fail the updates it happened to be batched with."""
+        updates = [u for call in batch for u in call.updates]
+        self.counters.calls += 1
+        try:
+            results = await self._run(player_id, grain, updates)
+            log.debug(
+                "player turn: %s",
+                ", ".join(f"{u.action.value} {u.delta.match_id}" for u in updates),
+                extra={"changed": sum(r.changed for r in results)},
+            )
+        except Exception as exc:  # reported per player, never lost
+            grain.snapshot = None  # reload next time: the cache may be stale
+            if len(batch) > 1:
+                return [(await self._checked_turn(player_id, grain, [c]))[0] for c in batch]
+            self.counters.failures += 1
+            transient = not isinstance(exc, _PERMANENT)
+            if not transient:
+                log.exception("player %s: permanent failure", player_id)
+            return [_failed(updates, f"{type(exc).__name__}: {exc}", transient)]
+        answers, start = [], 0
+        for call in batch:
+            answers.append(results[start : start + len(call.updates)])
+            start += len(call.updates)
+        return answers
 
     async def _run(
         self, player_id: str, grain: _Grain, updates: list[PlayerUpdate]
     ) -> list[UpdateResult]:
+        """Results in the order of ``updates``: applies first, in one transaction, then
+        compensations one at a time."""
         applies = [u.delta for u in updates if u.action is Action.APPLY]
-        reverts = [u.delta for u in updates if u.action is Action.COMPENSATE]
-        results: list[UpdateResult] = []
+        applied: dict[str, UpdateResult] = {}
         if applies:
-            results += await self._apply(player_id, grain, applies)
-        for delta in reverts:
-            results.append(await self._revert(player_id, grain, delta))
+            applied = {r.match_id: r for r in await self._apply(player_id, grain, applies)}
+        results: list[UpdateResult] = []
+        for u in updates:
+            if u.action is Action.APPLY:
+                results.append(applied[u.delta.match_id])
+            else:
+                results.append(await self._revert(player_id, grain, u.delta))
         return results
 
     async def _apply(
@@ -296,6 +350,19 @@ def match_of(updates: Sequence[PlayerUpdate]) -> str | None:
     """The match these updates are about, if they are all about one (a saga's are)."""
     matches = {u.delta.match_id for u in updates}
     return matches.pop() if len(matches) == 1 else None
+
+
+def _failed(updates: Sequence[PlayerUpdate], error: str, transient: bool) -> list[UpdateResult]:
+    return [
+        UpdateResult(u.delta.player_id, u.delta.match_id, False, error=error, transient=transient)
+        for u in updates
+    ]
+
+
+def _answer(call: _Call, results: list[UpdateResult]) -> None:
+    """Hand ``results`` to a call once (a caller that gave up no longer listens)."""
+    if not call.results.done():
+        call.results.set_result(results)
 
 
 def _idle(grain: _Grain) -> bool:
