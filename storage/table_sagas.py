@@ -43,24 +43,68 @@ from storage.table_batch import submit_transaction
 log = logging.getLogger(__name__)
 # Longer than any save can take (the SDKs give up well within it).
 INDEX_SETTLE_S = 300.0
+# A string property holds 64 KiB of UTF-16: 32,768 characters; room kept for escapes.
+MAX_PROPERTY_CHARS = 30_000
+# Rows of the deltas (``p:`` then a chunk number: no player id starts with ``+``).
+DELTAS_KEY = f"{ent.DELTA_PREFIX}+"
 
 
-def log_entity(match_id: str, seq: int, event: SagaEvent, at: datetime) -> dict[str, Any]:
-    """One ``log:`` row."""
-    data = codec.event_to_dict(event)
-    return {
-        "PartitionKey": match_id,
-        "RowKey": ent.log_key(seq),
-        "data": ent.dumps(data),
-        "type": data["type"],
-        "at": at.isoformat(),
-    }
+def log_entities(
+    match_id: str, first_seq: int, events: Sequence[SagaEvent], at: datetime
+) -> list[dict[str, Any]]:
+    """The ``log:`` rows of one save: its events together, in as few rows as their size
+    allows (a row is keyed by the seq of its first event; one event is stored as an object,
+    several as a list). One row per event made a 32-player save 35 rows (bench)."""
+    rows = []
+    for start, chunk in _chunks([codec.event_to_dict(e) for e in events]):
+        rows.append(
+            {
+                "PartitionKey": match_id,
+                "RowKey": ent.log_key(first_seq + start),
+                "data": ent.dumps(chunk[0] if len(chunk) == 1 else chunk),
+                "type": chunk[0]["type"] if len(chunk) == 1 else "batch",
+                "at": at.isoformat(),
+            }
+        )
+    return rows
+
+
+def delta_entities(match_id: str, deltas: Mapping[str, StatDelta]) -> list[dict[str, Any]]:
+    """The ``p:`` rows: every player's delta, as few rows as their size allows."""
+    items = [{"player_id": pid, **d.to_dict()} for pid, d in deltas.items()]
+    return [
+        {"PartitionKey": match_id, "RowKey": f"{DELTAS_KEY}{i:03d}", "deltas": ent.dumps(chunk)}
+        for i, (_, chunk) in enumerate(_chunks(items))
+    ]
+
+
+def _chunks(items: list[dict[str, Any]]) -> list[tuple[int, list[dict[str, Any]]]]:
+    """``items`` split in order into runs whose JSON fits one string property; each with
+    the index of its first item."""
+    out: list[tuple[int, list[dict[str, Any]]]] = []
+    size = 0
+    for i, item in enumerate(items):
+        n = len(ent.dumps(item)) + 1
+        if not out or size + n > MAX_PROPERTY_CHARS:
+            out.append((i, []))
+            size = 0
+        out[-1][1].append(item)
+        size += n
+    return out
 
 
 def save_size(events: Sequence[SagaEvent], deltas: Mapping[str, StatDelta] | None) -> int:
-    """Operations in the transaction of one save; ``ValueError`` above the batch limit
-    (splitting it would break the atomicity of state + log)."""
-    size = 1 + len(events) + len(deltas or {})
+    """Rows in the transaction of one save (for adapters that keep no rows)."""
+    return _checked_size(
+        1
+        + len(_chunks([codec.event_to_dict(e) for e in events]))
+        + len(_chunks([d.to_dict() for d in (deltas or {}).values()]))
+    )
+
+
+def _checked_size(size: int) -> int:
+    """``ValueError`` above the batch limit (splitting a save would break the atomicity
+    of state + log)."""
     if size > ent.MAX_BATCH:
         raise ValueError(f"a save is one transaction of at most {ent.MAX_BATCH} rows, got {size}")
     return size
@@ -110,7 +154,6 @@ class TableSagaLog:
         deltas: Mapping[str, StatDelta] | None = None,
     ) -> SagaRecord:
         """Summary (If-Match) + log rows + delta rows, in one transaction."""
-        save_size(events, deltas)
         match_id = record.summary.match_id
         was_finished, finishes = ent.is_finished(record.saga.state), ent.is_finished(saga.state)
         if was_finished and not finishes:  # an operator reopened it (compensation)
@@ -123,13 +166,9 @@ class TableSagaLog:
             "match_condition": MatchConditions.IfNotModified,
         }
         ops: list[tuple[Any, ...]] = [("update", ent.saga_fields(saga, seq, summary), guard)]
-        ops += [
-            ("create", log_entity(match_id, record.seq + i, event, at))
-            for i, event in enumerate(events, start=1)
-        ]
-        for pid, delta in (deltas or {}).items():
-            row = {"PartitionKey": match_id, "RowKey": f"{ent.DELTA_PREFIX}{pid}"}
-            ops.append(("upsert", {**row, "data": ent.dumps(delta.to_dict())}))
+        ops += [("create", row) for row in log_entities(match_id, record.seq + 1, events, at)]
+        ops += [("upsert", row) for row in delta_entities(match_id, deltas or {})]
+        _checked_size(len(ops))
         try:
             with map_azure_errors():
                 result = await submit_transaction(self._table, ops)
@@ -141,21 +180,28 @@ class TableSagaLog:
         return SagaRecord(summary, saga, seq, ent.etag_of(result[0]))
 
     async def deltas(self, match_id: str) -> dict[str, StatDelta]:
-        """The ``p:`` rows as ``{player_id: delta}``."""
-        rows = await self._range(match_id, ent.DELTA_PREFIX, "p;", ["RowKey", "data"])
-        return {r["RowKey"][len(ent.DELTA_PREFIX) :]: ent.delta_from_entity(r) for r in rows}
+        """The ``p:`` rows as ``{player_id: delta}`` (rows of one player each, as written
+        before the deltas were stored together, are read too)."""
+        rows = await self._range(match_id, ent.DELTA_PREFIX, "p;", ["RowKey", "data", "deltas"])
+        found: dict[str, StatDelta] = {}
+        for r in rows:
+            if r.get("deltas"):
+                for item in json.loads(r["deltas"]):
+                    found[item.pop("player_id")] = StatDelta.from_dict(item)
+            else:
+                found[r["RowKey"][len(ent.DELTA_PREFIX) :]] = ent.delta_from_entity(r)
+        return found
 
     async def log(self, match_id: str) -> list[LogEntry]:
         """The ``log:`` rows in sequence order (RowKeys are zero-padded)."""
         rows = await self._range(match_id, ent.LOG_PREFIX, ent.LOG_END, ["RowKey", "data", "at"])
-        return [
-            LogEntry(
-                seq=int(r["RowKey"][len(ent.LOG_PREFIX) :]),
-                at=datetime.fromisoformat(r["at"]),
-                event=codec.event_from_dict(json.loads(r["data"])),
-            )
-            for r in rows
-        ]
+        entries = []
+        for r in rows:
+            first, data = int(r["RowKey"][len(ent.LOG_PREFIX) :]), json.loads(r["data"])
+            at = datetime.fromisoformat(r["at"])
+            for i, item in enumerate(data if isinstance(data, list) else [data]):
+                entries.append(LogEntry(seq=first + i, at=at, event=codec.event_from_dict(item)))
+        return entries
 
     async def mark_published(self, match_id: str) -> None:
         """Merge ``published=True`` (unconditional: it only ever goes False → True)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from app.domain.retry import RetryPolicy
 from app.domain.saga import (
     CompensationStarted,
     PlayerApplied,
+    PlayerFailed,
     SagaEvent,
     SagaStarted,
     SagaState,
@@ -37,7 +39,8 @@ AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 def make_match(match_id: str, seed: int = 1, size: int = 3) -> Match:
     rng = random.Random(seed)
-    body = random_match(rng, match_id, [f"{match_id}-p{i}" for i in range(8)], size=size)
+    players = [f"{match_id}-p{i}" for i in range(max(size, 8))]
+    body = random_match(rng, match_id, players, size=size)
     return parse_match(body, now=None)
 
 
@@ -162,9 +165,36 @@ class SagaLogContract:
 
     async def test_a_save_over_one_batch_is_refused(self, sagas: SagaLog, match: Match) -> None:
         record, _ = await sagas.create(match, AT)
-        events = [PlayerApplied(f"x{i}") for i in range(100)]
+        # Events share rows as far as their size allows: these need a row each.
+        events = [PlayerFailed(f"x{i}", "e" * 29_000) for i in range(100)]
         with pytest.raises(ValueError):
             await sagas.save(record, record.saga, events, AT)
+
+    async def test_a_save_of_many_events_and_big_deltas_round_trips(
+        self, sagas: SagaLog, unique: str
+    ) -> None:
+        # 32 players with 64 weapons and 64 medals each: the deltas need several rows.
+        match = make_match(f"big{unique}", seed=4, size=32)
+        deltas = {
+            pid: replace(
+                d,
+                weapons={f"weapon_{w:02d}": {"kills": w, "headshots": 0} for w in range(64)},
+                medals={f"medal_{m:02d}": m + 1 for m in range(64)},
+            )
+            for pid, d in aggregate(match).items()
+        }
+        record, _ = await sagas.create(match, AT)
+        step = transition(record.saga, SagaStarted(match.player_ids), POLICY)
+        record = await sagas.save(record, step.saga, step.events, AT, deltas)
+        assert await sagas.deltas(match.match_id) == deltas
+        events = [PlayerApplied(pid) for pid in match.player_ids]
+        saga = record.saga
+        for event in events:
+            saga = transition(saga, event, POLICY).saga
+        record = await sagas.save(record, saga, events, AT)
+        entries = await sagas.log(match.match_id)
+        assert [e.seq for e in entries] == list(range(1, 34)) and record.seq == 33
+        assert [e.event for e in entries[1:]] == events
 
     async def test_created_and_unpublished_is_found_until_published(
         self, sagas: SagaLog, match: Match
