@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import dataclasses
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -44,7 +45,7 @@ from bench.load import (
 from bench.measure import Latencies
 from bench.profile import hottest, sampling
 from bench.report import RESULTS, progress
-from bench.stack import Dependencies, Deployment, dependencies, start_deployment
+from bench.stack import Dependencies, Deployment, dependencies, start_deployment, stop_all
 from bench.workload import MatchGenerator, Workload, mean_players
 from storage.tables import TableStorage, open_table_storage
 
@@ -69,6 +70,9 @@ class Plan:
 
 QUICK = Plan("quick", 6, 10, 10, 4, 5, 8, 150)
 FULL = Plan("full", 30, 60, 60, 20, 30, 30, 1000)
+# Every phase, briefly: what the test suite runs to keep the benchmark working.
+SMOKE = Plan("smoke", 2, 3, 3, 1, 2, 3, 20, shards=(2, 1), window=8)  # shrinking starts nothing
+PLANS = {p.name: p for p in (QUICK, FULL, SMOKE)}
 PHASES = 6
 
 
@@ -347,6 +351,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line of ``statsaga bench``."""
     parser = argparse.ArgumentParser(prog="statsaga bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short phases (under 3 minutes)")
+    parser.add_argument("--plan", choices=sorted(PLANS), help="phase lengths (default: full)")
     parser.add_argument("--name", help="results file name (default: e2e-quick or e2e-full)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
     parser.add_argument("--population", type=int, default=None, help="players (Zipf)")
@@ -361,20 +366,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; write and print its results."""
     from bench.summary import write_all
 
     args = parse_args(argv)
-    plan = QUICK if args.quick else FULL
-    population = args.population or (2_000 if args.quick else 20_000)
+    plan = PLANS[args.plan] if args.plan else QUICK if args.quick else FULL
+    population = args.population or (20_000 if plan is FULL else 2_000)
     workload = Workload(population, args.zipf, args.events, "b", args.seed)
     began = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="statsaga-bench-"))
     print(f"statsaga bench ({plan.name}): data and logs in {root}", file=sys.stderr)
+    # Ctrl-C (or SIGTERM) raises where the run is, sync or async, and everything started
+    # is stopped on the way out: asyncio's own handler only cancels the main task, which
+    # a cancellation absorbed inside a client library would leave running.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
     with dependencies(root) as deps:
         profile = args.out / f"profile-{plan.name}" if args.profile else None
-        outcome = asyncio.run(main_phases(deps, plan, workload, profile))
+        try:
+            outcome = asyncio.run(main_phases(deps, plan, workload, profile))
+        except KeyboardInterrupt as stop:
+            print(f"\nstatsaga bench: {stop}, stopping (logs kept in {root})", file=sys.stderr)
+            return 130
+        finally:
+            stop_all()
     # Kept when anything failed (the logs tell why); of no use once the numbers are out.
     shutil.rmtree(root, ignore_errors=True)
     outcome["wall_s"] = round(time.monotonic() - began, 1)

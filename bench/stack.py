@@ -1,7 +1,8 @@
-"""The local stack a benchmark runs against, as child processes stopped by PID: Azurite
-and the Service Bus broker (shared by every phase), and a deployment (a Ray head, one
-``statsaga worker``, one ``statsaga api``) that a phase may replace with another one, for
-example with faults injected."""
+"""The local stack a benchmark runs against, as child processes stopped by PID: Azurite,
+the Service Bus broker and a Ray head (shared by every phase), and a deployment (one
+``statsaga worker``, one ``statsaga api``, and the actor pools in a Ray namespace of
+their own) that a phase may replace with another one, for example with faults injected.
+A replaced deployment's actors stay in the head, idle, until the head stops."""
 
 from __future__ import annotations
 
@@ -31,32 +32,44 @@ from sbemu.launcher import LocalBroker, start_broker
 SERVICEBUS_CONFIG = Path(__file__).resolve().parent.parent / "config" / "servicebus.json"
 KEYS = {"ingest": "bench-ingest", "read": "bench-read", "admin": "bench-admin"}
 WORKER_UP = "statsaga worker is up"
+# Deployments not yet stopped: ``stop_all`` stops them whatever interrupted the run.
+_RUNNING: list[Deployment] = []
 
 
 @dataclass
 class Dependencies:
-    """Azurite and the broker, and where their data and the logs go."""
+    """Azurite, the broker and a Ray head, and where their data and the logs go."""
 
     root: Path
     azurite: Azurite
     broker: LocalBroker
+    head: RayHead
 
     def stop(self) -> None:
-        """Stop both, by PID."""
+        """Stop them, by PID."""
+        self.head.stop()
+        shutil.rmtree(self.head.temp_dir, ignore_errors=True)
         self.broker.stop()
         self.azurite.stop()
 
 
 @contextlib.contextmanager
 def dependencies(root: Path) -> Iterator[Dependencies]:
-    """Start Azurite and the broker under ``root``; stop them when done."""
-    azurite = start_azurite(root / "azurite", log=root / "azurite.log")
+    """Start Azurite, the broker and a Ray head under ``root``; stop them when done."""
+    started: list[Azurite | LocalBroker | RayHead] = []
     try:
-        broker = start_broker(root / "servicebus", SERVICEBUS_CONFIG, log=root / "servicebus.log")
+        # Silent: its access log (a line per request) costs CPU that Azure would not.
+        started.append(azurite := start_azurite(root / "azurite"))
+        log = root / "servicebus.log"
+        started.append(broker := start_broker(root / "servicebus", SERVICEBUS_CONFIG, log=log))
+        # Ray's socket paths must stay short: its session lives outside the project tree.
+        ray_dir = Path(tempfile.mkdtemp(prefix="statsaga-bench-ray-"))
+        started.append(head := start_ray_head(ray_dir, log=root / "ray.log"))
     except BaseException:
-        azurite.stop()
+        for part in reversed(started):
+            part.stop()
         raise
-    deps = Dependencies(root, azurite, broker)
+    deps = Dependencies(root, azurite, broker, head)
     try:
         yield deps
     finally:
@@ -65,11 +78,10 @@ def dependencies(root: Path) -> Iterator[Dependencies]:
 
 @dataclass
 class Deployment:
-    """A Ray head, a worker and an api over ``deps``, with table prefix ``prefix``."""
+    """A worker and an api over ``deps``, with table prefix and Ray namespace ``prefix``."""
 
     deps: Dependencies
     prefix: str
-    head: RayHead
     env: dict[str, str]
     api_url: str
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -82,13 +94,13 @@ class Deployment:
                 raise RuntimeError(f"statsaga {name} exited ({proc.returncode}); see {log}")
 
     def stop(self) -> None:
-        """The api, then the worker (graceful), then the Ray head, each by PID."""
+        """The api, then the worker (graceful), by PID."""
+        if self in _RUNNING:
+            _RUNNING.remove(self)
         for proc in reversed(self.procs):
             proc.send_signal(2)  # SIGINT: a graceful stop
         for proc in reversed(self.procs):
             stop_process(proc, grace_s=30.0)
-        self.head.stop()
-        shutil.rmtree(self.head.temp_dir, ignore_errors=True)
 
 
 def start_deployment(
@@ -97,13 +109,9 @@ def start_deployment(
     settings: Mapping[str, str] | None = None,
     worker_settings: Mapping[str, str] | None = None,
 ) -> Deployment:
-    """Start a Ray head, then the worker (it creates the pools, and its actors take
-    ``worker_settings`` too), then the api; return once the worker consumes and the api
-    is ready. ``settings`` are ``STATSAGA_*`` variables of both."""
-    # Ray's socket paths must stay short: its session lives outside the project tree.
-    head = start_ray_head(
-        Path(tempfile.mkdtemp(prefix="statsaga-bench-ray-")), log=deps.root / "ray.log"
-    )
+    """Start the worker (it creates the pools, and its actors take ``worker_settings``
+    too), then the api; return once the worker consumes and the api is ready.
+    ``settings`` are ``STATSAGA_*`` variables of both."""
     port = free_port()
     env = {
         **os.environ,
@@ -111,6 +119,7 @@ def start_deployment(
         "STATSAGA_SERVICEBUS_CONNECTION_STRING": deps.broker.connection_string,
         "STATSAGA_SERVICEBUS_ADMIN_CONNECTION_STRING": deps.broker.admin_connection_string,
         "STATSAGA_STORAGE_PREFIX": prefix,
+        "STATSAGA_RAY_NAMESPACE": prefix,
         "STATSAGA_API_KEYS": ",".join(f"{k}:{role}" for role, k in KEYS.items()),
         "STATSAGA_PORT": str(port),
         "STATSAGA_METRICS_PORT": str(free_port()),
@@ -118,10 +127,11 @@ def start_deployment(
         # The benchmark is the only client: no per-key limit on what it offers.
         "STATSAGA_INGEST_RATE_PER_S": "0",
         "RAY_USAGE_STATS_ENABLED": "0",
-        **head.env,
+        **deps.head.env,
         **(settings or {}),
     }
-    deployment = Deployment(deps, prefix, head, env, f"http://127.0.0.1:{port}")
+    deployment = Deployment(deps, prefix, env, f"http://127.0.0.1:{port}")
+    _RUNNING.append(deployment)
     try:
         worker_log = deps.root / f"{prefix}-worker.log"
         worker_env = {**env, **(worker_settings or {})}
@@ -133,6 +143,12 @@ def start_deployment(
         deployment.stop()
         raise
     return deployment
+
+
+def stop_all() -> None:
+    """Stop every deployment still running (an interrupted run)."""
+    for deployment in list(_RUNNING):
+        deployment.stop()
 
 
 def _wait_for_text(log: Path, text: str, timeout_s: float, deployment: Deployment) -> None:
