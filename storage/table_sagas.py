@@ -1,7 +1,9 @@
 """``SagaLog`` on Azure Table Storage: one partition per match (DESIGN §2).
 
-Rows: ``summary`` (state, per-player progress as JSON, counts, hash, times), ``p:{player}``
-(the player's delta, written with SagaStarted) and ``log:{seq:08d}`` (one event each).
+Rows: ``summary`` (state, per-player progress as JSON, counts, hash, times), ``p:+NNN``
+(the players' deltas, written with SagaStarted, as few rows as fit) and ``log:{seq:08d}``
+(the events of one save, keyed by the first one's seq). Older ``p:{player}`` and
+one-event ``log:`` rows are read too.
 A save is one transaction: the summary merged under If-Match on its etag, plus the new
 log and delta rows; so the log never disagrees with the state it explains.
 
