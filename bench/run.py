@@ -45,7 +45,7 @@ from bench.load import (
 from bench.measure import Latencies
 from bench.profile import hottest, sampling
 from bench.report import RESULTS, progress
-from bench.stack import Dependencies, Deployment, dependencies, start_deployment, stop_all
+from bench.stack import Dependencies, dependencies, start_deployment, stop_all
 from bench.workload import MatchGenerator, Workload, mean_players
 from storage.tables import TableStorage, open_table_storage
 
@@ -109,8 +109,8 @@ class Bar:
         print(f"\r\033[K    {text}", file=sys.stderr, flush=True)
 
 
-def rates(finished: list[Finished], seconds_of: list[str]) -> dict[str, Any]:
-    """Matches and player updates per second of a closed-loop run."""
+def rates(finished: list[Finished], posted: list[str]) -> dict[str, Any]:
+    """Matches and player updates per second of a closed-loop run (``posted``: its ids)."""
     players = sum(f.players for f in finished)
     per_s = updates_per_s(finished)
     return {
@@ -118,7 +118,7 @@ def rates(finished: list[Finished], seconds_of: list[str]) -> dict[str, Any]:
         "player_updates": players,
         "player_updates_per_s": round(per_s, 1),
         "matches_per_s": round(per_s * len(finished) / max(players, 1), 2),
-        "unfinished": len(seconds_of) - len(finished),
+        "unfinished": len(posted) - len(finished),
     }
 
 
@@ -178,7 +178,7 @@ async def main_phases(
     try:
         # The floor's players are in storage, and no grain has loaded them: cold reads.
         cold = list(floor_matches.played)[: plan.cold_reads]
-        await _service_phases(out, deployment, api, storage, plan, workload, cold, bar, profile)
+        await _service_phases(out, api, storage, plan, workload, cold, bar, profile)
     finally:
         await api.close()
         await storage.close()
@@ -190,7 +190,6 @@ async def main_phases(
 
 async def _service_phases(
     out: dict[str, Any],
-    deployment: Deployment,
     api: Api,
     storage: TableStorage,
     plan: Plan,
