@@ -32,18 +32,19 @@ def invalidate(client: StatsClient, match_id: str) -> int:
     return response.status_code
 
 
-def test_200_matches_at_10_percent_storage_faults_end_exact(
+def test_120_matches_at_10_percent_storage_faults_end_exact(
     start_scenario: StartScenario, azurite: Azurite
 ) -> None:
     # No SDK retries, so that faults reach statsaga's own: in process, then durable.
     s = start_scenario("storage", "storage=0.1,seed=7", STATSAGA_STORAGE_SDK_RETRIES="0")
-    matches = new_matches(200, seed=51, population=150)
+    # 120 matches (it was 200): the same paths, for ~35 s less of the CI's time budget.
+    matches = new_matches(120, seed=51, population=100)
     ids = [m["match_id"] for m in matches]
-    voided = ids[10:200:40]  # voided while the run goes on, retries pending or not
-    post_all(s.client, matches[:100])
+    voided = ids[10:120:24]  # voided while the run goes on, retries pending or not
+    post_all(s.client, matches[:60])
     for match_id in voided[:2]:
         assert invalidate(s.client, match_id) == 202
-    post_all(s.client, matches[100:])
+    post_all(s.client, matches[60:])
     for match_id in voided[2:]:
         assert invalidate(s.client, match_id) == 202
     want = {m: ("compensated" if m in voided else "completed") for m in ids}

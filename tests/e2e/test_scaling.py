@@ -36,13 +36,13 @@ def scaling(start_scenario: StartScenario) -> Scenario:
     return start_scenario("scaling", "", STATSAGA_PLAYER_POOL_SIZE="2", STATSAGA_GAME_POOL_SIZE="2")
 
 
-def test_resizing_the_player_pool_2_6_3_while_300_matches_flow_ends_exact(
+def test_resizing_the_player_pool_2_6_3_while_200_matches_flow_ends_exact(
     scaling: Scenario, azurite: Azurite
 ) -> None:
     s = scaling
     # Players recur (records add up); small matches keep the run short: what is tested is
     # routing during the resizes, not fan-out width.
-    matches = new_matches(300, seed=17, population=120, max_size=8)
+    matches = new_matches(200, seed=17, population=100, max_size=8)
     posting = threading.Thread(target=post_all, args=(s.client, matches, 3))
     posting.start()
     grown = resize(s, "player", 6)  # while the POSTs and their sagas go on
