@@ -133,7 +133,8 @@ class Tracker:
         return len(self.pending)
 
     async def poll(self, reads: int = 8) -> None:
-        """Read up to ``reads`` of the oldest pending matches, stopping at one not done."""
+        """Read up to ``reads`` of the oldest pending matches, stopping at one not done
+        (the rest are likely not done either)."""
         for match_id in list(self.pending)[:reads]:
             if not await self._check(match_id):
                 return
@@ -162,9 +163,7 @@ class Tracker:
         deadline = time.monotonic() + timeout_s
         start = len(self.pending)
         while self.pending and time.monotonic() < deadline:
-            for match_id in list(self.pending):
-                if not await self._check(match_id):
-                    break
+            await self.poll(len(self.pending))
             report(1 - len(self.pending) / max(start, 1))
             if self.pending:
                 await asyncio.sleep(0.2)

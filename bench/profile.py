@@ -33,7 +33,7 @@ def sampling(out: Path, seconds: float) -> Iterator[None]:
     procs: list[subprocess.Popen[bytes]] = []
     for pid, kind in descendants(os.getpid()).items():
         if kind in PROFILED:
-            name = f"{kind.split()[-2 if kind.endswith('actors') else -1]}-{pid}.txt"
+            name = f"{kind.replace(' ', '_')}-{pid}.txt"
             args = [py_spy(), "record", "--pid", str(pid), "--duration", str(int(seconds))]
             args += [
                 "--rate",

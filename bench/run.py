@@ -297,7 +297,7 @@ async def _fault_phase(
         finished = tracker.take(ids)
         done_at = max((f.finished_at.timestamp() for f in finished), default=last_post)
         metrics = await scrape(metrics_url)
-        wrong = await _check_records(api, posted)
+        checked, wrong = await _check_records(api, posted)
         report(1.0)
         return {
             "faults": faults,
@@ -314,7 +314,7 @@ async def _fault_phase(
                 for k, v in metrics.items()
                 if k.startswith("statsaga_messages_handled_total{")
             },
-            "records_checked": len({p["player_id"] for b in posted for p in b["players"]}),
+            "records_checked": checked,
             "records_wrong": wrong,
             "ingest": ingest.summary(),
         }
@@ -324,9 +324,9 @@ async def _fault_phase(
         deployment.stop()
 
 
-async def _check_records(api: Api, posted: list[dict[str, Any]]) -> int:
-    """Players whose matches, kills or deaths differ from the sums of what was posted
-    (lost or double-counted updates)."""
+async def _check_records(api: Api, posted: list[dict[str, Any]]) -> tuple[int, int]:
+    """Players checked, and those whose matches, kills or deaths differ from the sums of
+    what was posted (lost or double-counted updates)."""
     expected: dict[str, Counter[str]] = {}
     for body in posted:
         for line in body["players"]:
@@ -343,7 +343,7 @@ async def _check_records(api: Api, posted: list[dict[str, Any]]) -> int:
             wrong += 1
 
     await asyncio.gather(*(check(p, c) for p, c in expected.items()))
-    return wrong
+    return len(expected), wrong
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
