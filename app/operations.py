@@ -132,7 +132,10 @@ class Operations:
             if state is SagaState.STUCK:
                 message = messages.match_redrive(match_id, record.seq)
             elif state is SagaState.ACCEPTED and not record.summary.published:
-                raise Conflict(f"match {match_id} is not published yet; the outbox sweeper will")
+                raise Conflict(
+                    f"match {match_id} has not started yet; if it does not, the outbox "
+                    "sweeper publishes it again"
+                )
             elif state in OPEN_STATES:
                 message = messages.match_resume(match_id, record.seq)
             else:

@@ -2,10 +2,13 @@
 
 - ``OutboxBus`` collects what a coordinator sends, so that the process that received the
   saga message (and holds the bus connection) sends it before it settles.
-- ``OutboxSweeper`` publishes matches that were stored but never published (the API
-  crashed, or the bus was down, between the two): the saga log keeps an index of them.
-  A publish that did happen before the crash is harmless to repeat: the ``matches`` queue
-  drops a repeated message id, and the saga is idempotent anyway.
+- ``OutboxSweeper`` publishes matches that were stored and have not started after a
+  grace period (the API crashed, or the bus was down, between storing and publishing;
+  or the message is still queued behind a backlog): the saga log keeps an index of them.
+  The API does not record its publish (that would be two more writes per match); a
+  publish that did happen is harmless to repeat: the ``matches`` queue drops a repeated
+  message id, and the saga is idempotent anyway. What the sweeper publishes it records,
+  so it publishes a match once.
 """
 
 from __future__ import annotations
@@ -83,8 +86,8 @@ async def publish_saga_start(sagas: SagaLog, bus: MessageBus, match_id: str) -> 
 
 @dataclass
 class OutboxSweeper:
-    """Every ``interval_s``, publishes matches stored more than ``grace_s`` ago and still
-    unpublished (the grace keeps it from racing a POST that is about to publish)."""
+    """Every ``interval_s``, publishes matches stored more than ``grace_s`` ago and not
+    started (the grace keeps it from repeating the publish of every POST)."""
 
     sagas: SagaLog
     bus: MessageBus

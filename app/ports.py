@@ -104,11 +104,16 @@ class MatchSummary:
     payload_hash: str
     player_ids: tuple[str, ...]
     accepted_at: datetime
+    # The saga-start message is on the bus: set by the saga's first save (it was delivered)
+    # or by the outbox sweeper; the API's own publish is not recorded (two writes saved).
     published: bool = False
     updated_at: datetime | None = None
     finished_at: datetime | None = None  # completed or compensated
     # When this run of the saga began: its SagaStarted, or a compensation's start.
     began_at: datetime | None = None
+    # The version of the match's open-saga index row this summary knows (adapters that
+    # keep etags: the finishing save drops that row without reading it first).
+    index_etag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,14 +139,22 @@ class LogEntry:
 class SagaLog(Protocol):
     """The match partition: summary, one row per player (delta, status), and the log."""
 
-    async def create(self, match: Match, accepted_at: datetime) -> tuple[SagaRecord, bool]:
-        """Store an accepted match (state ``accepted``, not yet published). Returns the
-        record and whether it was created now; an existing match with the same payload hash
-        is returned as it is; with another hash, raises ``DuplicateMatch``."""
+    async def create(
+        self, match: Match, accepted_at: datetime, deltas: Mapping[str, StatDelta]
+    ) -> tuple[SagaRecord, bool]:
+        """Store an accepted match (state ``accepted``, not yet published) with its players'
+        ``deltas``, at once. Returns the record and whether it was created now; an existing
+        match with the same payload hash is returned as it is; with another hash, raises
+        ``DuplicateMatch``."""
         ...
 
     async def load(self, match_id: str) -> SagaRecord:
         """The stored saga; raises ``NotFound``."""
+        ...
+
+    async def load_with_deltas(self, match_id: str) -> tuple[SagaRecord, dict[str, StatDelta]]:
+        """``load`` and ``deltas`` in one read (a coordinator taking a saga on needs both);
+        raises ``NotFound``."""
         ...
 
     async def save(
@@ -151,14 +164,18 @@ class SagaLog(Protocol):
         events: Sequence[SagaEvent],
         at: datetime,
         deltas: Mapping[str, StatDelta] | None = None,
+        began_at: datetime | None = None,
     ) -> SagaRecord:
         """Write the new saga state, the changed player rows (with ``deltas`` when given)
         and the events as log rows, in one transaction guarded by ``record.etag``. Raises
-        ``ConcurrencyConflict`` if another coordinator saved in between."""
+        ``ConcurrencyConflict`` if another coordinator saved in between. ``began_at``: when
+        the run these events start began, if earlier than ``at`` (a start logged together
+        with its first results)."""
         ...
 
     async def deltas(self, match_id: str) -> dict[str, StatDelta]:
-        """The per-player deltas stored when the saga started (empty before)."""
+        """The per-player deltas stored with the match (empty for a match stored before
+        deltas came with it, until its saga starts)."""
         ...
 
     async def log(self, match_id: str) -> list[LogEntry]:

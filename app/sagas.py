@@ -59,25 +59,36 @@ class SagaCoordinator:
     finished: SagaFinish | None = field(default=None, init=False)
 
     async def run(self, match_id: str) -> s.SagaState:
-        """Start the saga of an accepted match, or resume it from the log."""
-        record = await self.sagas.load(match_id)
-        deltas: dict[str, StatDelta] | None = None
-        if record.saga.state is s.SagaState.ACCEPTED:
+        """Start the saga of an accepted match, or resume it from the log.
+
+        The start is logged with the first round's results, in one save: the deltas were
+        stored with the match, so the round needs nothing logged first. A crash before
+        that save leaves the saga accepted, and the redelivered message runs the round
+        again (player steps are idempotent)."""
+        record, deltas = await self.sagas.load_with_deltas(match_id)
+        if record.saga.state is not s.SagaState.ACCEPTED:
+            return (await self._execute(record, s.resume(record.saga), deltas)).saga.state
+        began = self.clock()
+        stored = bool(deltas)
+        if not stored:  # a match stored before deltas came with it
             payload = await self.archive.get(match_id, record.summary.payload_hash)
-            match = parse_match(payload, now=None)
-            deltas = aggregate(match)
-            try:
-                record, commands = await self._commit(
-                    record, [s.SagaStarted(match.player_ids)], deltas=deltas
-                )
-            except s.IllegalTransition:
-                # Another coordinator started it first: pick up from what it logged.
-                record = await self.sagas.load(match_id)
-                commands = list(s.resume(record.saga))
-        else:
-            commands = list(s.resume(record.saga))
-        # The deltas just logged need no reading back (one query of the partition less).
-        return (await self._execute(record, commands, deltas)).saga.state
+            deltas = aggregate(parse_match(payload, now=None))
+        start = s.SagaStarted(record.summary.player_ids)
+        # A start commands one thing: apply every player (the state machine decides it).
+        (apply,) = s.transition(record.saga, start, self.policy).commands
+        if not isinstance(apply, s.ApplyPlayers):
+            raise TypeError(f"a saga start commands {apply!r}, not ApplyPlayers")
+        results = await self.grains.update(
+            [PlayerUpdate(s.Action.APPLY, deltas[p]) for p in apply.player_ids]
+        )
+        record, more = await self._commit(
+            record,
+            _facts(results, s.Action.APPLY),
+            opening=start,
+            deltas=None if stored else deltas,
+            began_at=began,
+        )
+        return (await self._execute(record, more, deltas)).saga.state
 
     async def resume(self, match_id: str) -> s.SagaState:
         """Move a saga that stopped moving: pending players now, and players waiting for a
@@ -139,15 +150,22 @@ class SagaCoordinator:
         record: SagaRecord,
         facts: Sequence[s.SagaEvent],
         deltas: dict[str, StatDelta] | None = None,
+        opening: s.SagaStarted | None = None,
+        began_at: datetime | None = None,
     ) -> tuple[SagaRecord, list[s.Command]]:
         """Fold ``facts`` into the saga and save state + events in one guarded write.
 
+        ``opening`` is a start whose commands the caller has already run: logged first,
+        its commands not returned, and dropped if another coordinator started the saga.
         On a lost lease the facts are folded again into what the other coordinator saved;
         facts that no longer apply are dropped by the state machine (stale reports)."""
         for _ in range(MAX_LEASE_CONFLICTS):
             saga = before = record.saga
             events: list[s.SagaEvent] = []
             commands: list[s.Command] = []
+            if opening is not None and saga.state is s.SagaState.ACCEPTED:
+                step = s.transition(saga, opening, self.policy)
+                saga, events = step.saga, list(step.events)
             for fact in facts:
                 step = s.transition(saga, fact, self.policy)
                 saga = step.saga
@@ -156,7 +174,7 @@ class SagaCoordinator:
             if not events:
                 return record, commands
             try:
-                saved = await self.sagas.save(record, saga, events, self.clock(), deltas)
+                saved = await self.sagas.save(record, saga, events, self.clock(), deltas, began_at)
                 _log_step(before.state, saga.state, events)
                 self.finished = saga_finish(record, saved) or self.finished
                 return saved, commands

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from app.domain.aggregation import aggregate
 from app.domain.errors import NotFound
 from app.domain.stats import public_mode_record, public_record
 from app.domain.validation import parse_match
 from app.logs import bind
-from app.outbox import publish_saga_start
+from app.messages import MATCHES_QUEUE, match_completed
 from app.ports import (
     HistoryPage,
     MessageBus,
@@ -48,21 +49,24 @@ class StatsService:
     clock: Callable[[], datetime] = utc_now
 
     async def submit_match(self, body: object) -> Submitted:
-        """Validate, store (payload blob, then the summary row: the outbox), then publish.
+        """Validate, store (payload blob, then the summary row with the players' deltas:
+        the outbox), then publish.
 
         Raises ``InvalidMatch`` (nothing stored) or ``DuplicateMatch`` (same id, other body).
-        An identical re-post publishes again if the first publish never happened; the bus's
+        An identical re-post publishes again unless the saga has started; the bus's
         duplicate detection and the idempotent saga make a second publish harmless.
 
         Once the summary is stored the match is accepted: if the bus is down, the publish
-        is left to the outbox sweeper (``app.outbox``) rather than failing the POST."""
+        is left to the outbox sweeper (``app.outbox``) rather than failing the POST. The
+        publish is not recorded: the saga's first save says it was delivered, and the
+        sweeper publishes again what has not started after its grace period."""
         match = parse_match(body, now=self.clock())
         with bind(match_id=match.match_id):
             await self.archive.put(match)
-            record, created = await self.sagas.create(match, self.clock())
+            record, created = await self.sagas.create(match, self.clock(), aggregate(match))
             if not record.summary.published:
                 try:
-                    await publish_saga_start(self.sagas, self.bus, match.match_id)
+                    await self.bus.publish(MATCHES_QUEUE, match_completed(match.match_id))
                 except Exception as exc:  # stored: the sweeper publishes it later
                     log.warning(
                         "match %s stored but not published (%s: %s); the outbox sweeper will",

@@ -131,10 +131,10 @@ class Settings(BaseSettings):
         300.0, gt=0, description="How long the worker keeps renewing a held message's lock."
     )
     outbox_interval_s: float = Field(
-        10.0, gt=0, description="How often the API sweeps for stored but unpublished matches."
+        10.0, gt=0, description="How often the API sweeps for stored matches that have not started."
     )
     outbox_grace_s: float = Field(
-        30.0, ge=0, description="Age after which an unpublished match is swept."
+        30.0, ge=0, description="Age after which a match that has not started is published again."
     )
     stall_after_s: float = Field(
         300.0,

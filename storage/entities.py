@@ -192,17 +192,26 @@ def new_summary(match: Match, accepted_at: datetime) -> MatchSummary:
 
 
 def next_summary(
-    summary: MatchSummary, saga: Saga, at: datetime, events: Iterable[SagaEvent] = ()
+    summary: MatchSummary,
+    saga: Saga,
+    at: datetime,
+    events: Iterable[SagaEvent] = (),
+    began_at: datetime | None = None,
 ) -> MatchSummary:
     """The summary after a save at ``at`` of ``events``: ``finished_at`` is set once, when
-    terminal; ``began_at`` when the saga starts, and again when a compensation starts."""
+    terminal; ``began_at`` (``at`` unless given) when the saga starts, and again when a
+    compensation starts; ``published`` once it started (its message was delivered)."""
     finished = summary.finished_at
     if finished is None and saga.state in _FINISHED:
         finished = at
-    began = summary.began_at
+    began, published = summary.began_at, summary.published
     if any(isinstance(e, SagaStarted | CompensationStarted) for e in events):
-        began = at
-    return replace(summary, updated_at=at, finished_at=finished, began_at=began)
+        began = began_at or at
+    if any(isinstance(e, SagaStarted) for e in events):
+        published = True
+    return replace(
+        summary, updated_at=at, finished_at=finished, began_at=began, published=published
+    )
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -226,6 +235,8 @@ def saga_fields(saga: Saga, seq: int, summary: MatchSummary) -> dict[str, Any]:
         "updated_at": _iso(summary.updated_at),
         "finished_at": _iso(summary.finished_at),
         "began_at": _iso(summary.began_at),
+        "published": summary.published,
+        **({"index_etag": summary.index_etag} if summary.index_etag else {}),
     }
 
 
@@ -240,7 +251,6 @@ def summary_entity(summary: MatchSummary, saga: Saga, seq: int) -> dict[str, Any
         "ended_at": _iso(summary.ended_at),
         "player_ids": dumps(list(summary.player_ids)),
         "accepted_at": _iso(summary.accepted_at),
-        "published": summary.published,
     }
 
 
@@ -267,6 +277,7 @@ def saga_record_from_entity(entity: Mapping[str, Any], etag: str) -> SagaRecord:
         updated_at=_time(entity.get("updated_at")),
         finished_at=_time(entity.get("finished_at")),
         began_at=_time(entity.get("began_at")),
+        index_etag=entity.get("index_etag") or None,
     )
     players = json.loads(entity["players"])
     saga = Saga(

@@ -155,8 +155,12 @@ class InMemorySagaLog:
         # The open-saga index: accepted_at and published, per unfinished match.
         self._open: dict[str, tuple[datetime, bool]] = {}
 
-    async def create(self, match: Match, accepted_at: datetime) -> tuple[SagaRecord, bool]:
-        """Store the summary; an existing one with the same payload hash is returned."""
+    async def create(
+        self, match: Match, accepted_at: datetime, deltas: Mapping[str, StatDelta]
+    ) -> tuple[SagaRecord, bool]:
+        """Store the summary and the deltas; an existing match with the same payload hash
+        is returned."""
+        save_size((), deltas)
         self._open[match.match_id] = (accepted_at, False)
         existing = self._records.get(match.match_id)
         if existing is not None:
@@ -165,6 +169,7 @@ class InMemorySagaLog:
             return _copy(existing), False
         record = SagaRecord(ent.new_summary(match, accepted_at), Saga(match.match_id), 0, _etag())
         self._records[match.match_id] = _copy(record)
+        self._deltas[match.match_id] = _copy(dict(deltas))
         return record, True
 
     async def load(self, match_id: str) -> SagaRecord:
@@ -173,6 +178,10 @@ class InMemorySagaLog:
             raise NotFound(f"match {match_id!r} not found")
         return _copy(self._records[match_id])
 
+    async def load_with_deltas(self, match_id: str) -> tuple[SagaRecord, dict[str, StatDelta]]:
+        """``load`` and ``deltas``."""
+        return await self.load(match_id), await self.deltas(match_id)
+
     async def save(
         self,
         record: SagaRecord,
@@ -180,6 +189,7 @@ class InMemorySagaLog:
         events: Sequence[SagaEvent],
         at: datetime,
         deltas: Mapping[str, StatDelta] | None = None,
+        began_at: datetime | None = None,
     ) -> SagaRecord:
         """State, log and deltas at once, guarded by ``record.etag``."""
         save_size(events, deltas)
@@ -190,7 +200,7 @@ class InMemorySagaLog:
         log = self._logs.setdefault(match_id, [])
         log += [LogEntry(record.seq + i, at, _copy(e)) for i, e in enumerate(events, start=1)]
         self._deltas.setdefault(match_id, {}).update(_copy(dict(deltas or {})))
-        summary = ent.next_summary(current.summary, saga, at, events)
+        summary = ent.next_summary(current.summary, saga, at, events, began_at)
         saved = SagaRecord(summary, _copy(saga), record.seq + len(events), _etag())
         self._records[match_id] = saved
         if ent.is_finished(saga.state):
@@ -200,7 +210,7 @@ class InMemorySagaLog:
         return _copy(saved)
 
     async def deltas(self, match_id: str) -> dict[str, StatDelta]:
-        """The per-player deltas (empty before the saga started)."""
+        """The per-player deltas stored with the match."""
         return _copy(self._deltas.get(match_id, {}))
 
     async def log(self, match_id: str) -> list[LogEntry]:
@@ -226,9 +236,12 @@ class InMemorySagaLog:
         return found
 
     async def unpublished(self, accepted_before: datetime, limit: int) -> list[str]:
-        """Matches created before ``accepted_before`` and never marked published."""
+        """Matches created before ``accepted_before``, not started and never marked
+        published."""
         ids = [
-            r.summary.match_id for r in self._indexed(accepted_before) if not r.summary.published
+            r.summary.match_id
+            for r in self._indexed(accepted_before)
+            if not r.summary.published and r.saga.state is SagaState.ACCEPTED
         ]
         return ids[:limit]
 

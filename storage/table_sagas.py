@@ -1,17 +1,21 @@
 """``SagaLog`` on Azure Table Storage: one partition per match (DESIGN §2).
 
 Rows: ``summary`` (state, per-player progress as JSON, counts, hash, times), ``p:+NNN``
-(the players' deltas, written with SagaStarted, as few rows as fit) and ``log:{seq:08d}``
-(the events of one save, keyed by the first one's seq). Older ``p:{player}`` and
-one-event ``log:`` rows are read too.
+(the players' deltas, written with the summary when the match is accepted, as few rows
+as fit) and ``log:{seq:08d}`` (the events of one save, keyed by the first one's seq).
+Older ``p:{player}`` and one-event ``log:`` rows are read too; so are matches stored
+before the deltas came with the summary (their first save writes them).
 A save is one transaction: the summary merged under If-Match on its etag, plus the new
-log and delta rows; so the log never disagrees with the state it explains.
+log and delta rows; so the log never disagrees with the state it explains. A coordinator
+taking a saga on reads summary and deltas in one query (``load_with_deltas``).
 
 The open-saga index (``~open-*`` partitions, one row per match) is written *before* the
-summary, flagged ``published`` after ``mark_published`` and deleted once the saga is
-finished. A crash anywhere in between leaves a row that a sweeper finds (no stored match
-stays unpublished, no saga stalls unseen) or one it drops (its summary says finished):
-the summary is always the truth, the index only says where to look.
+summary, whose ``index_etag`` remembers it, and deleted by that etag once the saga is
+finished (one request: a row rewritten since, by a reopen, stays). The sweeper flags a
+row ``published`` when it publishes a match itself. A crash anywhere in between leaves a
+row that a sweeper finds (no stored match stays unpublished, no saga stalls unseen) or
+one it drops (its summary says finished): the summary is always the truth, the index
+only says where to look.
 
 A sweeper drops a row only when it is older than ``INDEX_SETTLE_S`` and unchanged since
 it was read (If-Match): a younger row may belong to a save still in flight (a match being
@@ -24,7 +28,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,6 +117,19 @@ def _checked_size(size: int) -> int:
     return size
 
 
+def _deltas_of(rows: Iterable[Mapping[str, Any]]) -> dict[str, StatDelta]:
+    """``p:`` rows as ``{player_id: delta}``: packed ``p:+NNN`` rows, and the rows of one
+    player each that were written before the deltas were packed."""
+    found: dict[str, StatDelta] = {}
+    for r in rows:
+        if r.get("deltas"):
+            for item in json.loads(r["deltas"]):
+                found[item.pop("player_id")] = StatDelta.from_dict(item)
+        else:
+            found[r["RowKey"][len(ent.DELTA_PREFIX) :]] = ent.delta_from_entity(r)
+    return found
+
+
 def _indexed_at(row: TableEntity) -> datetime:
     """When an index row was written (rows from before ``indexed_at`` existed: accepted)."""
     return datetime.fromisoformat(row.get("indexed_at") or row["accepted_at"])
@@ -123,20 +141,26 @@ class TableSagaLog:
     def __init__(self, table: TableClient) -> None:
         self._table = table
 
-    async def create(self, match: Match, accepted_at: datetime) -> tuple[SagaRecord, bool]:
-        """Insert the summary; an existing one with the same payload hash is returned."""
-        summary = ent.new_summary(match, accepted_at)
+    async def create(
+        self, match: Match, accepted_at: datetime, deltas: Mapping[str, StatDelta]
+    ) -> tuple[SagaRecord, bool]:
+        """Insert the summary and the deltas in one transaction; an existing match with the
+        same payload hash is returned."""
+        index_etag = await self._index(match.match_id, accepted_at, published=False)
+        summary = replace(ent.new_summary(match, accepted_at), index_etag=index_etag)
         saga = Saga(match.match_id)
-        await self._index(match.match_id, accepted_at, published=False)
+        ops: list[tuple[Any, ...]] = [("create", ent.summary_entity(summary, saga, 0))]
+        ops += [("create", row) for row in delta_entities(match.match_id, deltas)]
+        _checked_size(len(ops))
         try:
             with map_azure_errors():
-                meta = await self._table.create_entity(ent.summary_entity(summary, saga, 0))
+                result = await submit_transaction(self._table, ops)
         except EntityExists:
             existing = await self.load(match.match_id)
             if existing.summary.payload_hash != summary.payload_hash:
                 raise DuplicateMatch(match.match_id) from None
             return existing, False
-        return SagaRecord(summary, saga, 0, ent.etag_of(meta)), True
+        return SagaRecord(summary, saga, 0, ent.etag_of(result[0])), True
 
     async def load(self, match_id: str) -> SagaRecord:
         """The summary row as a ``SagaRecord``; ``NotFound`` if the match is unknown."""
@@ -147,6 +171,16 @@ class TableSagaLog:
             raise NotFound(f"match {match_id!r} not found") from None
         return ent.saga_record_from_entity(entity, ent.etag_of(entity.metadata))
 
+    async def load_with_deltas(self, match_id: str) -> tuple[SagaRecord, dict[str, StatDelta]]:
+        """One query from ``p:`` on: the delta rows, then ``summary`` (``log:`` sorts
+        before them and is not read)."""
+        rows = await self._range(match_id, ent.DELTA_PREFIX, "~", None)
+        summary = next((r for r in rows if r["RowKey"] == ent.SUMMARY_KEY), None)
+        if summary is None:
+            raise NotFound(f"match {match_id!r} not found")
+        record = ent.saga_record_from_entity(summary, ent.etag_of(summary.metadata))
+        return record, _deltas_of(r for r in rows if r["RowKey"].startswith(ent.DELTA_PREFIX))
+
     async def save(
         self,
         record: SagaRecord,
@@ -154,13 +188,15 @@ class TableSagaLog:
         events: Sequence[SagaEvent],
         at: datetime,
         deltas: Mapping[str, StatDelta] | None = None,
+        began_at: datetime | None = None,
     ) -> SagaRecord:
         """Summary (If-Match) + log rows + delta rows, in one transaction."""
         match_id = record.summary.match_id
         was_finished, finishes = ent.is_finished(record.saga.state), ent.is_finished(saga.state)
+        summary = ent.next_summary(record.summary, saga, at, events, began_at)
         if was_finished and not finishes:  # an operator reopened it (compensation)
-            await self._index(match_id, record.summary.accepted_at, published=True)
-        summary = ent.next_summary(record.summary, saga, at, events)
+            index_etag = await self._index(match_id, summary.accepted_at, published=True)
+            summary = replace(summary, index_etag=index_etag)
         seq = record.seq + len(events)
         guard = {
             "mode": UpdateMode.MERGE,
@@ -178,21 +214,13 @@ class TableSagaLog:
             # A log row exists although the etag matched: only another saver can do that.
             raise ConcurrencyConflict(f"saga {match_id!r} was saved concurrently") from error
         if finishes and not was_finished:
-            await self._unindex_quietly(match_id, at)
+            await self._unindex_quietly(match_id, summary.index_etag, at)
         return SagaRecord(summary, saga, seq, ent.etag_of(result[0]))
 
     async def deltas(self, match_id: str) -> dict[str, StatDelta]:
-        """The ``p:`` rows as ``{player_id: delta}`` (rows of one player each, as written
-        before the deltas were stored together, are read too)."""
+        """The ``p:`` rows as ``{player_id: delta}``."""
         rows = await self._range(match_id, ent.DELTA_PREFIX, "p;", ["RowKey", "data", "deltas"])
-        found: dict[str, StatDelta] = {}
-        for r in rows:
-            if r.get("deltas"):
-                for item in json.loads(r["deltas"]):
-                    found[item.pop("player_id")] = StatDelta.from_dict(item)
-            else:
-                found[r["RowKey"][len(ent.DELTA_PREFIX) :]] = ent.delta_from_entity(r)
-        return found
+        return _deltas_of(rows)
 
     async def log(self, match_id: str) -> list[LogEntry]:
         """The ``log:`` rows in sequence order (RowKeys are zero-padded)."""
@@ -221,6 +249,10 @@ class TableSagaLog:
                 continue
             record = await self._check(row)
             if record is None:
+                continue
+            if record.saga.state is not SagaState.ACCEPTED:
+                # It started, so its message was delivered. Not flagged: that would change
+                # the row's etag, which the finishing save deletes it by.
                 continue
             if record.summary.published:  # crashed between the merge and the flag
                 await self._flag_published(record.summary.match_id)
@@ -263,7 +295,8 @@ class TableSagaLog:
 
     # ---- the open-saga index -------------------------------------------------------------
 
-    async def _index(self, match_id: str, accepted_at: datetime, published: bool) -> None:
+    async def _index(self, match_id: str, accepted_at: datetime, published: bool) -> str:
+        """Write the match's index row; returns its etag."""
         row = {
             "PartitionKey": ent.open_partition(match_id),
             "RowKey": match_id,
@@ -272,7 +305,8 @@ class TableSagaLog:
             "published": published,
         }
         with map_azure_errors():
-            await self._table.upsert_entity(row, mode=UpdateMode.REPLACE)
+            meta = await self._table.upsert_entity(row, mode=UpdateMode.REPLACE)
+        return ent.etag_of(meta)
 
     async def _index_rows(self, accepted_before: datetime) -> AsyncIterator[TableEntity]:
         for partition in ent.open_partitions():
@@ -315,17 +349,23 @@ class TableSagaLog:
                 match_condition=MatchConditions.IfNotModified,
             )
 
-    async def _unindex_quietly(self, match_id: str, finished_at: datetime) -> None:
-        """Drop the row of a saga that just finished, unless it was written after the
-        finish: an operator may have reopened the saga (voided the match) while this
-        delete was on its way, and that row belongs to the compensation. The save is
-        durable either way; a row left behind is dropped by a later sweep."""
+    async def _unindex_quietly(
+        self, match_id: str, index_etag: str | None, finished_at: datetime
+    ) -> None:
+        """Drop the row of a saga that just finished, unless it was rewritten since this
+        summary learnt its etag: an operator may have reopened the saga (voided the match)
+        while this delete was on its way, and that row belongs to the compensation. The
+        save is durable either way; a row left behind is dropped by a later sweep. A
+        summary written before it kept the etag: the row is read, and kept if it was
+        written after the finish."""
         try:
-            with map_azure_errors():
-                row = await self._table.get_entity(ent.open_partition(match_id), match_id)
-            indexed = _indexed_at(row)
-            if indexed <= finished_at:
-                await self._drop_row(match_id, ent.etag_of(row.metadata))
+            if index_etag is None:
+                with map_azure_errors():
+                    row = await self._table.get_entity(ent.open_partition(match_id), match_id)
+                if _indexed_at(row) > finished_at:
+                    return
+                index_etag = ent.etag_of(row.metadata)
+            await self._drop_row(match_id, index_etag)
         except NotFound:
             return
         except Exception as exc:
@@ -335,7 +375,7 @@ class TableSagaLog:
         """Close the table client."""
         await self._table.close()
 
-    async def _range(self, pk: str, start: str, end: str, select: list[str]) -> list[Any]:
+    async def _range(self, pk: str, start: str, end: str, select: list[str] | None) -> list[Any]:
         with map_azure_errors():
             pages = self._table.query_entities(
                 "PartitionKey eq @pk and RowKey ge @start and RowKey lt @end",

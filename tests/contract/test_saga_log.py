@@ -44,10 +44,14 @@ def make_match(match_id: str, seed: int = 1, size: int = 3) -> Match:
     return parse_match(body, now=None)
 
 
+async def create(sagas: SagaLog, match: Match, at: datetime = AT) -> tuple[SagaRecord, bool]:
+    return await sagas.create(match, at, aggregate(match))
+
+
 async def start(sagas: SagaLog, match: Match) -> SagaRecord:
-    record, _ = await sagas.create(match, AT)
+    record, _ = await create(sagas, match)
     step = transition(record.saga, SagaStarted(match.player_ids), POLICY)
-    return await sagas.save(record, step.saga, step.events, AT, aggregate(match))
+    return await sagas.save(record, step.saga, step.events, AT)
 
 
 class SagaLogContract:
@@ -63,7 +67,7 @@ class SagaLogContract:
         return make_match(f"m{unique}")
 
     async def test_create_then_load(self, sagas: SagaLog, match: Match) -> None:
-        record, created = await sagas.create(match, AT)
+        record, created = await create(sagas, match, AT)
         assert created and record.seq == 0 and record.etag
         assert record.saga.state is SagaState.ACCEPTED and record.saga.players == {}
         s = record.summary
@@ -77,26 +81,30 @@ class SagaLogContract:
         assert s.payload_hash == match.payload_hash() and not s.published
         assert s.finished_at is None
         assert await sagas.load(match.match_id) == record
+        assert await sagas.deltas(match.match_id) == aggregate(match)
+        assert await sagas.load_with_deltas(match.match_id) == (record, aggregate(match))
 
     async def test_create_is_idempotent(self, sagas: SagaLog, match: Match) -> None:
-        first, _ = await sagas.create(match, AT)
-        again, created = await sagas.create(match, AT + timedelta(minutes=5))
+        first, _ = await create(sagas, match, AT)
+        again, created = await create(sagas, match, AT + timedelta(minutes=5))
         assert not created and again == first
 
     async def test_create_with_another_body_is_a_duplicate(
         self, sagas: SagaLog, match: Match
     ) -> None:
-        await sagas.create(match, AT)
+        await create(sagas, match, AT)
         other = make_match(match.match_id, seed=2)
         assert other.payload_hash() != match.payload_hash()
         with pytest.raises(DuplicateMatch):
-            await sagas.create(other, AT)
+            await create(sagas, other, AT)
 
     async def test_unknown_match_is_not_found(self, sagas: SagaLog, unique: str) -> None:
         with pytest.raises(NotFound):
             await sagas.load(f"nope{unique}")
         with pytest.raises(NotFound):
             await sagas.mark_published(f"nope{unique}")
+        with pytest.raises(NotFound):
+            await sagas.load_with_deltas(f"nope{unique}")
         assert await sagas.deltas(f"nope{unique}") == {}
         assert await sagas.log(f"nope{unique}") == []
 
@@ -107,11 +115,22 @@ class SagaLogContract:
         assert saved.saga.state is SagaState.RUNNING and saved.seq == 1
         assert await sagas.load(match.match_id) == saved
         assert await sagas.deltas(match.match_id) == aggregate(match)
+        assert await sagas.load_with_deltas(match.match_id) == (saved, aggregate(match))
         [entry] = await sagas.log(match.match_id)
         assert (entry.seq, entry.at, entry.event) == (1, AT, SagaStarted(match.player_ids))
 
+    async def test_a_match_stored_without_deltas_gets_them_with_a_save(
+        self, sagas: SagaLog, match: Match
+    ) -> None:
+        # As stored before the deltas came with the match: its first save writes them.
+        record, _ = await sagas.create(match, AT, {})
+        assert await sagas.load_with_deltas(match.match_id) == (record, {})
+        step = transition(record.saga, SagaStarted(match.player_ids), POLICY)
+        saved = await sagas.save(record, step.saga, step.events, AT, aggregate(match))
+        assert await sagas.load_with_deltas(match.match_id) == (saved, aggregate(match))
+
     async def test_save_with_a_stale_etag_is_a_conflict(self, sagas: SagaLog, match: Match) -> None:
-        created, _ = await sagas.create(match, AT)
+        created, _ = await create(sagas, match, AT)
         saved = await start(sagas, match)
         step = transition(saved.saga, PlayerApplied(match.player_ids[0]), POLICY)
         with pytest.raises(ConcurrencyConflict):
@@ -140,10 +159,13 @@ class SagaLogContract:
     async def test_began_at_is_when_the_saga_or_its_compensation_started(
         self, sagas: SagaLog, match: Match
     ) -> None:
-        created, _ = await sagas.create(match, AT)
+        created, _ = await create(sagas, match, AT)
         assert created.summary.began_at is None
-        record = await start(sagas, match)
-        assert record.summary.began_at == AT
+        # The start is saved with its first round, after the run began.
+        step = transition(created.saga, SagaStarted(match.player_ids), POLICY)
+        saved_at = AT + timedelta(seconds=2)
+        record = await sagas.save(created, step.saga, step.events, saved_at, None, AT)
+        assert (record.summary.began_at, record.summary.updated_at) == (AT, saved_at)
         step = transition(record.saga, PlayerApplied(match.player_ids[0]), POLICY)
         record = await sagas.save(record, step.saga, step.events, AT + timedelta(seconds=5))
         assert record.summary.began_at == AT  # other steps keep it
@@ -153,18 +175,26 @@ class SagaLogContract:
         assert record.summary.began_at == voided_at
         assert await sagas.load(match.match_id) == record
 
+    async def test_a_start_says_the_match_was_published(self, sagas: SagaLog, match: Match) -> None:
+        later = AT + timedelta(hours=1)
+        await create(sagas, match)
+        assert match.match_id in await sagas.unpublished(later, 1000)
+        record = await start(sagas, match)
+        assert record.summary.published and (await sagas.load(match.match_id)) == record
+        assert match.match_id not in await sagas.unpublished(later, 1000)
+
     async def test_mark_published_survives_later_saves(self, sagas: SagaLog, match: Match) -> None:
-        await sagas.create(match, AT)
+        await create(sagas, match, AT)
         await sagas.mark_published(match.match_id)
         record = await sagas.load(match.match_id)
         assert record.summary.published
         step = transition(record.saga, SagaStarted(match.player_ids), POLICY)
         await sagas.save(record, step.saga, step.events, AT)
         assert (await sagas.load(match.match_id)).summary.published
-        assert (await sagas.create(match, AT))[0].summary.published
+        assert (await create(sagas, match, AT))[0].summary.published
 
     async def test_a_save_over_one_batch_is_refused(self, sagas: SagaLog, match: Match) -> None:
-        record, _ = await sagas.create(match, AT)
+        record, _ = await create(sagas, match, AT)
         # Events share rows as far as their size allows: these need a row each.
         events = [PlayerFailed(f"x{i}", "e" * 29_000) for i in range(100)]
         with pytest.raises(ValueError):
@@ -183,10 +213,11 @@ class SagaLogContract:
             )
             for pid, d in aggregate(match).items()
         }
-        record, _ = await sagas.create(match, AT)
-        step = transition(record.saga, SagaStarted(match.player_ids), POLICY)
-        record = await sagas.save(record, step.saga, step.events, AT, deltas)
+        record, _ = await sagas.create(match, AT, deltas)
         assert await sagas.deltas(match.match_id) == deltas
+        step = transition(record.saga, SagaStarted(match.player_ids), POLICY)
+        record = await sagas.save(record, step.saga, step.events, AT)
+        assert await sagas.load_with_deltas(match.match_id) == (record, deltas)
         events = [PlayerApplied(pid) for pid in match.player_ids]
         saga = record.saga
         for event in events:
@@ -199,7 +230,7 @@ class SagaLogContract:
     async def test_created_and_unpublished_is_found_until_published(
         self, sagas: SagaLog, match: Match
     ) -> None:
-        await sagas.create(match, AT)
+        await create(sagas, match, AT)
         later = AT + timedelta(seconds=1)
         assert match.match_id in await sagas.unpublished(later, 1000)
         assert match.match_id not in await sagas.unpublished(AT, 1000)  # too recent
@@ -208,15 +239,15 @@ class SagaLogContract:
 
     async def test_unpublished_respects_the_limit(self, sagas: SagaLog, unique: str) -> None:
         for i in range(3):
-            await sagas.create(make_match(f"m{unique}{i}", seed=i), AT)
+            await create(sagas, make_match(f"m{unique}{i}", seed=i), AT)
         assert len(await sagas.unpublished(AT + timedelta(seconds=1), 2)) == 2
 
     async def test_a_repost_of_a_published_match_is_not_unpublished(
         self, sagas: SagaLog, match: Match
     ) -> None:
-        await sagas.create(match, AT)
+        await create(sagas, match, AT)
         await sagas.mark_published(match.match_id)
-        _, created = await sagas.create(match, AT + timedelta(seconds=5))
+        _, created = await create(sagas, match, AT + timedelta(seconds=5))
         assert not created
         assert match.match_id not in await sagas.unpublished(AT + timedelta(hours=1), 1000)
 
@@ -228,7 +259,7 @@ class SagaLogContract:
         def ids(records: list[SagaRecord]) -> set[str]:
             return {r.summary.match_id for r in records}
 
-        await sagas.create(match, AT)
+        await create(sagas, match, AT)
         assert match.match_id not in ids(await sagas.open_sagas(AT, 1000))  # too recent
         assert match.match_id in ids(await sagas.open_sagas(later, 1000, SagaState.ACCEPTED))
         record = await start(sagas, match)
@@ -245,7 +276,7 @@ class SagaLogContract:
 
     async def test_open_sagas_respect_the_limit(self, sagas: SagaLog, unique: str) -> None:
         for i in range(3):
-            await sagas.create(make_match(f"m{unique}{i}", seed=i), AT)
+            await create(sagas, make_match(f"m{unique}{i}", seed=i), AT)
         assert len(await sagas.open_sagas(AT + timedelta(seconds=1), 2)) == 2
 
     @staticmethod
@@ -295,10 +326,10 @@ class TestTableSagaLog(SagaLogContract):
     ) -> None:
         assert isinstance(sagas, TableSagaLog)
         record = await start(sagas, match)
-        delayed: list[datetime] = []
+        delayed: list[tuple[str | None, datetime]] = []
 
-        async def hold(match_id: str, finished_at: datetime) -> None:
-            delayed.append(finished_at)  # the delete is still on its way
+        async def hold(match_id: str, etag: str | None, finished_at: datetime) -> None:
+            delayed.append((etag, finished_at))  # the delete is still on its way
 
         unindex, sagas._unindex_quietly = sagas._unindex_quietly, hold  # type: ignore[method-assign]
         facts = [PlayerApplied(p) for p in match.player_ids]
@@ -310,13 +341,29 @@ class TestTableSagaLog(SagaLogContract):
         assert record.saga.state is SagaState.COMPLETED and len(delayed) == 1
         sagas._unindex_quietly = unindex  # type: ignore[method-assign]
         record = await self._fold(sagas, record, [CompensationStarted("voided")])
-        await unindex(match.match_id, delayed[0])  # arrives after the reopen
+        await unindex(match.match_id, *delayed[0])  # arrives after the reopen
         later = datetime.now(UTC) + timedelta(days=1)
         assert [r.summary.match_id for r in await sagas.open_sagas(later, 1000)] == [match.match_id]
 
     async def test_a_finished_saga_leaves_no_index_row(self, sagas: SagaLog, match: Match) -> None:
         assert isinstance(sagas, TableSagaLog)
         record = await start(sagas, match)
+        saga, events = record.saga, []
+        for fact in [PlayerApplied(p) for p in match.player_ids]:
+            step = transition(saga, fact, POLICY)
+            saga, events = step.saga, events + list(step.events)
+        await sagas.save(record, saga, events, datetime.now(UTC))
+        with pytest.raises(ResourceNotFoundError):
+            await sagas._table.get_entity(open_partition(match.match_id), match.match_id)
+
+    async def test_a_summary_without_the_index_etag_still_drops_its_row(
+        self, sagas: SagaLog, match: Match
+    ) -> None:
+        # Summaries written before they kept the index row's etag: the row is read first.
+        assert isinstance(sagas, TableSagaLog)
+        record = await start(sagas, match)
+        assert record.summary.index_etag
+        record = replace(record, summary=replace(record.summary, index_etag=None))
         saga, events = record.saga, []
         for fact in [PlayerApplied(p) for p in match.player_ids]:
             step = transition(saga, fact, POLICY)

@@ -12,6 +12,7 @@ import pytest
 
 from app.cli import main
 from app.devstack import Azurite
+from app.domain.aggregation import aggregate
 from app.domain.validation import parse_match
 from app.messages import MATCHES_QUEUE
 from app.ports import BusMessage
@@ -45,7 +46,7 @@ def test_the_operator_cli(
 
     async def setup() -> None:
         storage = await open_table_storage(azurite.connection_string, prefix)
-        await storage.sagas.create(match, utc_now())  # stored, not yet published
+        await storage.sagas.create(match, utc_now(), aggregate(match))  # stored, not published
         await storage.close()
         bus = ServiceBusMessageBus(broker.connection_string)
         await bus.publish(MATCHES_QUEUE, BusMessage("poison", {"match_id": "nope"}))
@@ -66,7 +67,7 @@ def test_the_operator_cli(
     assert code == 0 and match.match_id in out and "MATCH_ID" in out  # a table by default
 
     code, _, err = run("redrive", match.match_id)
-    assert code == 1 and "not published yet" in err
+    assert code == 1 and "not started yet" in err
     code, _, err = run("redrive", "no-such-match")
     assert code == 1 and "not found" in err
 

@@ -10,12 +10,15 @@ from dataclasses import dataclass
 import pytest
 
 from actors.grains import GrainSettings, PlayerGrainHost
+from app.domain.aggregation import aggregate
 from app.domain.errors import StorageUnavailable
 from app.domain.retry import RetryPolicy
 from app.domain.stats import public_record
+from app.domain.validation import parse_match
 from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
 from app.ports import ReceivedMessage
 from app.runner import LocalSagaRunner
+from app.sagas import utc_now
 from app.services import StatsService
 from app.worker import Worker
 from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemorySagaLog
@@ -211,11 +214,11 @@ class ForgetfulSagaLog(InMemorySagaLog):
 
     failed = False
 
-    async def save(self, record, saga, events, at, deltas=None):  # type: ignore[no-untyped-def]
+    async def save(self, record, saga, events, at, deltas=None, began_at=None):  # type: ignore[no-untyped-def]
         if not self.failed and any(getattr(e, "attempt", 0) == 2 for e in events):
             self.failed = True
             raise StorageUnavailable("injected: saved the decision, lost the send")
-        return await super().save(record, saga, events, at, deltas)
+        return await super().save(record, saga, events, at, deltas, began_at)
 
 
 async def test_a_retry_decided_but_never_sent_is_sent_by_the_redelivered_message() -> None:
@@ -228,4 +231,61 @@ async def test_a_retry_decided_but_never_sent_is_sent_by_the_redelivered_message
     await s.service.submit_match(posted[0])
     assert await drain(s, [mid]) == {mid: "completed"}
     assert forgetful.failed
+    await assert_exact(s, posted)
+
+
+async def test_a_start_is_logged_with_the_first_round_in_one_save() -> None:
+    posted = matches(1, players=6, seed=11)
+    s = stack()
+    mid = posted[0]["match_id"]
+    await s.service.submit_match(posted[0])
+    assert await drain(s, [mid]) == {mid: "completed"}
+    entries = await s.sagas.log(mid)
+    names = [type(e.event).__name__ for e in entries]
+    players = len(posted[0]["players"])
+    assert names == ["SagaStarted"] + ["PlayerApplied"] * players + ["SagaCompleted"]
+    assert len({e.at for e in entries}) == 1  # one save
+    summary = (await s.sagas.load(mid)).summary
+    assert summary.published  # delivered: the API's publish is not recorded
+    assert summary.began_at is not None and summary.finished_at is not None
+    assert summary.accepted_at <= summary.began_at < summary.finished_at
+
+
+class FirstSaveFails(InMemorySagaLog):
+    """Fails the save that logs a saga's start (with its first round): the coordinator
+    dies after the players were updated, before anything about them is logged."""
+
+    failed = False
+
+    async def save(self, record, saga, events, at, deltas=None, began_at=None):  # type: ignore[no-untyped-def]
+        if not self.failed and any(type(e).__name__ == "SagaStarted" for e in events):
+            self.failed = True
+            raise StorageUnavailable("injected: the first round ran, its save was lost")
+        return await super().save(record, saga, events, at, deltas, began_at)
+
+
+async def test_a_first_round_whose_save_is_lost_runs_again_and_counts_once() -> None:
+    posted = matches(2, players=5, seed=12)
+    s = stack()
+    s.sagas = s.service.sagas = s.runner.sagas = failing = FirstSaveFails()
+    ids = [m["match_id"] for m in posted]
+    for m in posted:
+        await s.service.submit_match(m)
+    assert await drain(s, ids) == {i: "completed" for i in ids}
+    assert failing.failed
+    await assert_exact(s, posted)
+    for mid in ids:
+        names = [type(e.event).__name__ for e in await s.sagas.log(mid)]
+        assert names.count("SagaStarted") == 1 and names.count("SagaCompleted") == 1
+
+
+async def test_a_match_stored_without_deltas_takes_them_from_its_payload() -> None:
+    # As an API from before the deltas came with the summary stored it.
+    posted = matches(1, players=6, seed=13)
+    s = stack()
+    match = parse_match(posted[0], now=None)
+    await s.runner.archive.put(match)
+    await s.sagas.create(match, utc_now(), {})
+    assert (await s.runner.run(match.match_id)).state == "completed"
+    assert await s.sagas.deltas(match.match_id) == aggregate(match)
     await assert_exact(s, posted)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.domain.aggregation import aggregate
 from app.domain.retry import RetryPolicy
 from app.domain.saga import SagaStarted, transition
 from app.domain.validation import parse_match
@@ -92,7 +93,7 @@ async def test_open_sagas_are_counted_by_state_from_the_saga_log() -> None:
     rng = random.Random(3)
     for i in range(3):
         match = parse_match(random_match(rng, f"m-open-{i}", ["a", "b", "c"], size=2), now=None)
-        record, _ = await sagas.create(match, match.ended_at)
+        record, _ = await sagas.create(match, match.ended_at, aggregate(match))
         if i == 0:  # one of them started
             step = transition(record.saga, SagaStarted(match.player_ids), RetryPolicy())
             await sagas.save(record, step.saga, step.events, match.ended_at)

@@ -64,10 +64,8 @@ async def test_every_line_of_concurrent_sagas_carries_its_own_match(captured: Ca
         mid: [r.getMessage() for r in sagas if r.match_id == mid and "->" in r.msg]  # type: ignore[attr-defined]
         for mid in ids
     }
-    assert changes == {
-        ids[0]: ["saga accepted -> running", "saga running -> stuck"],
-        ids[1]: ["saga accepted -> running", "saga running -> completed"],
-    }
+    # The start is saved with the first round: one change when that round settles it.
+    assert changes == {ids[0]: ["saga accepted -> stuck"], ids[1]: ["saga accepted -> completed"]}
     failures = [r for r in lines if r.levelno >= logging.INFO and "->" not in r.msg]
     assert failures  # the grain's error, the failed step, the dead letter
     assert {(r.match_id, r.player_id) for r in failures} == {(ids[0], broken)}  # type: ignore[attr-defined]
