@@ -50,12 +50,15 @@ class FaultyTransport(AioHttpTransport):  # type: ignore[misc]
         return response
 
 
-def fault_options(plan: FaultPlan | None, sdk_retries: int | None = None) -> dict[str, Any]:
+def fault_options(
+    plan: FaultPlan | None, sdk_retries: int | None = None, use_env_settings: bool = True
+) -> dict[str, Any]:
     """Client keyword arguments installing the faulty transport (none when nothing is
-    injected), and ``retry_total`` when the SDK's own retries should be limited."""
-    options: dict[str, Any] = {}
+    injected), and ``retry_total`` when the SDK's own retries should be limited;
+    ``use_env_settings`` goes to whichever transport the client gets."""
+    options: dict[str, Any] = {"use_env_settings": use_env_settings}
     if plan is not None and (plan.storage > 0 or plan.latency_ms > 0):
-        options["transport"] = FaultyTransport(plan)
+        options["transport"] = FaultyTransport(plan, use_env_settings=use_env_settings)
     if sdk_retries is not None:
         options["retry_total"] = sdk_retries
     return options
