@@ -63,9 +63,11 @@ def broker(broker_factory: BrokerFactory) -> LocalBroker:
     return broker_factory(project_queues(lock_s=5) + spare)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
-    """A Ray head that separate api and worker processes join."""
+    """A Ray head that separate api and worker processes join, one for the session (it
+    takes seconds to start): each user keeps to a Ray namespace of its own and stops its
+    pools when done (``tests.support.raypools``)."""
     # Ray's socket paths must stay short (108 bytes): a short temp dir of its own.
     temp = Path(tempfile.mkdtemp(prefix="sgray-"))
     head = start_ray_head(temp, num_cpus=2, log=tmp_path_factory.mktemp("ray") / "head.log")

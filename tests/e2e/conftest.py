@@ -22,6 +22,7 @@ from app.devstack import Azurite, RayHead, free_port, spawn_role
 from sbemu.launcher import LocalBroker
 from tests.conftest import BrokerFactory
 from tests.support.client import StatsClient
+from tests.support.raypools import kill_pools_on
 from tests.support.servicebus import project_queues
 
 KEYS = {"ingest": "e2e-ingest-key", "read": "e2e-read-key", "admin": "e2e-admin-key"}
@@ -98,14 +99,23 @@ class Service:
 
     def stop(self) -> None:
         """SIGINT (graceful), then SIGKILL, by PID."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
+        stop_all([self])
+
+
+def stop_all(services: list[Service]) -> None:
+    """Stop several at once: SIGINT (graceful) to each, then wait; SIGKILL, by PID, any
+    that is not gone 30 s after its signal. (One by one, a module's teardown added up
+    seconds of each process's shutdown.)"""
+    running = [s.proc for s in services if s.proc is not None and s.proc.poll() is None]
+    for proc in running:
+        proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 30
+    for proc in running:
         try:
-            self.proc.wait(30)
+            proc.wait(max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+            proc.kill()
+            proc.wait(10)
 
 
 def service_env(azurite: Azurite, broker: LocalBroker, data: Path) -> dict[str, str]:
@@ -192,8 +202,7 @@ class Scenario:
     def stop(self) -> None:
         """Stop both processes (graceful, then by force), by PID."""
         self.client.http.close()
-        self.api.stop()
-        self.worker.stop()
+        stop_all([self.api, self.worker])
 
 
 StartScenario = Callable[..., Scenario]
@@ -207,8 +216,8 @@ def start_scenario(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[StartScenario]:
     """``start_scenario(name, faults, **worker_env)`` → a running api + worker with those
-    faults (and settings) in the worker, and so in the actors it creates; all stopped at
-    the end of the module."""
+    faults (and settings) in the worker, and so in the actors it creates; all stopped, and
+    their pools too, at the end of the module."""
     started: list[Scenario] = []
 
     def start(name: str, faults: str, **worker_env: str) -> Scenario:
@@ -246,4 +255,6 @@ def start_scenario(
         yield start
     finally:
         for scenario in started:
-            scenario.stop()
+            scenario.client.http.close()
+        stop_all([p for scenario in started for p in (scenario.api, scenario.worker)])
+        kill_pools_on(ray_head, [s.env["STATSAGA_RAY_NAMESPACE"] for s in started])
