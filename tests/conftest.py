@@ -8,13 +8,16 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from app.devstack import Azurite, RayHead, start_azurite, start_ray_head
 from sbemu.launcher import LocalBroker, start_broker
 from tests.support.servicebus import project_queues, queue, write_config
+
+if TYPE_CHECKING:
+    from tests.e2e.conftest import Scenario
 
 BrokerFactory = Callable[..., LocalBroker]
 
@@ -76,3 +79,27 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
     finally:
         head.stop()
         shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def clean_scenario(
+    azurite: Azurite,
+    broker_factory: BrokerFactory,
+    ray_head: RayHead,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Scenario]:
+    """An api + worker without faults, on default pool sizes (2 and 2), for every module
+    that needs no settings of its own (chaos's targeted failures, the resizes): starting
+    one takes 10-15 s. Its users touch only matches and players of their own, and assume
+    nothing of the pool sizes they find."""
+    # Here, not in tests/e2e/conftest.py: a session fixture there would be a second one
+    # in tests/chaos, which imports it.
+    from tests.e2e.conftest import launch_scenario, stop_scenarios
+
+    started: list[Scenario] = []
+    try:
+        yield launch_scenario(
+            "clean", "", azurite, broker_factory, ray_head, tmp_path_factory, started
+        )
+    finally:
+        stop_scenarios(started, None)  # the head stops next, and the pools with it

@@ -208,6 +208,58 @@ class Scenario:
 StartScenario = Callable[..., Scenario]
 
 
+def launch_scenario(
+    name: str,
+    faults: str,
+    azurite: Azurite,
+    broker_factory: BrokerFactory,
+    ray_head: RayHead,
+    tmp_path_factory: pytest.TempPathFactory,
+    started: list[Scenario],
+    **worker_env: str,
+) -> Scenario:
+    """Start an api + worker with ``faults`` (and settings) in the worker, and so in the
+    actors it creates; added to ``started`` (to be stopped) before it is waited for."""
+    data: Path = tmp_path_factory.mktemp(name)
+    # A broker of its own (queues are shared by whoever connects: another scenario's
+    # worker would take this one's messages), with short locks, so that a lost
+    # settlement or a killed worker's messages come back within seconds.
+    broker = broker_factory(project_queues(lock_s=5), name=f"{name}-broker")
+    env = {
+        **service_env(azurite, broker, data),
+        **ray_head.env,
+        **FAST_RECOVERY,
+        "STATSAGA_RAY_NAMESPACE": f"chaos-{name}-{uuid.uuid4().hex[:6]}",
+    }
+    worker = Service(
+        "worker", {**env, **worker_env, "STATSAGA_FAULTS": faults}, data / "worker.log"
+    )
+    port = free_port()
+    api_env = {**env, "STATSAGA_PORT": str(port)}
+    api = Service("api", api_env, data / "api.log", f"http://127.0.0.1:{port}")
+    # Both at once, as `statsaga dev` starts them: the api is ready once the worker has
+    # created the pools (its readiness pings them).
+    worker.start()
+    api.start()
+    scenario = Scenario(
+        api, worker, StatsClient(api.base_url, KEYS), env, env["STATSAGA_STORAGE_PREFIX"], broker
+    )
+    started.append(scenario)
+    worker.wait_log(WORKER_UP, 120)
+    api.wait_ready(120)
+    return scenario
+
+
+def stop_scenarios(started: list[Scenario], ray_head: RayHead | None) -> None:
+    """Stop every process of ``started`` at once; then their pools on ``ray_head``, which
+    outlives them (None: the head stops next, and its actors with it)."""
+    for scenario in started:
+        scenario.client.http.close()
+    stop_all([p for scenario in started for p in (scenario.api, scenario.worker)])
+    if ray_head is not None:
+        kill_pools_on(ray_head, [s.env["STATSAGA_RAY_NAMESPACE"] for s in started])
+
+
 @pytest.fixture(scope="module")
 def start_scenario(
     azurite: Azurite,
@@ -221,40 +273,11 @@ def start_scenario(
     started: list[Scenario] = []
 
     def start(name: str, faults: str, **worker_env: str) -> Scenario:
-        data: Path = tmp_path_factory.mktemp(name)
-        # A broker of its own (queues are shared by whoever connects: another scenario's
-        # worker would take this one's messages), with short locks, so that a lost
-        # settlement or a killed worker's messages come back within seconds.
-        broker = broker_factory(project_queues(lock_s=5), name=f"{name}-broker")
-        env = {
-            **service_env(azurite, broker, data),
-            **ray_head.env,
-            **FAST_RECOVERY,
-            "STATSAGA_RAY_NAMESPACE": f"chaos-{name}-{uuid.uuid4().hex[:6]}",
-        }
-        worker_env = {**env, **worker_env, "STATSAGA_FAULTS": faults}
-        worker = Service("worker", worker_env, data / "worker.log")
-        worker.start()
-        worker.wait_log(WORKER_UP, 120)
-        port = free_port()
-        api_env = {**env, "STATSAGA_PORT": str(port)}
-        api = Service("api", api_env, data / "api.log", f"http://127.0.0.1:{port}").start()
-        scenario = Scenario(
-            api,
-            worker,
-            StatsClient(api.base_url, KEYS),
-            env,
-            env["STATSAGA_STORAGE_PREFIX"],
-            broker,
+        return launch_scenario(
+            name, faults, azurite, broker_factory, ray_head, tmp_path_factory, started, **worker_env
         )
-        started.append(scenario)
-        api.wait_ready(120)
-        return scenario
 
     try:
         yield start
     finally:
-        for scenario in started:
-            scenario.client.http.close()
-        stop_all([p for scenario in started for p in (scenario.api, scenario.worker)])
-        kill_pools_on(ray_head, [s.env["STATSAGA_RAY_NAMESPACE"] for s in started])
+        stop_scenarios(started, ray_head)

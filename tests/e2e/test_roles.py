@@ -52,11 +52,13 @@ def roles(
     }
     port = free_port()
     worker = Service("worker", env, data / "worker.log").start()
-    worker.wait_log(WORKER_UP, 120)
     api_env = {**env, "STATSAGA_PORT": str(port)}
+    # Both at once, as `statsaga dev` starts them: the api is ready once the worker has
+    # created the pools.
     api = Service("api", api_env, data / "api.log", f"http://127.0.0.1:{port}").start()
     client = StatsClient(api.base_url, KEYS)
     try:
+        worker.wait_log(WORKER_UP, 120)
         api.wait_ready(120)
         yield Roles(api, worker, broker, client)
     finally:
