@@ -1,5 +1,5 @@
-"""Shared fixtures: one real Azurite and local Service Bus brokers for the whole session,
-unique names per test."""
+"""Shared fixtures: one real Azurite and one Ray head for the whole session, local Service
+Bus brokers for the session or for one module, unique names per test."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,23 +40,48 @@ def unique() -> str:
     return uuid.uuid4().hex[:10]
 
 
+@dataclass
+class _Brokers:
+    """Brokers started by ``broker_factory``: for the session, or for one module."""
+
+    session: list[LocalBroker] = field(default_factory=list)
+    module: list[LocalBroker] = field(default_factory=list)
+
+
 @pytest.fixture(scope="session")
-def broker_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerFactory]:
+def _brokers() -> Iterator[_Brokers]:
+    started = _Brokers()
+    yield started
+    for instance in started.session + started.module:
+        instance.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_module_brokers(_brokers: _Brokers) -> Iterator[None]:
+    """A module's brokers stop with it: an idle broker still takes ~2% of a core, and
+    they used to add up, each kept until the end of the session."""
+    yield
+    while _brokers.module:
+        _brokers.module.pop().stop()
+
+
+@pytest.fixture(scope="session")
+def broker_factory(tmp_path_factory: pytest.TempPathFactory, _brokers: _Brokers) -> BrokerFactory:
     """Starts local Service Bus brokers (sbemu) with the queues asked for, on free ports
     (AMQP, and the administration API for ``admin_connection_string``), data in temp
-    dirs; every one is stopped by PID at the end of the session."""
-    started: list[LocalBroker] = []
+    dirs; each is stopped by PID at the end of the module that started it, or with
+    ``session=True`` (for session fixtures), at the end of the session."""
 
-    def start(queues: list[dict[str, Any]], name: str = "broker") -> LocalBroker:
+    def start(
+        queues: list[dict[str, Any]], name: str = "broker", *, session: bool = False
+    ) -> LocalBroker:
         location = tmp_path_factory.mktemp(name)
         config = write_config(location / "Config.json", queues)
         instance = start_broker(location / "data", config, log=location / "broker.log")
-        started.append(instance)
+        (_brokers.session if session else _brokers.module).append(instance)
         return instance
 
-    yield start
-    for instance in started:
-        instance.stop()
+    return start
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +89,7 @@ def broker(broker_factory: BrokerFactory) -> LocalBroker:
     """One broker with the project's queues (lock 5 s, so lost locks come back quickly)
     and 24 spare queues ``c00``…``c23`` (max delivery count 3) for contract tests."""
     spare = [queue(f"c{i:02d}", lock_s=5, max_delivery=3) for i in range(24)]
-    return broker_factory(project_queues(lock_s=5) + spare)
+    return broker_factory(project_queues(lock_s=5) + spare, session=True)
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +125,7 @@ def clean_scenario(
     started: list[Scenario] = []
     try:
         yield launch_scenario(
-            "clean", "", azurite, broker_factory, ray_head, tmp_path_factory, started
+            "clean", "", azurite, broker_factory, ray_head, tmp_path_factory, started, session=True
         )
     finally:
         stop_scenarios(started, None)  # the head stops next, and the pools with it

@@ -144,7 +144,7 @@ def service(
 ) -> Iterator[Service]:
     """``statsaga run`` on a free port with a broker of its own."""
     data = tmp_path_factory.mktemp("service")
-    broker = broker_factory(project_queues(lock_s=10), name="run-broker")
+    broker = broker_factory(project_queues(lock_s=10), name="run-broker", session=True)
     port = free_port()
     env = {
         **service_env(azurite, broker, data),
@@ -216,15 +216,17 @@ def launch_scenario(
     ray_head: RayHead,
     tmp_path_factory: pytest.TempPathFactory,
     started: list[Scenario],
+    session: bool = False,
     **worker_env: str,
 ) -> Scenario:
     """Start an api + worker with ``faults`` (and settings) in the worker, and so in the
-    actors it creates; added to ``started`` (to be stopped) before it is waited for."""
+    actors it creates; added to ``started`` (to be stopped) before it is waited for.
+    ``session``: its broker lives to the end of the session, not of the module."""
     data: Path = tmp_path_factory.mktemp(name)
     # A broker of its own (queues are shared by whoever connects: another scenario's
     # worker would take this one's messages), with short locks, so that a lost
     # settlement or a killed worker's messages come back within seconds.
-    broker = broker_factory(project_queues(lock_s=5), name=f"{name}-broker")
+    broker = broker_factory(project_queues(lock_s=5), name=f"{name}-broker", session=session)
     env = {
         **service_env(azurite, broker, data),
         **ray_head.env,
