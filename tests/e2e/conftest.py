@@ -138,11 +138,12 @@ def service_env(azurite: Azurite, broker: LocalBroker, data: Path) -> dict[str, 
     return env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def service(
     azurite: Azurite, broker_factory: BrokerFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
-    """``statsaga run`` on a free port with a broker of its own."""
+    """``statsaga run`` on a free port with a broker of its own, for the tests of this
+    package: stopped after them, not idle to the end of the session."""
     data = tmp_path_factory.mktemp("service")
     broker = broker_factory(project_queues(lock_s=10), name="run-broker", session=True)
     port = free_port()
@@ -158,6 +159,7 @@ def service(
         yield service
     finally:
         service.stop()
+        broker.stop()
 
 
 @pytest.fixture
