@@ -93,10 +93,11 @@ def test_actor_deaths_lost_settlements_and_a_killed_worker_end_exact(
     assert restarted > 0, members
 
 
-@pytest.fixture(scope="module")
-def clean(start_scenario: StartScenario) -> Scenario:
-    """A scenario without injected faults, for the targeted failures below."""
-    return start_scenario("clean", "")
+@pytest.fixture
+def clean(clean_scenario: Scenario) -> Scenario:
+    """A scenario without injected faults, for the targeted failures below (the session's,
+    shared with the resize tests)."""
+    return clean_scenario
 
 
 def test_concurrent_duplicate_deliveries_count_once(clean: Scenario, azurite: Azurite) -> None:

@@ -22,6 +22,7 @@ from app.devstack import Azurite, RayHead, free_port, spawn_role
 from sbemu.launcher import LocalBroker
 from tests.conftest import BrokerFactory
 from tests.support.client import StatsClient
+from tests.support.raypools import kill_pools_on
 from tests.support.servicebus import project_queues
 
 KEYS = {"ingest": "e2e-ingest-key", "read": "e2e-read-key", "admin": "e2e-admin-key"}
@@ -98,14 +99,23 @@ class Service:
 
     def stop(self) -> None:
         """SIGINT (graceful), then SIGKILL, by PID."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
+        stop_all([self])
+
+
+def stop_all(services: list[Service]) -> None:
+    """Stop several at once: SIGINT (graceful) to each, then wait; SIGKILL, by PID, any
+    that is not gone 30 s after its signal. (One by one, a module's teardown added up
+    seconds of each process's shutdown.)"""
+    running = [s.proc for s in services if s.proc is not None and s.proc.poll() is None]
+    for proc in running:
+        proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 30
+    for proc in running:
         try:
-            self.proc.wait(30)
+            proc.wait(max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+            proc.kill()
+            proc.wait(10)
 
 
 def service_env(azurite: Azurite, broker: LocalBroker, data: Path) -> dict[str, str]:
@@ -128,13 +138,14 @@ def service_env(azurite: Azurite, broker: LocalBroker, data: Path) -> dict[str, 
     return env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def service(
     azurite: Azurite, broker_factory: BrokerFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
-    """``statsaga run`` on a free port with a broker of its own."""
+    """``statsaga run`` on a free port with a broker of its own, for the tests of this
+    package: stopped after them, not idle to the end of the session."""
     data = tmp_path_factory.mktemp("service")
-    broker = broker_factory(project_queues(lock_s=10), name="run-broker")
+    broker = broker_factory(project_queues(lock_s=10), name="run-broker", session=True)
     port = free_port()
     env = {
         **service_env(azurite, broker, data),
@@ -148,6 +159,7 @@ def service(
         yield service
     finally:
         service.stop()
+        broker.stop()
 
 
 @pytest.fixture
@@ -192,11 +204,64 @@ class Scenario:
     def stop(self) -> None:
         """Stop both processes (graceful, then by force), by PID."""
         self.client.http.close()
-        self.api.stop()
-        self.worker.stop()
+        stop_all([self.api, self.worker])
 
 
 StartScenario = Callable[..., Scenario]
+
+
+def launch_scenario(
+    name: str,
+    faults: str,
+    azurite: Azurite,
+    broker_factory: BrokerFactory,
+    ray_head: RayHead,
+    tmp_path_factory: pytest.TempPathFactory,
+    started: list[Scenario],
+    session: bool = False,
+    **worker_env: str,
+) -> Scenario:
+    """Start an api + worker with ``faults`` (and settings) in the worker, and so in the
+    actors it creates; added to ``started`` (to be stopped) before it is waited for.
+    ``session``: its broker lives to the end of the session, not of the module."""
+    data: Path = tmp_path_factory.mktemp(name)
+    # A broker of its own (queues are shared by whoever connects: another scenario's
+    # worker would take this one's messages), with short locks, so that a lost
+    # settlement or a killed worker's messages come back within seconds.
+    broker = broker_factory(project_queues(lock_s=5), name=f"{name}-broker", session=session)
+    env = {
+        **service_env(azurite, broker, data),
+        **ray_head.env,
+        **FAST_RECOVERY,
+        "STATSAGA_RAY_NAMESPACE": f"chaos-{name}-{uuid.uuid4().hex[:6]}",
+    }
+    worker = Service(
+        "worker", {**env, **worker_env, "STATSAGA_FAULTS": faults}, data / "worker.log"
+    )
+    port = free_port()
+    api_env = {**env, "STATSAGA_PORT": str(port)}
+    api = Service("api", api_env, data / "api.log", f"http://127.0.0.1:{port}")
+    # Both at once, as `statsaga dev` starts them: the api is ready once the worker has
+    # created the pools (its readiness pings them).
+    worker.start()
+    api.start()
+    scenario = Scenario(
+        api, worker, StatsClient(api.base_url, KEYS), env, env["STATSAGA_STORAGE_PREFIX"], broker
+    )
+    started.append(scenario)
+    worker.wait_log(WORKER_UP, 120)
+    api.wait_ready(120)
+    return scenario
+
+
+def stop_scenarios(started: list[Scenario], ray_head: RayHead | None) -> None:
+    """Stop every process of ``started`` at once; then their pools on ``ray_head``, which
+    outlives them (None: the head stops next, and its actors with it)."""
+    for scenario in started:
+        scenario.client.http.close()
+    stop_all([p for scenario in started for p in (scenario.api, scenario.worker)])
+    if ray_head is not None:
+        kill_pools_on(ray_head, [s.env["STATSAGA_RAY_NAMESPACE"] for s in started])
 
 
 @pytest.fixture(scope="module")
@@ -207,43 +272,16 @@ def start_scenario(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[StartScenario]:
     """``start_scenario(name, faults, **worker_env)`` → a running api + worker with those
-    faults (and settings) in the worker, and so in the actors it creates; all stopped at
-    the end of the module."""
+    faults (and settings) in the worker, and so in the actors it creates; all stopped, and
+    their pools too, at the end of the module."""
     started: list[Scenario] = []
 
     def start(name: str, faults: str, **worker_env: str) -> Scenario:
-        data: Path = tmp_path_factory.mktemp(name)
-        # A broker of its own (queues are shared by whoever connects: another scenario's
-        # worker would take this one's messages), with short locks, so that a lost
-        # settlement or a killed worker's messages come back within seconds.
-        broker = broker_factory(project_queues(lock_s=5), name=f"{name}-broker")
-        env = {
-            **service_env(azurite, broker, data),
-            **ray_head.env,
-            **FAST_RECOVERY,
-            "STATSAGA_RAY_NAMESPACE": f"chaos-{name}-{uuid.uuid4().hex[:6]}",
-        }
-        worker_env = {**env, **worker_env, "STATSAGA_FAULTS": faults}
-        worker = Service("worker", worker_env, data / "worker.log")
-        worker.start()
-        worker.wait_log(WORKER_UP, 120)
-        port = free_port()
-        api_env = {**env, "STATSAGA_PORT": str(port)}
-        api = Service("api", api_env, data / "api.log", f"http://127.0.0.1:{port}").start()
-        scenario = Scenario(
-            api,
-            worker,
-            StatsClient(api.base_url, KEYS),
-            env,
-            env["STATSAGA_STORAGE_PREFIX"],
-            broker,
+        return launch_scenario(
+            name, faults, azurite, broker_factory, ray_head, tmp_path_factory, started, **worker_env
         )
-        started.append(scenario)
-        api.wait_ready(120)
-        return scenario
 
     try:
         yield start
     finally:
-        for scenario in started:
-            scenario.stop()
+        stop_scenarios(started, ray_head)

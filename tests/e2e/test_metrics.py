@@ -23,6 +23,7 @@ from tests.conftest import BrokerFactory
 from tests.e2e.conftest import WORKER_UP, Service, service_env
 from tests.support.client import StatsClient
 from tests.support.matches import random_match
+from tests.support.raypools import kill_pools_on
 from tests.support.servicebus import project_queues
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker, pytest.mark.timeout(300)]
@@ -214,3 +215,4 @@ def test_a_worker_alone_serves_its_metrics_on_its_port(
         assert "statsaga_sagas_open" not in families(found)
     finally:
         worker.stop()
+        kill_pools_on(ray_head, [env["STATSAGA_RAY_NAMESPACE"]])

@@ -16,9 +16,10 @@ import pytest
 from app.devstack import Azurite, RayHead, free_port
 from sbemu.launcher import LocalBroker
 from tests.conftest import BrokerFactory
-from tests.e2e.conftest import KEYS, Service, service_env
+from tests.e2e.conftest import KEYS, Service, service_env, stop_all
 from tests.support.client import StatsClient, record_problems
 from tests.support.matches import random_match
+from tests.support.raypools import kill_pools_on
 from tests.support.servicebus import project_queues
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker, pytest.mark.timeout(600)]
@@ -43,20 +44,27 @@ def roles(
     data = tmp_path_factory.mktemp("roles")
     # A short lock: the messages a killed worker held come back within seconds.
     broker = broker_factory(project_queues(lock_s=10), name="roles-broker")
-    env = {**service_env(azurite, broker, data), **ray_head.env}
+    namespace = f"roles-{uuid.uuid4().hex[:6]}"  # the Ray head is the session's
+    env = {
+        **service_env(azurite, broker, data),
+        **ray_head.env,
+        "STATSAGA_RAY_NAMESPACE": namespace,
+    }
     port = free_port()
     worker = Service("worker", env, data / "worker.log").start()
-    worker.wait_log(WORKER_UP, 120)
     api_env = {**env, "STATSAGA_PORT": str(port)}
+    # Both at once, as `statsaga dev` starts them: the api is ready once the worker has
+    # created the pools.
     api = Service("api", api_env, data / "api.log", f"http://127.0.0.1:{port}").start()
     client = StatsClient(api.base_url, KEYS)
     try:
+        worker.wait_log(WORKER_UP, 120)
         api.wait_ready(120)
         yield Roles(api, worker, broker, client)
     finally:
         client.http.close()
-        api.stop()
-        worker.stop()
+        stop_all([api, worker])
+        kill_pools_on(ray_head, [namespace])
 
 
 def new_matches(n: int, seed: int) -> list[dict[str, Any]]:

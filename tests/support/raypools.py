@@ -1,0 +1,35 @@
+"""Stopping the actor pools that test processes left on the session's Ray head."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from app.devstack import PROJECT_ROOT, RayHead
+
+# A driver of its own: the test process may be a Ray driver of another namespace
+# (tests/integration/test_pools.py), or none at all.
+_KILL = """
+import sys
+from actors.pools import init_ray, kill_pools
+init_ray(sys.argv[1], "test-cleanup")
+for namespace in sys.argv[2:]:
+    print(namespace, kill_pools(namespace))
+"""
+
+
+def kill_pools_on(head: RayHead, namespaces: list[str]) -> None:
+    """Stop the detached pools of ``namespaces``: the head outlives the module that made
+    them, and idle actors would otherwise pile up in it for the rest of the session."""
+    if not namespaces or head.proc.poll() is not None:
+        return
+    done = subprocess.run(
+        [sys.executable, "-c", _KILL, head.address, *namespaces],
+        env={**os.environ, **head.env, "RAY_USAGE_STATS_ENABLED": "0"},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
