@@ -57,9 +57,10 @@ class Service:
             raise RuntimeError(f"{self.command} exited ({code}):\n{self.output()[-4000:]}")
 
     def wait_log(self, text: str, timeout_s: float) -> None:
-        """Block until ``text`` appears in the log (a role without HTTP says it is up)."""
+        """Block until ``text`` appears in this start's output (a role without HTTP says
+        it is up; a line from an earlier start of the same log does not count)."""
         deadline = time.monotonic() + timeout_s
-        while text not in self.log.read_text(errors="replace"):
+        while text not in self.output():
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(
