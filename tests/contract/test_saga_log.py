@@ -280,12 +280,14 @@ class SagaLogContract:
         assert len(await sagas.open_sagas(AT + timedelta(seconds=1), 2)) == 2
 
     @staticmethod
-    async def _fold(sagas: SagaLog, record: SagaRecord, facts: list[SagaEvent]) -> SagaRecord:
+    async def _fold(
+        sagas: SagaLog, record: SagaRecord, facts: list[SagaEvent], at: datetime = AT
+    ) -> SagaRecord:
         saga, events = record.saga, []
         for fact in facts:
             step = transition(saga, fact, POLICY)
             saga, events = step.saga, events + list(step.events)
-        return await sagas.save(record, saga, events, AT)
+        return await sagas.save(record, saga, events, at)
 
 
 class TestInMemorySagaLog(SagaLogContract):
@@ -332,12 +334,8 @@ class TestTableSagaLog(SagaLogContract):
             delayed.append((etag, finished_at))  # the delete is still on its way
 
         unindex, sagas._unindex_quietly = sagas._unindex_quietly, hold  # type: ignore[method-assign]
-        facts = [PlayerApplied(p) for p in match.player_ids]
-        saga, events = record.saga, []
-        for fact in facts:
-            step = transition(saga, fact, POLICY)
-            saga, events = step.saga, events + list(step.events)
-        record = await sagas.save(record, saga, events, datetime.now(UTC))
+        facts: list[SagaEvent] = [PlayerApplied(p) for p in match.player_ids]
+        record = await self._fold(sagas, record, facts, datetime.now(UTC))
         assert record.saga.state is SagaState.COMPLETED and len(delayed) == 1
         sagas._unindex_quietly = unindex  # type: ignore[method-assign]
         record = await self._fold(sagas, record, [CompensationStarted("voided")])
@@ -348,11 +346,8 @@ class TestTableSagaLog(SagaLogContract):
     async def test_a_finished_saga_leaves_no_index_row(self, sagas: SagaLog, match: Match) -> None:
         assert isinstance(sagas, TableSagaLog)
         record = await start(sagas, match)
-        saga, events = record.saga, []
-        for fact in [PlayerApplied(p) for p in match.player_ids]:
-            step = transition(saga, fact, POLICY)
-            saga, events = step.saga, events + list(step.events)
-        await sagas.save(record, saga, events, datetime.now(UTC))
+        applied: list[SagaEvent] = [PlayerApplied(p) for p in match.player_ids]
+        await self._fold(sagas, record, applied, datetime.now(UTC))
         with pytest.raises(ResourceNotFoundError):
             await sagas._table.get_entity(open_partition(match.match_id), match.match_id)
 
@@ -364,10 +359,7 @@ class TestTableSagaLog(SagaLogContract):
         record = await start(sagas, match)
         assert record.summary.index_etag
         record = replace(record, summary=replace(record.summary, index_etag=None))
-        saga, events = record.saga, []
-        for fact in [PlayerApplied(p) for p in match.player_ids]:
-            step = transition(saga, fact, POLICY)
-            saga, events = step.saga, events + list(step.events)
-        await sagas.save(record, saga, events, datetime.now(UTC))
+        applied: list[SagaEvent] = [PlayerApplied(p) for p in match.player_ids]
+        await self._fold(sagas, record, applied, datetime.now(UTC))
         with pytest.raises(ResourceNotFoundError):
             await sagas._table.get_entity(open_partition(match.match_id), match.match_id)
