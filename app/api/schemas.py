@@ -365,7 +365,10 @@ class SagaLine(BaseModel):
     accepted_at: str
     updated_at: str | None
     finished_at: str | None
-    published: bool
+    published: bool = Field(
+        description="Its start message was delivered (the saga started) or published again "
+        "by the outbox sweeper; the API's own publish is not recorded."
+    )
     players: dict[str, int] = Field(description="How many players are in each status.")
     dead: list[str] = Field(description="Players whose update was dead-lettered.")
 
