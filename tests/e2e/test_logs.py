@@ -47,7 +47,7 @@ def saga_lines(service: Service, match_id: str, timeout_s: float = 15.0) -> list
     while True:
         records, _ = parse(service.output())
         mine = [r for r in records if r.get("logger") == "app.sagas" and match_id in str(r)]
-        if any(r["msg"] == "saga running -> completed" for r in mine):
+        if any(r["msg"].endswith("-> completed") for r in mine):
             return mine
         if time.monotonic() > deadline:
             raise AssertionError(f"no completion of {match_id} in the log:\n{mine}")
@@ -64,10 +64,8 @@ def test_the_saga_s_lines_are_json_and_carry_the_match_id(
     assert client.wait_finished([mid]) == {mid: "completed"}
 
     mine = saga_lines(service, mid)
-    assert [r["msg"] for r in mine if "->" in r["msg"]] == [
-        "saga accepted -> running",
-        "saga running -> completed",
-    ]
+    # The start is saved with the first round, which completes this saga.
+    assert [r["msg"] for r in mine if "->" in r["msg"]] == ["saga accepted -> completed"]
     # Written by a GameActor (not this process), the match id a field of every line.
     assert all(r["match_id"] == mid and r["process"].startswith("game-") for r in mine), mine
     records, others = parse(service.output())
