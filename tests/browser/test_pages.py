@@ -78,6 +78,24 @@ def stuck(clean_scenario: Scenario, azurite: Azurite) -> tuple[str, str]:
     return mid, victim
 
 
+@pytest.fixture(scope="package")
+def voided(clean_scenario: Scenario) -> dict[str, Any]:
+    """A completed match an operator then voided: its saga compensated every player."""
+    run = uuid.uuid4().hex[:6]
+    match = random_match(random.Random(5), f"m-{run}-void", [f"p-{run}-a", f"p-{run}-b"], size=2)
+    client, mid = clean_scenario.client, match["match_id"]
+    assert client.post_match(match).status_code == 202
+    assert wait_states(client, {mid: "completed"}, 90) == {mid: "completed"}
+    answer = client.http.post(
+        f"/v1/matches/{mid}/invalidate",
+        json={"reason": "cheating"},
+        headers={"Authorization": f"Bearer {KEYS['admin']}"},
+    )
+    assert answer.status_code == 202, answer.text
+    assert wait_states(client, {mid: "compensated"}, 90) == {mid: "compensated"}
+    return match
+
+
 @pytest.fixture
 def base(clean_scenario: Scenario) -> str:
     """Where the pages are: the scenario's api process."""
@@ -194,6 +212,27 @@ async def test_a_stuck_saga_shows_its_failure_and_dead_letter(
     await expect(row).to_contain_text("dead")
     await expect(page.get_by_role("status")).to_have_text("Saga stuck.")
     await shoot(page, "match-stuck")
+
+
+async def test_a_voided_match_shows_its_compensation(
+    page: Page, base: str, voided: dict[str, Any], shoot: Shoot
+) -> None:
+    await with_read_key(page)
+    await page.goto(f"{base}/matches/{voided['match_id']}")
+    await expect(stat(page, "state")).to_have_text("compensated")
+    started = page.locator('#timeline-list > li[data-type="CompensationStarted"]')
+    await expect(started).to_contain_text("Compensation started: cheating")
+    reverted = page.locator('#timeline-list > li[data-type="PlayerCompensated"]')
+    await expect(reverted).to_have_count(2)
+    await expect(reverted).to_contain_text(["match reverted from the record"] * 2)
+    await expect(page.locator("#timeline-list > li").last).to_have_attribute(
+        "data-type", "SagaCompensated"
+    )
+    for line in voided["players"]:
+        row = page.locator("#players-table tbody tr").filter(has_text=line["player_id"])
+        await expect(row).to_contain_text("compensated")
+    await expect(page.get_by_role("status")).to_have_text("Saga compensated.")
+    await shoot(page, "match-compensated")
 
 
 async def test_pages_fit_a_phone_screen(

@@ -70,11 +70,11 @@ function teams(match) {
         : el("p", {}, "Free for all: no teams.")),
     section("lines", "Players",
       table("Each player's line and saga status",
-        ["Player", "Team", "Outcome", "Score", "Kills", "Deaths", "Assists", "Saga status", "Attempts", "Last error"],
+        ["Player", "Team", "Outcome", "Score", "Kills", "Deaths", "Assists", "Saga status", "Failed attempts", "Last error"],
         players.map((p) => [
           playerLink(p.player_id), p.team ?? "—", p.outcome, p.counters.score ?? 0,
           p.counters.kills ?? 0, p.counters.deaths ?? 0, p.counters.assists ?? 0,
-          el("span", { class: `status-${p.status}` }, p.status), p.attempts, p.error ?? "—",
+          el("span", { class: `status-${p.status}` }, p.status), p.attempts, p.error ? el("span", { class: "long" }, p.error) : "—",
         ]),
         "players-table")),
   ];
