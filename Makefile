@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
 
-.PHONY: run test lint unit capacity bench bench-quick deps clean
+.PHONY: run test lint unit capacity bench bench-quick screenshots deps clean
 
 deps: $(PY_OK) $(NODE_OK)
 
@@ -41,6 +41,11 @@ unit: $(PY_OK)
 # 2,000 (~5 min; `make test` runs it at 2,000 players through capacity 200).
 capacity: deps
 	STATSAGA_TEST_CAPACITY_PLAYERS=20000 $(BIN)/pytest tests/integration/test_pools.py -k many_players
+
+# The web pages' screenshots in docs/screenshots (the README shows them): the browser
+# tests, writing their PNGs there rather than to a temp dir.
+screenshots: deps
+	STATSAGA_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser
 
 # The end-to-end benchmark (docs/performance.md): results, summary and plots in
 # bench/results/. `bench-quick` takes under 3 minutes, `bench` about 7.

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from app.api import admin, errors, health, matches, players, pools
+from app.api import admin, errors, health, matches, players, pools, web
 from app.api import metrics as metrics_routes
 from app.api.limits import BodyLimit
 from app.api.schemas import MatchIn
@@ -57,6 +57,7 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(pools.router)
     app.include_router(health.router)
+    web.install(app)
     metrics_routes.install(app, metrics or Metrics(worker=False))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -1,0 +1,61 @@
+"""Web pages for people: a player's page and a match's page, HTML shells whose scripts
+read the JSON API (so the pages hold no data and need no key; the API checks keys)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from app.domain.ids import ID_RULE, is_valid_id
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+# Scripts and styles only from this app, nothing inline: data shown on a page can never
+# run as code there, whatever a player or match id holds.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+router = APIRouter(include_in_schema=False)
+
+
+def _page(name: str, kind: str, value: str) -> Response:
+    """The shell ``name``, or a 404 page when ``value`` breaks the id rule (the JSON API
+    would refuse it too, so there is nothing to show)."""
+    if not is_valid_id(value):
+        body = (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<title>Not found - statsaga</title><link rel="icon" href="data:,">'
+            '<link rel="stylesheet" href="/static/app.css"></head><body><main id="main">'
+            f"<h1>Not found</h1><p>A {kind} id is {ID_RULE}.</p></main></body></html>"
+        )
+        return HTMLResponse(body, status_code=404, headers=HEADERS)
+    return FileResponse(WEB / "pages" / name, media_type="text/html", headers=HEADERS)
+
+
+@router.get("/players/{player_id}")
+async def player_page(player_id: str) -> Response:
+    """A player's service record and match history."""
+    return _page("player.html", "player", player_id)
+
+
+@router.get("/matches/{match_id}")
+async def match_page(match_id: str) -> Response:
+    """A match's teams, lines and saga timeline."""
+    return _page("match.html", "match", match_id)
+
+
+def install(app: FastAPI) -> None:
+    """Serve the pages and their static files on ``app``."""
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")

@@ -1,0 +1,163 @@
+// Shared by the pages: reading the JSON API with the key kept in session storage,
+// building DOM without innerHTML (so data can never become markup), and formatting.
+
+const KEY = "statsaga.apiKey";
+export const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** An error answer of the API: its status and the detail it gave. */
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+let asking = null; // one key form for every request that got a 401 at once
+
+function askForKey(why) {
+  if (asking) return asking;
+  const form = document.getElementById("key-form");
+  const input = document.getElementById("key-input");
+  document.getElementById("key-why").textContent = why;
+  form.hidden = false;
+  setStatus("An API key is needed to read this page.");
+  input.focus();
+  asking = new Promise((resolve) => {
+    form.addEventListener("submit", function onSubmit(event) {
+      event.preventDefault();
+      const key = input.value.trim();
+      if (!key) return;
+      sessionStorage.setItem(KEY, key);
+      input.value = "";
+      form.hidden = true;
+      form.removeEventListener("submit", onSubmit);
+      asking = null;
+      setStatus("Loading…");
+      resolve();
+    });
+  });
+  return asking;
+}
+
+/** GET ``path`` as JSON; asks for a key (and retries) while the API answers 401 or 403. */
+export async function getJson(path) {
+  for (;;) {
+    const key = sessionStorage.getItem(KEY);
+    const headers = { Accept: "application/json" };
+    if (key) headers.Authorization = `Bearer ${key}`;
+    const response = await fetch(path, { headers, cache: "no-store" });
+    const body = await response.json().catch(() => null);
+    if (response.ok) return body;
+    const detail = typeof body?.detail === "string" ? body.detail : response.statusText;
+    if (response.status === 401 || response.status === 403) {
+      sessionStorage.removeItem(KEY);
+      await askForKey(key ? `The API refused that key: ${detail}.` : "This service needs an API key with the read role.");
+      continue;
+    }
+    throw new ApiError(response.status, detail);
+  }
+}
+
+/** Say ``text`` in the page's polite live region. */
+export function setStatus(text, isError = false) {
+  const status = document.getElementById("status");
+  // Unchanged text is not set again: a live region may announce every write.
+  if (status.textContent !== text) status.textContent = text;
+  status.classList.toggle("error", isError);
+}
+
+/** An element with attributes (``class``, ``dataset`` keys as ``data-*``) and children. */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "text") node.textContent = String(value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** A captioned table in a scrolling wrapper; ``head`` names the columns, row cells are
+ * strings, numbers or nodes; the first cell of a row is its header. */
+export function table(caption, head, rows, id) {
+  const thead = el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col" }, h))));
+  const tbody = el(
+    "tbody",
+    {},
+    rows.map((cells) =>
+      el(
+        "tr",
+        {},
+        cells.map((cell, i) =>
+          el(i === 0 ? "th" : "td", { scope: i === 0 ? "row" : null, class: typeof cell === "number" ? "num" : null }, typeof cell === "number" ? fmtInt(cell) : cell),
+        ),
+      ),
+    ),
+  );
+  // A scrolling region must be focusable to be scrolled with the keyboard.
+  return el(
+    "div",
+    { class: "scroll", role: "region", tabindex: "0", "aria-labelledby": `${id}-caption`, id },
+    el("table", {}, el("caption", { id: `${id}-caption` }, caption), thead, tbody),
+  );
+}
+
+/** A section with its heading. */
+export function section(id, heading, ...children) {
+  return el("section", { "aria-labelledby": `${id}-h` }, el("h2", { id: `${id}-h` }, heading), ...children);
+}
+
+/** A description list of [term, value, key] triples; ``key`` becomes ``data-stat``. */
+export function facts(items) {
+  return el(
+    "dl",
+    { class: "facts" },
+    items.map(([term, value, key]) =>
+      el("div", {}, el("dt", {}, term), el("dd", { "data-stat": key }, value)),
+    ),
+  );
+}
+
+const INT = new Intl.NumberFormat("en-US");
+export const fmtInt = (n) => INT.format(n);
+export const fmtRatio = (x) => x.toFixed(2);
+export const fmtPercent = (x) => `${(x * 100).toFixed(1)}%`;
+export const fmtSeconds = (s) => `${s.toFixed(3)} s`;
+
+/** A date-time as a <time> with the ISO value kept machine-readable. */
+export function fmtTime(iso) {
+  if (!iso) return "—";
+  const date = new Date(iso);
+  const text = Number.isNaN(date.getTime()) ? iso : date.toISOString().replace("T", " ").replace(/\.\d+Z$|Z$/, " UTC");
+  return el("time", { datetime: iso }, text);
+}
+
+export const playerLink = (id) => el("a", { href: `/players/${encodeURIComponent(id)}` }, id);
+export const matchLink = (id) => el("a", { href: `/matches/${encodeURIComponent(id)}` }, id);
+
+/** The id in the page's path (``/players/{id}``), if it is a valid id. */
+export function idFromPath() {
+  const last = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
+  return ID_RE.test(last) ? last : null;
+}
+
+/** The header's player lookup: opens the player's page. */
+export function installLookup() {
+  const form = document.getElementById("lookup");
+  const input = document.getElementById("lookup-id");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const id = input.value.trim();
+    if (!ID_RE.test(id)) {
+      input.setCustomValidity("1-64 characters of A-Z a-z 0-9 _ . - starting with a letter or digit");
+      input.reportValidity();
+      return;
+    }
+    location.assign(`/players/${encodeURIComponent(id)}`);
+  });
+  input.addEventListener("input", () => input.setCustomValidity(""));
+}

@@ -1,0 +1,147 @@
+// The player page: service record, medals, weapons, per-mode table, and the match
+// history one page at a time (newest first), paged with the API's continuation token.
+import {
+  ApiError, el, facts, fmtInt, fmtPercent, fmtRatio, fmtTime, getJson, idFromPath,
+  installLookup, matchLink, section, setStatus, table,
+} from "./api.js";
+
+const MAX_PAGE = 25;
+
+function pageSize() {
+  // ``?limit=`` (1-25) picks the history page size, as the API's own parameter does.
+  const asked = Number.parseInt(new URLSearchParams(location.search).get("limit") ?? "", 10);
+  return Number.isInteger(asked) && asked >= 1 && asked <= MAX_PAGE ? asked : 10;
+}
+
+function record(stats) {
+  return section(
+    "record", "Service record",
+    facts([
+      ["Matches", fmtInt(stats.matches), "matches"],
+      ["Wins", fmtInt(stats.wins), "wins"],
+      ["Losses", fmtInt(stats.losses), "losses"],
+      ["Ties", fmtInt(stats.ties), "ties"],
+      ["Did not finish", fmtInt(stats.dnf), "dnf"],
+      ["Win rate", fmtPercent(stats.win_rate), "win_rate"],
+      ["Kills", fmtInt(stats.kills), "kills"],
+      ["Deaths", fmtInt(stats.deaths), "deaths"],
+      ["Assists", fmtInt(stats.assists), "assists"],
+      ["K/D", fmtRatio(stats.kd), "kd"],
+      ["KDA", fmtRatio(stats.kda), "kda"],
+      ["Accuracy", fmtPercent(stats.accuracy), "accuracy"],
+      ["Headshots", fmtInt(stats.headshots), "headshots"],
+      ["Score", fmtInt(stats.score), "score"],
+      ["First played", fmtTime(stats.first_played), "first_played"],
+      ["Last played", fmtTime(stats.last_played), "last_played"],
+    ]),
+  );
+}
+
+function byName(entries) {
+  return Object.entries(entries).sort(([a], [b]) => a.localeCompare(b));
+}
+
+function details(stats) {
+  const medals = byName(stats.medals);
+  const weapons = byName(stats.weapons);
+  const modes = byName(stats.modes);
+  return [
+    section("medals", "Medals",
+      medals.length
+        ? table("Medals earned", ["Medal", "Count"], medals.map(([m, n]) => [m, n]), "medals-table")
+        : el("p", {}, "No medals yet.")),
+    section("weapons", "Weapons",
+      weapons.length
+        ? table("Kills by weapon", ["Weapon", "Kills", "Headshots"],
+          weapons.map(([w, c]) => [w, c.kills ?? 0, c.headshots ?? 0]), "weapons-table")
+        : el("p", {}, "No weapon kills yet.")),
+    section("modes", "By mode",
+      table("Service record by game mode",
+        ["Mode", "Matches", "Wins", "Win rate", "Kills", "Deaths", "Assists", "K/D", "KDA", "Accuracy"],
+        modes.map(([mode, t]) => [
+          mode, t.matches, t.wins, fmtPercent(t.win_rate), t.kills, t.deaths, t.assists,
+          fmtRatio(t.kd), fmtRatio(t.kda), fmtPercent(t.accuracy),
+        ]), "modes-table")),
+  ];
+}
+
+function outcomeText(line) {
+  return line.void ? `${line.outcome} (voided)` : line.outcome;
+}
+
+function history(playerId, limit) {
+  // tokens[i] fetches page i; page 0 needs none. Going back re-reads a kept token.
+  const tokens = [null];
+  let index = 0;
+  const holder = el("div", { id: "history-page" });
+  const where = el("p", { id: "history-where", class: "pager-where" });
+  const newer = el("button", { type: "button", id: "newer" }, "Newer matches");
+  const older = el("button", { type: "button", id: "older" }, "Older matches");
+  const nav = el("nav", { class: "pager", "aria-label": "Match history pages" }, newer, where, older);
+
+  // aria-disabled, not disabled: a disabled button drops the keyboard focus, and the
+  // next Tab would start again from the top of the page.
+  let busy = false;
+  const usable = (button, ok) => button.setAttribute("aria-disabled", String(!ok));
+  async function show(target) {
+    if (busy || target < 0 || (target > 0 && !tokens[target])) return;
+    busy = true;
+    holder.setAttribute("aria-busy", "true");
+    try {
+      const params = new URLSearchParams({ limit: String(limit) });
+      if (tokens[target]) params.set("continuation", tokens[target]);
+      const page = await getJson(`/v1/players/${encodeURIComponent(playerId)}/matches?${params}`);
+      index = target;
+      tokens[index + 1] = page.continuation;
+      holder.replaceChildren(
+        table(
+          `Matches, newest first (page ${index + 1})`,
+          ["Match", "Ended", "Mode", "Map", "Team", "Outcome", "Kills", "Deaths", "Assists", "Score"],
+          page.matches.map((m) => [
+            matchLink(m.match_id), fmtTime(m.ended_at), m.mode, m.map, m.team ?? "—",
+            outcomeText(m), m.counters.kills ?? 0, m.counters.deaths ?? 0,
+            m.counters.assists ?? 0, m.counters.score ?? 0,
+          ]),
+          "history-table",
+        ),
+      );
+      where.textContent = `Page ${index + 1}${page.continuation ? "" : " (last)"}`;
+      setStatus(`Showing page ${index + 1} of the match history: ${page.matches.length} matches.`);
+    } catch (error) {
+      setStatus(`Could not load the match history: ${error.message}`, true);
+    } finally {
+      busy = false;
+      holder.removeAttribute("aria-busy");
+      usable(newer, index > 0);
+      usable(older, Boolean(tokens[index + 1]));
+    }
+  }
+  newer.addEventListener("click", () => show(index - 1));
+  older.addEventListener("click", () => show(index + 1));
+  return { node: section("history", "Match history", holder, nav), first: () => show(0) };
+}
+
+async function main() {
+  installLookup();
+  const playerId = idFromPath();
+  const content = document.getElementById("content");
+  if (!playerId) {
+    setStatus("This is not a valid player id.", true);
+    return;
+  }
+  document.title = `${playerId} - Player - statsaga`;
+  document.getElementById("title").textContent = `Player ${playerId}`;
+  try {
+    const stats = await getJson(`/v1/players/${encodeURIComponent(playerId)}/stats`);
+    const pages = history(playerId, pageSize());
+    content.replaceChildren(record(stats), ...details(stats), pages.node);
+    await pages.first();
+  } catch (error) {
+    const text = error instanceof ApiError && error.status === 404
+      ? `No record: ${error.message}.`
+      : `Could not load the player: ${error.message}`;
+    setStatus(text, true);
+  }
+}
+
+main();

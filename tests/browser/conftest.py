@@ -1,0 +1,138 @@
+"""The web pages in a real browser: Debian's headless Chromium driven by Playwright's
+async API on pytest-asyncio's session loop (Playwright's sync API would mark a loop as
+running in the main thread and break every async test after it), against the session's
+``clean_scenario``: a real api and worker over Azurite, the local broker and a Ray head
+(shared with the chaos and scaling tests, so that CI starts no service of its own for
+these)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright
+
+from tests.e2e.conftest import KEYS
+
+APT = (
+    "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+    "--no-install-recommends chromium fonts-liberation fonts-dejavu-core"
+)
+# The issue's flags, and a resolver that knows only this machine: Chromium looks up
+# Google's hosts even with background networking off, and a test must not reach out.
+ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
+]
+WIDE: ViewportSize = {"width": 1280, "height": 800}
+NARROW: ViewportSize = {"width": 375, "height": 667}
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+Shoot = Callable[[Page, str], Awaitable[Path]]
+
+
+def chromium_path() -> str:
+    """``STATSAGA_CHROMIUM``, else Debian's binary (not its wrapper script, which only adds
+    flags and noise), else whatever ``chromium`` is on the PATH; fails the test, loudly,
+    when there is none (CI must not pass by skipping the browser tests)."""
+    debian = Path("/usr/lib/chromium/chromium")
+    found = os.environ.get("STATSAGA_CHROMIUM") or (
+        str(debian) if debian.is_file() else shutil.which("chromium")
+    )
+    if found is None or not Path(found).is_file():
+        pytest.fail(
+            f"no Chromium at {found or debian}: install it with `{APT}` "
+            "(or point STATSAGA_CHROMIUM at a Chromium binary)",
+            pytrace=False,
+        )
+    return found
+
+
+@pytest.fixture(scope="package")
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium for this package (see ``chromium_path``)."""
+    path = chromium_path()
+    async with async_playwright() as playwright:
+        instance = await playwright.chromium.launch(executable_path=path, args=ARGS)
+        try:
+            yield instance
+        finally:
+            await instance.close()
+
+
+async def _page(browser: Browser, viewport: ViewportSize) -> AsyncIterator[Page]:
+    context = await browser.new_context(viewport=viewport)
+    page = await context.new_page()
+    crashes: list[str] = []
+    page.on("pageerror", lambda error: crashes.append(str(error)))
+    try:
+        yield page
+    finally:
+        await context.close()
+    # A script that throws leaves a half-drawn page: that is a failure of its own.
+    assert crashes == [], f"uncaught errors in the page: {crashes}"
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    """A fresh context (no cookies, no session storage) and page, 1280 wide."""
+    async for p in _page(browser, WIDE):
+        yield p
+
+
+@pytest.fixture
+async def narrow_page(browser: Browser) -> AsyncIterator[Page]:
+    """A fresh context and page the size of a small phone (375 x 667)."""
+    async for p in _page(browser, NARROW):
+        yield p
+
+
+async def with_read_key(page: Page) -> None:
+    """Put the read key in the page's session storage before any script runs, as the key
+    form would after a first 401."""
+    await page.add_init_script(
+        f"sessionStorage.setItem('statsaga.apiKey', {json.dumps(KEYS['read'])})"
+    )
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: ``STATSAGA_SCREENSHOTS`` (``make screenshots`` sets it to
+    docs/screenshots), else a temp dir."""
+    target = os.environ.get("STATSAGA_SCREENSHOTS")
+    path = Path(target) if target else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def shoot(screenshots: Path) -> Shoot:
+    """``await shoot(page, name)``: a full-page PNG of the page as it is now."""
+
+    async def take(page: Page, name: str) -> Path:
+        path = screenshots / f"{name}.png"
+        await page.screenshot(path=str(path), full_page=True, animations="disabled")
+        return path
+
+    return take
+
+
+async def axe_problems(page: Page) -> list[str]:
+    """axe-core's serious and critical WCAG 2.1 A/AA violations on the page as it is now.
+    Injected by evaluation, not a script tag: the pages' CSP allows no inline script."""
+    await page.evaluate(AXE.read_text())
+    result = await page.evaluate(
+        "() => axe.run(document, {runOnly: {type: 'tag', values: "
+        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
