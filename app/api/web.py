@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from app.domain.ids import ID_RULE, is_valid_id
@@ -28,9 +28,13 @@ HEADERS = {
 router = APIRouter(include_in_schema=False)
 
 
-def _page(name: str, kind: str, value: str) -> Response:
-    """The shell ``name``, or a 404 page when ``value`` breaks the id rule (the JSON API
-    would refuse it too, so there is nothing to show)."""
+# One shell for every page: its title, heading and script are the page's kind.
+SHELL = (WEB / "pages" / "shell.html").read_text(encoding="utf-8")
+
+
+def _page(kind: str, value: str) -> Response:
+    """The shell of a ``kind`` page, or a 404 page when ``value`` breaks the id rule (the
+    JSON API would refuse it too, so there is nothing to show)."""
     if not is_valid_id(value):
         body = (
             '<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -40,19 +44,20 @@ def _page(name: str, kind: str, value: str) -> Response:
             f"<h1>Not found</h1><p>A {kind} id is {ID_RULE}.</p></main></body></html>"
         )
         return HTMLResponse(body, status_code=404, headers=HEADERS)
-    return FileResponse(WEB / "pages" / name, media_type="text/html", headers=HEADERS)
+    shell = SHELL.replace("{kind}", kind).replace("{Kind}", kind.capitalize())
+    return HTMLResponse(shell, headers=HEADERS)
 
 
 @router.get("/players/{player_id}")
 async def player_page(player_id: str) -> Response:
     """A player's service record and match history."""
-    return _page("player.html", "player", player_id)
+    return _page("player", player_id)
 
 
 @router.get("/matches/{match_id}")
 async def match_page(match_id: str) -> Response:
     """A match's teams, lines and saga timeline."""
-    return _page("match.html", "match", match_id)
+    return _page("match", match_id)
 
 
 def install(app: FastAPI) -> None:

@@ -1,1 +1,2 @@
-"""The web pages' files: HTML shells in ``pages/``, CSS and ES modules in ``static/``."""
+"""The web pages' files: the HTML shell all pages share in ``pages/``, CSS and ES
+modules in ``static/``."""
