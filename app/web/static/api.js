@@ -140,13 +140,13 @@ export const playerLink = (id) => el("a", { href: `/players/${encodeURIComponent
 export const matchLink = (id) => el("a", { href: `/matches/${encodeURIComponent(id)}` }, id);
 
 /** The id in the page's path (``/players/{id}``), if it is a valid id. */
-export function idFromPath() {
+function idFromPath() {
   const last = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
   return ID_RE.test(last) ? last : null;
 }
 
 /** The header's player lookup: opens the player's page. */
-export function installLookup() {
+function installLookup() {
   const form = document.getElementById("lookup");
   const input = document.getElementById("lookup-id");
   form.addEventListener("submit", (event) => {
@@ -160,4 +160,19 @@ export function installLookup() {
     location.assign(`/players/${encodeURIComponent(id)}`);
   });
   input.addEventListener("input", () => input.setCustomValidity(""));
+}
+
+/** Starts a ``kind`` page ("Player", "Match"): the header's lookup, then the id in the
+ * path, named in the title and the heading; null, said in the status, when the id is not
+ * valid. */
+export function openPage(kind) {
+  installLookup();
+  const id = idFromPath();
+  if (!id) {
+    setStatus(`This is not a valid ${kind.toLowerCase()} id.`, true);
+    return null;
+  }
+  document.title = `${id} - ${kind} - statsaga`;
+  document.getElementById("title").textContent = `${kind} ${id}`;
+  return id;
 }

@@ -1,8 +1,8 @@
 // The match page: what was played, the teams and each player's line with the saga's
 // progress for that player, and the saga log as a timeline (refreshed while it runs).
 import {
-  ApiError, el, facts, fmtSeconds, fmtTime, getJson, idFromPath, installLookup,
-  playerLink, section, setStatus, table,
+  ApiError, el, facts, fmtSeconds, fmtTime, getJson, openPage, playerLink, section,
+  setStatus, table,
 } from "./api.js";
 
 const RUNNING = new Set(["accepted", "running", "recovering", "compensating"]);
@@ -104,15 +104,9 @@ async function load(matchId, content) {
 }
 
 async function main() {
-  installLookup();
-  const matchId = idFromPath();
+  const matchId = openPage("Match");
+  if (!matchId) return;
   const content = document.getElementById("content");
-  if (!matchId) {
-    setStatus("This is not a valid match id.", true);
-    return;
-  }
-  document.title = `${matchId} - Match - statsaga`;
-  document.getElementById("title").textContent = `Match ${matchId}`;
   for (;;) {
     try {
       const match = await load(matchId, content);

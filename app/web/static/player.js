@@ -1,8 +1,8 @@
 // The player page: service record, medals, weapons, per-mode table, and the match
 // history one page at a time (newest first), paged with the API's continuation token.
 import {
-  ApiError, el, facts, fmtInt, fmtPercent, fmtRatio, fmtTime, getJson, idFromPath,
-  installLookup, matchLink, section, setStatus, table,
+  ApiError, el, facts, fmtInt, fmtPercent, fmtRatio, fmtTime, getJson, matchLink,
+  openPage, section, setStatus, table,
 } from "./api.js";
 
 const MAX_PAGE = 25;
@@ -122,15 +122,9 @@ function history(playerId, limit) {
 }
 
 async function main() {
-  installLookup();
-  const playerId = idFromPath();
+  const playerId = openPage("Player");
+  if (!playerId) return;
   const content = document.getElementById("content");
-  if (!playerId) {
-    setStatus("This is not a valid player id.", true);
-    return;
-  }
-  document.title = `${playerId} - Player - statsaga`;
-  document.getElementById("title").textContent = `Player ${playerId}`;
   try {
     const stats = await getJson(`/v1/players/${encodeURIComponent(playerId)}/stats`);
     const pages = history(playerId, pageSize());
