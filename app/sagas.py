@@ -129,7 +129,8 @@ class SagaCoordinator:
         """Backward recovery: compensate every player of the match. Asked again (a
         redelivered message after a crash mid-compensation), it resumes the compensation."""
         record = await self.sagas.load(match_id)
-        record, commands = await self._commit(record, [s.CompensationStarted(reason)])
+        void = s.CompensationStarted(reason, record.summary.player_ids)
+        record, commands = await self._commit(record, [void])
         if not commands:
             commands = list(s.resume(record.saga))
         return (await self._execute(record, commands)).saga.state

@@ -130,9 +130,14 @@ class SagaRedriven:
 
 @dataclass(frozen=True, slots=True)
 class CompensationStarted:
-    """An operator voided the match: every player is to be reverted."""
+    """An operator voided the match: every player is to be reverted.
+
+    ``player_ids``: the match's players. A saga not yet started needs them: its start is
+    logged with its first round, so that round may be updating players unlogged, and every
+    player is voided (a late apply then lands on a void marker, or is reverted)."""
 
     reason: str = ""
+    player_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,9 +320,13 @@ def transition(saga: Saga, event: SagaEvent, policy: RetryPolicy) -> Step:
             for pid in dead:
                 saga = _set(saga, pid, status=PlayerStatus.PENDING, attempts=0, error=None)
             commands.append(ApplyPlayers(tuple(dead)))
-        case CompensationStarted():
+        case CompensationStarted(player_ids=ids):
             if saga.state in _COMPENSATION:
                 return Step(saga)
+            if saga.state is SagaState.ACCEPTED:
+                if not ids:
+                    raise IllegalTransition(f"saga {saga.match_id!r} not started: void whom?")
+                saga = replace(saga, players={pid: PlayerProgress() for pid in ids})
             saga = replace(saga, state=SagaState.COMPENSATING)
             commands.append(CompensatePlayers(compensation_order(saga)))
         case PlayerCompensated(player_id=pid):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
@@ -13,10 +14,11 @@ from actors.grains import GrainSettings, PlayerGrainHost
 from app.domain.aggregation import aggregate
 from app.domain.errors import StorageUnavailable
 from app.domain.retry import RetryPolicy
+from app.domain.saga import Action
 from app.domain.stats import public_record
 from app.domain.validation import parse_match
 from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
-from app.ports import ReceivedMessage
+from app.ports import PlayerUpdate, ReceivedMessage, UpdateResult
 from app.runner import LocalSagaRunner
 from app.sagas import utc_now
 from app.services import StatsService
@@ -289,3 +291,43 @@ async def test_a_match_stored_without_deltas_takes_them_from_its_payload() -> No
     assert (await s.runner.run(match.match_id)).state == "completed"
     assert await s.sagas.deltas(match.match_id) == aggregate(match)
     await assert_exact(s, posted)
+
+
+class VoidedMidFirstRound:
+    """Grains that, once the first round of a saga has updated its players (and before
+    the coordinator logs anything), let an operator's invalidation run to its end: the
+    start is logged with the first round, so the invalidation finds the saga unstarted."""
+
+    def __init__(self, grains: PlayerGrainHost, void: Callable[[], Awaitable[object]]) -> None:
+        self.grains, self.void, self.voided = grains, void, False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.grains, name)
+
+    async def update(self, updates: list[PlayerUpdate]) -> list[UpdateResult]:
+        results = await self.grains.update(updates)
+        if not self.voided and all(u.action is Action.APPLY for u in updates):
+            self.voided = True
+            await self.void()
+        return results
+
+
+async def test_a_match_voided_while_its_first_round_runs_unlogged_counts_for_nobody() -> None:
+    posted = matches(2, players=6, seed=14)
+    s = stack()
+    mid = posted[0]["match_id"]
+    grains = s.runner.grains
+    s.runner.grains = VoidedMidFirstRound(grains, lambda: s.runner.invalidate(mid, "cheating"))  # type: ignore[assignment]
+    for m in posted:
+        await s.service.submit_match(m)
+    assert (await s.runner.run(mid)).state == "compensated"
+    assert s.runner.grains.voided  # type: ignore[attr-defined]
+    assert await drain(s, [m["match_id"] for m in posted]) == {
+        mid: "compensated",
+        posted[1]["match_id"]: "completed",
+    }
+    await assert_exact(s, posted[1:])
+    record = await s.sagas.load(mid)
+    assert set(record.saga.players) == {line["player_id"] for line in posted[0]["players"]}
+    names = [type(e.event).__name__ for e in await s.sagas.log(mid)]
+    assert names.count("SagaCompensated") == 1 and "SagaStarted" not in names

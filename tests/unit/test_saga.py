@@ -213,6 +213,13 @@ TABLE: dict[str, Row] = {
         (CompensatePlayers(("p2", "p1")),),
         (CompensationStarted(),),
     ),
+    "compensation before the start voids every player": Row(
+        Saga("m-1"),
+        CompensationStarted("cheated", ("p1", "p2")),
+        S.COMPENSATING,
+        (CompensatePlayers(("p1", "p2")),),
+        (CompensationStarted("cheated", ("p1", "p2")),),
+    ),
     "compensation started twice: no-op": Row(
         saga(S.COMPENSATING, p1=APPLIED1),
         CompensationStarted(),
@@ -371,6 +378,7 @@ ILLEGAL: dict[str, tuple[Saga, SagaEvent]] = {
     ),
     "redrive while compensating": (saga(S.COMPENSATING, p1=pp(St.DEAD, 3)), SagaRedriven()),
     "redrive before start": (Saga("m-1"), SagaRedriven()),
+    "compensation before the start, not naming the players": (Saga("m-1"), CompensationStarted()),
     "an output event as input": (saga(S.RUNNING, p1=pp(St.PENDING)), SagaCompleted()),
 }
 
