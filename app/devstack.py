@@ -450,8 +450,10 @@ def dev_stack(settings: Any, servicebus_config: Path, restart_after_s: float = 2
         print("Starting statsaga (ctrl-C stops everything):", flush=True)
         for role in roles:
             role.start()
-        print(f"API on http://{settings.host}:{settings.port}", flush=True)
-        print(f"Metrics: http://{settings.host}:{settings.port}/metrics (api)", flush=True)
+        url = f"http://{settings.host}:{settings.port}"
+        print(f"API on {url}", flush=True)
+        print(f"Pages: {url}/ops (operator console, admin key), {url}/players/ID", flush=True)
+        print(f"Metrics: {url}/metrics (api)", flush=True)
         if settings.metrics_port:
             print(
                 f"         http://{settings.host}:{settings.metrics_port}/metrics (worker)",

@@ -1,5 +1,6 @@
-"""Web pages for people: a player's page and a match's page, HTML shells whose scripts
-read the JSON API (so the pages hold no data and need no key; the API checks keys)."""
+"""Web pages for people: a player's page, a match's page and the operator console, HTML
+shells whose scripts read the JSON API (so the pages hold no data and need no key; the
+API checks keys)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,14 @@ HEADERS = {
 router = APIRouter(include_in_schema=False)
 
 
-# One shell for every page: its title, heading and script are the page's kind.
+# One shell for every page: only its title (and heading) and its script differ.
 SHELL = (WEB / "pages" / "shell.html").read_text(encoding="utf-8")
+
+
+def _shell(script: str, title: str) -> Response:
+    return HTMLResponse(
+        SHELL.replace("{script}", script).replace("{title}", title), headers=HEADERS
+    )
 
 
 def _page(kind: str, value: str) -> Response:
@@ -44,8 +51,7 @@ def _page(kind: str, value: str) -> Response:
             f"<h1>Not found</h1><p>A {kind} id is {ID_RULE}.</p></main></body></html>"
         )
         return HTMLResponse(body, status_code=404, headers=HEADERS)
-    shell = SHELL.replace("{kind}", kind).replace("{Kind}", kind.capitalize())
-    return HTMLResponse(shell, headers=HEADERS)
+    return _shell(kind, kind.capitalize())
 
 
 @router.get("/players/{player_id}")
@@ -58,6 +64,12 @@ async def player_page(player_id: str) -> Response:
 async def match_page(match_id: str) -> Response:
     """A match's teams, lines and saga timeline."""
     return _page("match", match_id)
+
+
+@router.get("/ops")
+async def ops_page() -> Response:
+    """The operator console (its API calls need the admin key)."""
+    return _shell("ops", "Operator console")
 
 
 def install(app: FastAPI) -> None:

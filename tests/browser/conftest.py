@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from azure.data.tables import TableServiceClient
 from playwright.async_api import Browser, Page, ViewportSize, async_playwright
 
-from tests.e2e.conftest import KEYS
+from app.devstack import Azurite
+from tests.e2e.conftest import KEYS, Scenario
+from tests.support.matches import random_match
+from tests.support.runs import wait_states
 
 APT = (
     "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
@@ -66,6 +72,12 @@ async def browser() -> AsyncIterator[Browser]:
             await instance.close()
 
 
+@pytest.fixture
+def base(clean_scenario: Scenario) -> str:
+    """Where the pages are: the shared scenario's api process."""
+    return clean_scenario.api.base_url
+
+
 async def _page(browser: Browser, viewport: ViewportSize) -> AsyncIterator[Page]:
     context = await browser.new_context(viewport=viewport)
     page = await context.new_page()
@@ -93,12 +105,32 @@ async def narrow_page(browser: Browser) -> AsyncIterator[Page]:
         yield p
 
 
-async def with_read_key(page: Page) -> None:
-    """Put the read key in the page's session storage before any script runs, as the key
+async def with_key(page: Page, role: str) -> None:
+    """Put ``role``'s key in the page's session storage before any script runs, as the key
     form would after a first 401."""
     await page.add_init_script(
-        f"sessionStorage.setItem('statsaga.apiKey', {json.dumps(KEYS['read'])})"
+        f"sessionStorage.setItem('statsaga.apiKey', {json.dumps(KEYS[role])})"
     )
+
+
+async def with_read_key(page: Page) -> None:
+    """``with_key(page, "read")``."""
+    await with_key(page, "read")
+
+
+def make_stuck(scenario: Scenario, azurite: Azurite) -> tuple[str, str]:
+    """A match whose saga is stuck: one player's record row is corrupt, so every update of
+    it fails for good and is dead-lettered. Returns (match id, that player)."""
+    run = uuid.uuid4().hex[:6]
+    victim = f"p-{run}-victim"
+    match = random_match(random.Random(9), f"m-{run}-stuck", [victim, f"p-{run}-ok"], size=2)
+    with TableServiceClient.from_connection_string(azurite.connection_string) as tables:
+        table = tables.get_table_client(f"{scenario.prefix}players")
+        table.upsert_entity({"PartitionKey": victim, "RowKey": "record", "data": "{corrupt"})
+    assert scenario.client.post_match(match).status_code == 202
+    mid = match["match_id"]
+    assert wait_states(scenario.client, {mid: "stuck"}, 90) == {mid: "stuck"}
+    return mid, victim
 
 
 @pytest.fixture(scope="session")

@@ -12,11 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from azure.data.tables import TableServiceClient
 from playwright.async_api import Locator, Page, expect
 
 from app.devstack import Azurite
-from tests.browser.conftest import Shoot, axe_problems, with_read_key
+from tests.browser.conftest import Shoot, axe_problems, make_stuck, with_read_key
 from tests.e2e.conftest import KEYS, Scenario
 from tests.support.matches import expected_totals, random_match
 from tests.support.runs import wait_states
@@ -64,18 +63,8 @@ def played(clean_scenario: Scenario) -> Played:
 
 @pytest.fixture(scope="package")
 def stuck(clean_scenario: Scenario, azurite: Azurite) -> tuple[str, str]:
-    """A match whose saga is stuck: one player's record row is corrupt, so every update of
-    it fails for good and is dead-lettered. Returns (match id, that player)."""
-    run = uuid.uuid4().hex[:6]
-    victim = f"p-{run}-victim"
-    match = random_match(random.Random(9), f"m-{run}-stuck", [victim, f"p-{run}-ok"], size=2)
-    with TableServiceClient.from_connection_string(azurite.connection_string) as tables:
-        table = tables.get_table_client(f"{clean_scenario.prefix}players")
-        table.upsert_entity({"PartitionKey": victim, "RowKey": "record", "data": "{corrupt"})
-    assert clean_scenario.client.post_match(match).status_code == 202
-    mid = match["match_id"]
-    assert wait_states(clean_scenario.client, {mid: "stuck"}, 90) == {mid: "stuck"}
-    return mid, victim
+    """A match whose saga is stuck, and its dead player (see ``make_stuck``)."""
+    return make_stuck(clean_scenario, azurite)
 
 
 @pytest.fixture(scope="package")
@@ -94,12 +83,6 @@ def voided(clean_scenario: Scenario) -> dict[str, Any]:
     assert answer.status_code == 202, answer.text
     assert wait_states(client, {mid: "compensated"}, 90) == {mid: "compensated"}
     return match
-
-
-@pytest.fixture
-def base(clean_scenario: Scenario) -> str:
-    """Where the pages are: the scenario's api process."""
-    return clean_scenario.api.base_url
 
 
 def stat(page: Page, name: str) -> Locator:

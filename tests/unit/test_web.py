@@ -38,7 +38,11 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.mark.parametrize(
     ("path", "script"),
-    [("/players/p-1", "/static/player.js"), ("/matches/m-8f3a.2", "/static/match.js")],
+    [
+        ("/players/p-1", "/static/player.js"),
+        ("/matches/m-8f3a.2", "/static/match.js"),
+        ("/ops", "/static/ops.js"),
+    ],
 )
 async def test_a_page_is_its_shell_without_a_key(
     http: httpx.AsyncClient, path: str, script: str
@@ -50,6 +54,7 @@ async def test_a_page_is_its_shell_without_a_key(
     csp = response.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "default-src 'none'" in csp
     assert response.headers["x-content-type-options"] == "nosniff"
+    assert "{" not in response.text  # every placeholder filled
 
 
 @pytest.mark.parametrize(
@@ -71,6 +76,7 @@ async def test_an_id_breaking_the_rule_is_a_404_page(http: httpx.AsyncClient, pa
         ("api.js", "javascript"),
         ("player.js", "javascript"),
         ("match.js", "javascript"),
+        ("ops.js", "javascript"),
     ],
 )
 async def test_static_files_are_served_with_their_type(

@@ -13,6 +13,7 @@ export class ApiError extends Error {
 }
 
 let asking = null; // one key form for every request that got a 401 at once
+let role = "read"; // the role this page's reads need, named when a key is asked for
 
 function askForKey(why) {
   if (asking) return asking;
@@ -39,24 +40,43 @@ function askForKey(why) {
   return asking;
 }
 
-/** GET ``path`` as JSON; asks for a key (and retries) while the API answers 401 or 403. */
-export async function getJson(path) {
+/** What an error answer says: its ``detail``, or each invalid field and why. */
+function detailOf(body, fallback) {
+  const detail = body?.detail;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    return detail.map((e) => `${(e.loc ?? []).filter((part) => part !== "body").join(".")}: ${e.msg}`).join("; ");
+  }
+  return fallback;
+}
+
+/** ``method`` ``path`` with ``body`` as JSON, answered as JSON; asks for a key (and tries
+ * again) while the API answers 401 or 403. */
+export async function call(method, path, body) {
   for (;;) {
     const key = sessionStorage.getItem(KEY);
     const headers = { Accept: "application/json" };
     if (key) headers.Authorization = `Bearer ${key}`;
-    const response = await fetch(path, { headers, cache: "no-store" });
-    const body = await response.json().catch(() => null);
-    if (response.ok) return body;
-    const detail = typeof body?.detail === "string" ? body.detail : response.statusText;
+    const init = { method, headers, cache: "no-store" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const response = await fetch(path, init);
+    const answer = await response.json().catch(() => null);
+    if (response.ok) return answer;
+    const detail = detailOf(answer, response.statusText);
     if (response.status === 401 || response.status === 403) {
       sessionStorage.removeItem(KEY);
-      await askForKey(key ? `The API refused that key: ${detail}.` : "This service needs an API key with the read role.");
+      await askForKey(key ? `The API refused that key: ${detail}.` : `This page needs an API key with the ${role} role.`);
       continue;
     }
     throw new ApiError(response.status, detail);
   }
 }
+
+/** GET ``path`` as JSON (see ``call``). */
+export const getJson = (path) => call("GET", path);
 
 /** Say ``text`` in the page's polite live region. */
 export function setStatus(text, isError = false) {
@@ -162,11 +182,17 @@ function installLookup() {
   input.addEventListener("input", () => input.setCustomValidity(""));
 }
 
+/** Starts a page whose API calls need ``needs`` ("read" or "admin"): the header's lookup. */
+export function startPage(needs = "read") {
+  role = needs;
+  installLookup();
+}
+
 /** Starts a ``kind`` page ("Player", "Match"): the header's lookup, then the id in the
  * path, named in the title and the heading; null, said in the status, when the id is not
  * valid. */
 export function openPage(kind) {
-  installLookup();
+  startPage();
   const id = idFromPath();
   if (!id) {
     setStatus(`This is not a valid ${kind.toLowerCase()} id.`, true);
