@@ -56,6 +56,7 @@ def progress_to_dict(progress: s.PlayerProgress) -> dict[str, Any]:
         "attempts": progress.attempts,
         "applied_order": progress.applied_order,
         "error": progress.error,
+        "scheduled": progress.scheduled,
     }
 
 
@@ -66,4 +67,5 @@ def progress_from_dict(data: Mapping[str, Any]) -> s.PlayerProgress:
         attempts=int(data.get("attempts", 0)),
         applied_order=data.get("applied_order"),
         error=data.get("error"),
+        scheduled=bool(data.get("scheduled", False)),  # absent in rows from before it
     )

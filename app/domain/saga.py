@@ -55,6 +55,9 @@ class PlayerProgress:
     attempts: int = 0
     applied_order: int | None = None
     error: str | None = None
+    # The retry of this attempt is on the bus: its ``RetryScheduled`` is logged, and the
+    # coordinator sends a schedule before logging it. Nothing sends or logs it again.
+    scheduled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +284,14 @@ def transition(saga: Saga, event: SagaEvent, policy: RetryPolicy) -> Step:
             if current is not None and current.status in _SETTLED:
                 return Step(saga)  # a duplicate or stale report: nothing new to log
             order = saga.applied_count + 1
-            saga = _set(saga, pid, status=PlayerStatus.APPLIED, applied_order=order, error=None)
+            saga = _set(
+                saga,
+                pid,
+                status=PlayerStatus.APPLIED,
+                applied_order=order,
+                error=None,
+                scheduled=False,
+            )
             saga = replace(saga, applied_count=order)
             if action is Action.COMPENSATE:
                 # A late apply landed during compensation: it must be reverted too.
@@ -299,20 +309,40 @@ def transition(saga: Saga, event: SagaEvent, policy: RetryPolicy) -> Step:
                 # dead-letter it twice nor quietly start retrying it again.
                 return Step(saga)
             attempts = saga.players[pid].attempts + 1 if pid in saga.players else 1
-            if transient and attempts < policy.max_attempts:
-                saga = _set(saga, pid, status=PlayerStatus.RETRYING, attempts=attempts, error=error)
-                commands.append(ScheduleRetry(pid, attempts, action))
-            elif action is Action.COMPENSATE:
-                # Compensation must finish: it keeps retrying at the capped delay.
-                saga = _set(saga, pid, status=PlayerStatus.RETRYING, attempts=attempts, error=error)
+            # Compensation must finish: it keeps retrying at the capped delay.
+            if (transient and attempts < policy.max_attempts) or action is Action.COMPENSATE:
+                saga = _set(
+                    saga,
+                    pid,
+                    status=PlayerStatus.RETRYING,
+                    attempts=attempts,
+                    error=error,
+                    scheduled=False,
+                )
                 commands.append(ScheduleRetry(pid, attempts, action))
             else:
                 reason = error if not transient else f"gave up after {attempts} attempts: {error}"
-                saga = _set(saga, pid, status=PlayerStatus.DEAD, attempts=attempts, error=error)
+                saga = _set(
+                    saga,
+                    pid,
+                    status=PlayerStatus.DEAD,
+                    attempts=attempts,
+                    error=error,
+                    scheduled=False,
+                )
                 commands.append(DeadLetterPlayer(pid, reason))
                 events.append(PlayerDeadLettered(pid, reason))
-        case RetryScheduled(player_id=pid):
-            _set(saga, pid)  # checks the player belongs to the match
+        case RetryScheduled(player_id=pid, attempt=attempt):
+            progress = _set(saga, pid).players[pid]  # checks the player belongs to the match
+            if (
+                progress.status is not PlayerStatus.RETRYING
+                or progress.attempts != attempt
+                or progress.scheduled
+            ):
+                # Logged already (a redelivered message scheduled it again: the bus drops
+                # the repeat, whose delay never applied), or stale: the log keeps the first.
+                return Step(saga)
+            saga = _set(saga, pid, scheduled=True)
         case SagaRedriven():
             if saga.state in _COMPENSATION or saga.state is SagaState.ACCEPTED:
                 raise IllegalTransition(f"saga {saga.match_id!r} is {saga.state}: no redrive")
@@ -356,7 +386,8 @@ def resume(saga: Saga, overdue: bool = False) -> tuple[Command, ...]:
     """Commands that pick a saga up where a crashed coordinator left it (from the log).
 
     Repeating a command is harmless: player steps are idempotent and a retry message's id
-    is derived from (match, player, attempt), so the bus drops a duplicate schedule.
+    is derived from (match, player, attempt), so the bus drops a duplicate schedule. A
+    retry whose schedule is logged is not sent again (it went out before it was logged).
 
     ``overdue``: the saga stopped moving (the stall sweeper says so), so a scheduled retry
     may have been lost; retrying players are tried now instead of scheduled again (whose
@@ -368,7 +399,7 @@ def resume(saga: Saga, overdue: bool = False) -> tuple[Command, ...]:
     retrying = tuple(
         ScheduleRetry(p, s.attempts, action)
         for p, s in saga.players.items()
-        if s.status is PlayerStatus.RETRYING
+        if s.status is PlayerStatus.RETRYING and not s.scheduled
     )
     if action is Action.COMPENSATE:
         todo = tuple(
@@ -391,7 +422,7 @@ def outstanding(saga: Saga, player_id: str) -> tuple[Command, ...]:
     retry, or its dead-letter. (A stale retry message re-sends it, in case the coordinator
     that logged it died before sending.)"""
     progress = saga.players[player_id]
-    if progress.status is PlayerStatus.RETRYING:
+    if progress.status is PlayerStatus.RETRYING and not progress.scheduled:
         action = Action.COMPENSATE if saga.state in _COMPENSATION else Action.APPLY
         return (ScheduleRetry(player_id, progress.attempts, action),)
     if progress.status is PlayerStatus.DEAD:

@@ -60,8 +60,14 @@ def test_an_unknown_type_is_a_value_error(data: dict[str, object]) -> None:
         s.PlayerProgress(),
         s.PlayerProgress(s.PlayerStatus.APPLIED, 2, 5, None),
         s.PlayerProgress(s.PlayerStatus.DEAD, 8, None, "timeout"),
+        s.PlayerProgress(s.PlayerStatus.RETRYING, 2, None, "timeout", scheduled=True),
     ],
     ids=repr,
 )
 def test_progress_round_trips_through_json(progress: s.PlayerProgress) -> None:
     assert progress_from_dict(json.loads(json.dumps(progress_to_dict(progress)))) == progress
+
+
+def test_progress_stored_before_the_schedule_flag_reads_as_not_scheduled() -> None:
+    old = {"status": "retrying", "attempts": 2, "applied_order": None, "error": "timeout"}
+    assert progress_from_dict(old) == s.PlayerProgress(s.PlayerStatus.RETRYING, 2, None, "timeout")

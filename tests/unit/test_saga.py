@@ -67,6 +67,7 @@ APPLIED1 = pp(St.APPLIED, order=1)
 APPLIED2 = pp(St.APPLIED, order=2)
 APPLIED3 = pp(St.APPLIED, order=3)
 GAVE_UP = "gave up after 3 attempts: timeout"
+SCHEDULED1 = PlayerProgress(St.RETRYING, 1, scheduled=True)
 
 TABLE: dict[str, Row] = {
     "start": Row(
@@ -297,6 +298,34 @@ TABLE: dict[str, Row] = {
         (),
         (RetryScheduled("p1", 1, 1.5),),
     ),
+    "a retry scheduled again is not logged again (the bus dropped the repeat)": Row(
+        saga(S.RECOVERING, p1=SCHEDULED1),
+        RetryScheduled("p1", 1, 0.4),
+        S.RECOVERING,
+        (),
+        (),
+    ),
+    "the schedule of an older attempt is stale": Row(
+        saga(S.RECOVERING, p1=pp(St.RETRYING, 2)),
+        RetryScheduled("p1", 1, 0.4),
+        S.RECOVERING,
+        (),
+        (),
+    ),
+    "a schedule logged after the retry ran is stale": Row(
+        saga(S.COMPLETED, p1=APPLIED1),
+        RetryScheduled("p1", 1, 0.4),
+        S.COMPLETED,
+        (),
+        (),
+    ),
+    "a retry's next failure needs a schedule of its own": Row(
+        saga(S.RECOVERING, p1=SCHEDULED1, p2=APPLIED1),
+        PlayerFailed("p1", "timeout"),
+        S.RECOVERING,
+        (ScheduleRetry("p1", 2, APPLY),),
+        (PlayerFailed("p1", "timeout"),),
+    ),
 }
 
 
@@ -401,6 +430,10 @@ RESUME: dict[str, tuple[Saga, tuple[Command, ...]]] = {
         saga(S.RECOVERING, p1=APPLIED1, p2=pp(St.RETRYING, 3)),
         (ScheduleRetry("p2", 3, APPLY),),
     ),
+    "recovering, its retry's schedule logged: nothing to send again": (
+        saga(S.RECOVERING, p1=APPLIED1, p2=SCHEDULED1, p3=pp(St.RETRYING, 2)),
+        (ScheduleRetry("p3", 2, APPLY),),
+    ),
     "stuck waits for an operator": (saga(S.STUCK, p1=pp(St.DEAD, 3), p2=APPLIED1), ()),
     "compensating": (
         saga(
@@ -434,8 +467,8 @@ OVERDUE: dict[str, tuple[Saga, tuple[Command, ...]]] = {
         (ApplyPlayers(("p1", "p2")),),
     ),
     "recovering": (
-        saga(S.RECOVERING, p1=APPLIED1, p2=pp(St.RETRYING, 3)),
-        (ApplyPlayers(("p2",)),),
+        saga(S.RECOVERING, p1=APPLIED1, p2=pp(St.RETRYING, 3), p3=SCHEDULED1),
+        (ApplyPlayers(("p2", "p3")),),
     ),
     "stuck still waits for an operator": (saga(S.STUCK, p1=pp(St.DEAD, 3), p2=APPLIED1), ()),
     "compensating: every player not reverted, latest applied first": (
@@ -524,6 +557,8 @@ def test_outstanding_names_what_is_left_to_send_for_a_player() -> None:
     running = saga(S.RECOVERING, p1=pp(St.RETRYING, 2), p2=APPLIED1)
     assert outstanding(running, "p1") == (ScheduleRetry("p1", 2, APPLY),)
     assert outstanding(running, "p2") == ()
+    sent = saga(S.RECOVERING, p1=SCHEDULED1)
+    assert outstanding(sent, "p1") == ()  # its schedule is logged, so it went out
     compensating = saga(S.COMPENSATING, p1=pp(St.RETRYING, 5))
     assert outstanding(compensating, "p1") == (ScheduleRetry("p1", 5, COMPENSATE),)
     dead = Saga("m-1", S.STUCK, {"p1": PlayerProgress(St.DEAD, 3, None, "disk on fire")})
