@@ -20,7 +20,7 @@ from azure.data.tables import TableServiceClient
 from playwright.async_api import Browser, Page, ViewportSize, async_playwright
 
 from app.devstack import Azurite
-from tests.e2e.conftest import KEYS, Scenario
+from tests.e2e.conftest import KEYS, Scenario, start_scenario
 from tests.support.matches import random_match
 from tests.support.runs import wait_states
 
@@ -37,6 +37,7 @@ ARGS = [
     "--disable-sync",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
 ]
+__all__ = ["start_scenario"]  # a scenario with faults of its own (test_retries.py)
 WIDE: ViewportSize = {"width": 1280, "height": 800}
 NARROW: ViewportSize = {"width": 375, "height": 667}
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
