@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from azure.data.tables import TableServiceClient
-from playwright.async_api import Browser, Page, ViewportSize, async_playwright
+from playwright.async_api import Browser, Locator, Page, ViewportSize, async_playwright
 
 from app.devstack import Azurite
 from tests.e2e.conftest import KEYS, Scenario, start_scenario
@@ -114,9 +114,17 @@ async def with_key(page: Page, role: str) -> None:
     )
 
 
-async def with_read_key(page: Page) -> None:
-    """``with_key(page, "read")``."""
-    await with_key(page, "read")
+def stat(page: Page, key: str) -> Locator:
+    """The value of a page's fact (``<dd data-stat=key>``)."""
+    return page.locator(f'dd[data-stat="{key}"]')
+
+
+async def assert_fits_the_screen(page: Page, where: str) -> None:
+    """The page does not scroll sideways: wide tables scroll inside their own region."""
+    widths = await page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert widths[0] <= widths[1], f"{where}: page wider than the screen: {widths}"
 
 
 def make_stuck(scenario: Scenario, azurite: Azurite) -> tuple[str, str]:

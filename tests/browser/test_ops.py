@@ -10,10 +10,17 @@ import uuid
 
 import pytest
 from azure.data.tables import TableServiceClient
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import Page, expect
 
 from app.devstack import Azurite
-from tests.browser.conftest import Shoot, axe_problems, make_stuck, with_key
+from tests.browser.conftest import (
+    Shoot,
+    assert_fits_the_screen,
+    axe_problems,
+    make_stuck,
+    stat,
+    with_key,
+)
 from tests.e2e.conftest import KEYS, Scenario
 from tests.support.matches import random_match
 from tests.support.runs import wait_states
@@ -23,13 +30,9 @@ REFRESH_S = 5  # the console's refresh period
 SLOW = 90_000  # ms: a resize starts or stops Ray actor processes
 
 
-def counter(page: Page, key: str) -> Locator:
-    return page.locator(f'#main dd[data-stat="{key}"]')
-
-
 async def accepted(page: Page) -> int:
     """The console's "Matches accepted" counter, without its rate."""
-    text = await counter(page, "ingest-accepted").inner_text()
+    text = await stat(page, "ingest-accepted").inner_text()
     return int(text.split(" ")[0].replace(",", ""))
 
 
@@ -58,10 +61,10 @@ async def test_console_asks_for_the_admin_key_refreshes_and_resizes_a_pool(
     run = uuid.uuid4().hex[:6]
     match = random_match(random.Random(3), f"m-{run}-live", [f"p-{run}-a", f"p-{run}-b"], size=2)
     assert clean_scenario.client.post_match(match).status_code == 202
-    await expect(counter(page, "ingest-accepted")).to_have_text(
+    await expect(stat(page, "ingest-accepted")).to_have_text(
         re.compile(rf"^{before + 1:,} \(\d+\.\d/s\)$"), timeout=3 * REFRESH_S * 1000
     )
-    await expect(counter(page, "queue-matches-active")).to_have_text(re.compile(r"^\d+$"))
+    await expect(stat(page, "queue-matches-active")).to_have_text(re.compile(r"^\d+$"))
 
     # Every member of each pool answers, with its counters.
     pools = clean_scenario.client.http.get(
@@ -116,7 +119,7 @@ async def test_console_replays_a_dead_letter_once_its_cause_is_fixed(
     letter = page.locator("#deadletters-table tbody tr").filter(has_text=mid)
     await expect(letter).to_contain_text("PlayerStepFailed", timeout=3 * REFRESH_S * 1000)
     await expect(letter).to_contain_text(victim)
-    await expect(counter(page, "queue-player-updates-dead_letter")).not_to_have_text(
+    await expect(stat(page, "queue-player-updates-dead_letter")).not_to_have_text(
         "0", timeout=3 * REFRESH_S * 1000
     )
     await shoot(page, "ops-dead-letter")
@@ -158,10 +161,7 @@ async def test_console_fits_a_phone_and_has_no_serious_accessibility_violations(
     await page.goto(f"{base}/ops")
     await ready(page)
     await expect(page.locator("#members-player tbody tr").first).to_be_visible()
-    overflow = await page.evaluate(
-        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-    )
-    assert overflow[0] <= overflow[1], f"the console is wider than the screen: {overflow}"
+    await assert_fits_the_screen(page, "/ops")
     await shoot(page, "ops-narrow")
     await page.get_by_role("button", name="Pause refresh").press("Enter")  # axe sees one DOM
     await expect(page.get_by_role("button", name="Resume refresh")).to_have_attribute(

@@ -15,7 +15,14 @@ import pytest
 from playwright.async_api import Locator, Page, expect
 
 from app.devstack import Azurite
-from tests.browser.conftest import Shoot, axe_problems, make_stuck, with_read_key
+from tests.browser.conftest import (
+    Shoot,
+    assert_fits_the_screen,
+    axe_problems,
+    make_stuck,
+    stat,
+    with_key,
+)
 from tests.e2e.conftest import KEYS, Scenario
 from tests.support.matches import expected_totals, random_match
 from tests.support.runs import wait_states
@@ -83,10 +90,6 @@ def voided(clean_scenario: Scenario) -> dict[str, Any]:
     assert answer.status_code == 202, answer.text
     assert wait_states(client, {mid: "compensated"}, 90) == {mid: "compensated"}
     return match
-
-
-def stat(page: Page, name: str) -> Locator:
-    return page.locator(f'dd[data-stat="{name}"]')
 
 
 async def history_ids(page: Page) -> list[str]:
@@ -181,7 +184,7 @@ async def test_a_stuck_saga_shows_its_failure_and_dead_letter(
     page: Page, base: str, stuck: tuple[str, str], shoot: Shoot
 ) -> None:
     mid, victim = stuck
-    await with_read_key(page)
+    await with_key(page, "read")
     await page.goto(f"{base}/matches/{mid}")
     await expect(stat(page, "state")).to_have_text("stuck")
     await expect(stat(page, "time_to_consistency")).to_have_text("not yet consistent")
@@ -200,7 +203,7 @@ async def test_a_stuck_saga_shows_its_failure_and_dead_letter(
 async def test_a_voided_match_shows_its_compensation(
     page: Page, base: str, voided: dict[str, Any], shoot: Shoot
 ) -> None:
-    await with_read_key(page)
+    await with_key(page, "read")
     await page.goto(f"{base}/matches/{voided['match_id']}")
     await expect(stat(page, "state")).to_have_text("compensated")
     started = page.locator('#timeline-list > li[data-type="CompensationStarted"]')
@@ -222,7 +225,7 @@ async def test_pages_fit_a_phone_screen(
     narrow_page: Page, base: str, played: Played, shoot: Shoot
 ) -> None:
     page = narrow_page
-    await with_read_key(page)
+    await with_key(page, "read")
     for path, name in (
         (f"/players/{played.player}?limit={PAGE}", "player-narrow"),
         (f"/matches/{played.ids[0]}", "match-narrow"),
@@ -231,10 +234,7 @@ async def test_pages_fit_a_phone_screen(
         await expect(page.get_by_role("status")).to_have_text(
             re.compile(r"^(Showing page 1|Saga completed)")
         )
-        overflow = await page.evaluate(
-            "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-        )
-        assert overflow[0] <= overflow[1], f"{path}: page wider than the screen: {overflow}"
+        await assert_fits_the_screen(page, path)
         await shoot(page, name)
 
 
@@ -258,7 +258,7 @@ async def test_no_serious_accessibility_violations(
 
 
 async def test_unknown_player_says_so(page: Page, base: str) -> None:
-    await with_read_key(page)
+    await with_key(page, "read")
     await page.goto(f"{base}/players/p-nobody-{uuid.uuid4().hex[:6]}")
     await expect(page.get_by_role("status")).to_contain_text("No record: player")
     await expect(page.get_by_role("status")).to_contain_text("has no matches")
