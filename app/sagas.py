@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from app.domain import saga as s
 from app.domain.aggregation import aggregate
 from app.domain.codec import event_to_dict
-from app.domain.errors import ConcurrencyConflict, NotFound
+from app.domain.errors import ConcurrencyConflict, NotFound, clip_error
 from app.domain.retry import RetryPolicy, next_delay
 from app.domain.stats import StatDelta
 from app.domain.validation import parse_match
@@ -276,7 +276,8 @@ def _facts(results: Sequence[UpdateResult], action: s.Action) -> list[s.SagaEven
     facts: list[s.SagaEvent] = []
     for r in results:
         if not r.ok:
-            facts.append(s.PlayerFailed(r.player_id, r.error or "unknown error", r.transient))
+            error = clip_error(r.error or "unknown error")
+            facts.append(s.PlayerFailed(r.player_id, error, r.transient))
         elif action is s.Action.APPLY:
             facts.append(s.PlayerApplied(r.player_id, already=not r.changed))
         else:

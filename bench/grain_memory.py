@@ -36,7 +36,7 @@ from typing import Any
 from actors.grains import GrainSettings, PlayerGrainHost
 from app.domain.aggregation import aggregate
 from app.domain.saga import Action
-from app.domain.stats import ServiceRecord, StatDelta
+from app.domain.stats import ServiceRecord, StatDelta, sum_deltas
 from app.domain.validation import parse_match
 from app.ports import ApplyOutcome, HistoryPage, PlayerSnapshot, PlayerUpdate, RevertOutcome
 from bench.report import progress, write_results
@@ -88,7 +88,7 @@ class EntityPlayerStore:
     async def apply(self, snapshot: PlayerSnapshot, deltas: Sequence[StatDelta]) -> ApplyOutcome:
         """The folded record with a new etag, as ``TablePlayerStore.apply`` returns it."""
         pending, already = ent.unique_by_match(deltas)
-        record = ent.fold(snapshot.record, pending)
+        record, _ = ent.fold(snapshot.record, pending)
         applied = tuple(d.match_id for d in pending)
         return ApplyOutcome(PlayerSnapshot(record, self._fresh.decode()), applied, tuple(already))
 
@@ -145,7 +145,7 @@ def prepare(work: Path, players: int, history: int, seed: int, few: int) -> dict
     """Write record entities and update messages for ``players``, and the histories of the
     ``few`` first, to ``work``; returns what the records look like."""
     deltas = play(players, history + 1, seed)  # the last round is the update variant's match
-    records = [ent.fold(ServiceRecord(player_id(i)), d[:history]) for i, d in enumerate(deltas)]
+    records = [sum_deltas(player_id(i), d[:history]) for i, d in enumerate(deltas)]
     entities = {r.player_id: ent.record_entity(r) for r in records}
     # Pickled one by one, as Ray hands a shard its call: decoded per call in the child.
     updates = [pickle.dumps(PlayerUpdate(Action.APPLY, d[history])) for d in deltas]
@@ -212,7 +212,7 @@ async def open_store(
     for deltas in pickle.loads((work / "histories.pkl").read_bytes())[:players]:
         # One apply writes the whole folded history (only the last match gets a marker):
         # activations read only the record, and this is half the deep copies of a full one.
-        first = PlayerSnapshot(ent.fold(ServiceRecord(deltas[0].player_id), deltas[:-1]))
+        first = PlayerSnapshot(sum_deltas(deltas[0].player_id, deltas[:-1]))
         await store.apply(first, deltas[-1:])
     return store
 

@@ -26,7 +26,7 @@ from app.domain import codec
 from app.domain.errors import PermanentError
 from app.domain.model import Match
 from app.domain.saga import CompensationStarted, Saga, SagaEvent, SagaStarted, SagaState
-from app.domain.stats import ServiceRecord, StatDelta, apply_delta
+from app.domain.stats import ServiceRecord, StatDelta, apply_fitted
 from app.ports import MatchSummary, SagaRecord
 
 RECORD_KEY = "record"
@@ -45,6 +45,11 @@ LOG_END = "log;"
 OPEN_PREFIX = "~open-"
 OPEN_SHARDS = 16
 MAX_BATCH = 100  # Table Storage's limit of operations in one entity group transaction
+# Table Storage's limits on one entity: a string property holds 64 KiB of UTF-16, an
+# entity 1 MiB. Checked where rows that grow with input are built, so that the in-memory
+# adapters refuse what Azure would, and a row past them is never sent half-written.
+MAX_PROPERTY_BYTES = 64 * 1024
+MAX_ENTITY_BYTES = 1024 * 1024
 _FINISHED = {SagaState.COMPLETED, SagaState.COMPENSATED}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MARKER_RE = re.compile(r"m:\d{13}:.+", re.DOTALL)
@@ -115,11 +120,16 @@ def etag_of(meta: Mapping[str, Any]) -> str:
     return etag
 
 
-def fold(record: ServiceRecord, deltas: Iterable[StatDelta]) -> ServiceRecord:
-    """The record after every delta, in order."""
+def fold(
+    record: ServiceRecord, deltas: Iterable[StatDelta]
+) -> tuple[ServiceRecord, list[StatDelta]]:
+    """The record after every delta, in order, and each delta as the record took it (fitted
+    to its bounds): what the history rows keep, so that a revert subtracts the same."""
+    fitted: list[StatDelta] = []
     for delta in deltas:
-        record = apply_delta(record, delta)
-    return record
+        record, took = apply_fitted(record, delta)
+        fitted.append(took)
+    return record, fitted
 
 
 def unique_by_match(deltas: Iterable[StatDelta]) -> tuple[list[StatDelta], list[str]]:
@@ -134,17 +144,39 @@ def unique_by_match(deltas: Iterable[StatDelta]) -> tuple[list[StatDelta], list[
     return list(seen.values()), repeats
 
 
+def checked(entity: dict[str, Any]) -> dict[str, Any]:
+    """``entity`` itself, or ``PermanentError`` when Table Storage could not store it."""
+    total = 0
+    for name, value in entity.items():
+        size = len(value.encode("utf-16-le")) if isinstance(value, str) else 8
+        if isinstance(value, str) and size > MAX_PROPERTY_BYTES:
+            raise PermanentError(
+                f"row {entity.get('PartitionKey')!r}/{entity.get('RowKey')!r}: property "
+                f"{name!r} would hold {size} bytes; Table Storage holds at most "
+                f"{MAX_PROPERTY_BYTES} (PropertyValueTooLarge)"
+            )
+        total += size + 2 * len(name) + 4
+    if total > MAX_ENTITY_BYTES:
+        raise PermanentError(
+            f"row {entity.get('PartitionKey')!r}/{entity.get('RowKey')!r} would take "
+            f"{total} bytes; Table Storage holds at most {MAX_ENTITY_BYTES} (EntityTooLarge)"
+        )
+    return entity
+
+
 # ---- players ---------------------------------------------------------------------------
 
 
 def record_entity(record: ServiceRecord) -> dict[str, Any]:
     """The ``record`` row."""
-    return {
-        "PartitionKey": record.player_id,
-        "RowKey": RECORD_KEY,
-        "data": dumps(record.to_dict()),
-        "schema": RECORD_SCHEMA,
-    }
+    return checked(
+        {
+            "PartitionKey": record.player_id,
+            "RowKey": RECORD_KEY,
+            "data": dumps(record.to_dict()),
+            "schema": RECORD_SCHEMA,
+        }
+    )
 
 
 def record_from_entity(entity: Mapping[str, Any]) -> ServiceRecord:
@@ -154,13 +186,15 @@ def record_from_entity(entity: Mapping[str, Any]) -> ServiceRecord:
 
 def marker_entity(delta: StatDelta, void: bool) -> dict[str, Any]:
     """The ``m:`` row: history line and idempotency marker of one match."""
-    return {
-        "PartitionKey": delta.player_id,
-        "RowKey": marker_key(delta),
-        "data": dumps(delta.to_dict()),
-        "match_id": delta.match_id,
-        "void": void,
-    }
+    return checked(
+        {
+            "PartitionKey": delta.player_id,
+            "RowKey": marker_key(delta),
+            "data": dumps(delta.to_dict()),
+            "match_id": delta.match_id,
+            "void": void,
+        }
+    )
 
 
 def undo_entity(player_id: str, match_id: str) -> dict[str, Any]:
@@ -225,19 +259,21 @@ def _time(value: Any) -> datetime | None:
 def saga_fields(saga: Saga, seq: int, summary: MatchSummary) -> dict[str, Any]:
     """The summary properties a save changes (merged into the row)."""
     players = {pid: codec.progress_to_dict(p) for pid, p in saga.players.items()}
-    return {
-        "PartitionKey": summary.match_id,
-        "RowKey": SUMMARY_KEY,
-        "state": saga.state.value,
-        "players": dumps(players),
-        "applied_count": saga.applied_count,
-        "seq": seq,
-        "updated_at": _iso(summary.updated_at),
-        "finished_at": _iso(summary.finished_at),
-        "began_at": _iso(summary.began_at),
-        "published": summary.published,
-        **({"index_etag": summary.index_etag} if summary.index_etag else {}),
-    }
+    return checked(
+        {
+            "PartitionKey": summary.match_id,
+            "RowKey": SUMMARY_KEY,
+            "state": saga.state.value,
+            "players": dumps(players),
+            "applied_count": saga.applied_count,
+            "seq": seq,
+            "updated_at": _iso(summary.updated_at),
+            "finished_at": _iso(summary.finished_at),
+            "began_at": _iso(summary.began_at),
+            "published": summary.published,
+            **({"index_etag": summary.index_etag} if summary.index_etag else {}),
+        }
+    )
 
 
 def summary_entity(summary: MatchSummary, saga: Saga, seq: int) -> dict[str, Any]:

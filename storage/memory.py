@@ -74,8 +74,12 @@ class InMemoryPlayerStore:
         if not pending:
             return ApplyOutcome(snapshot, (), tuple(already))
         self._check(part, snapshot)
-        record = ent.fold(snapshot.record, pending)
-        for delta in pending:
+        record, fitted = ent.fold(snapshot.record, pending)
+        # The rows the table adapter would write, built only to refuse what Azure would.
+        ent.record_entity(record)
+        for delta in fitted:
+            ent.marker_entity(delta, False)
+        for delta in fitted:
             part.markers[ent.marker_key(delta)] = (_copy(delta), False)
         part.record, part.etag = _copy(record), _etag()
         applied = tuple(d.match_id for d in pending)

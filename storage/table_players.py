@@ -69,8 +69,8 @@ class TablePlayerStore:
             raise ValueError(f"at most {ent.MAX_BATCH - 1} matches per apply, got {len(deltas)}")
         pending, already = ent.unique_by_match(deltas)
         while pending:
-            record = ent.fold(snapshot.record, pending)
-            ops: list[Operation] = [("create", ent.marker_entity(d, False)) for d in pending]
+            record, fitted = ent.fold(snapshot.record, pending)
+            ops: list[Operation] = [("create", ent.marker_entity(d, False)) for d in fitted]
             ops.append(record_operation(record, snapshot.etag))
             try:
                 result = await self._submit(ops)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.domain.ids import ID_PATTERN, ID_RULE, MAX_ID_LENGTH
 from app.domain.saga import SagaState
+from app.domain.stats import MAX_RECORD_MEDALS, MAX_RECORD_MODES, MAX_RECORD_WEAPONS, OTHER
 from app.domain.validation import (
     COUNTER_MAX,
     DATE_TIME,
@@ -71,7 +72,8 @@ class PlayerIn(BaseModel):
 
 class EventIn(BaseModel):
     """One raw telemetry event; ``kill`` events need ``killer``, ``victim`` and ``weapon``,
-    which must be players (and a weapon name) of this match."""
+    which must be players (and a weapon name) of this match. One player's kills may name
+    at most 64 different weapons in a match."""
 
     model_config = ConfigDict(extra="forbid")
     t: float = Field(ge=0, description="Seconds since the start; within the match.")
@@ -314,12 +316,20 @@ class Totals(Ratios, Counts):
     """Counters and their ratios."""
 
 
+_OVERFLOW = (
+    "A record keeps at most {n} {kind} by name (the first it met); the counts of any other "
+    f"{{kind}} are summed under `{OTHER}`, so totals stay exact."
+)
+
+
 class ServiceRecordOut(Totals, PlayerHead):
     """A player's lifetime service record."""
 
-    medals: dict[str, int]
-    weapons: dict[str, dict[str, int]]
-    modes: dict[str, Totals]
+    medals: dict[str, int] = Field(description=_OVERFLOW.format(n=MAX_RECORD_MEDALS, kind="medals"))
+    weapons: dict[str, dict[str, int]] = Field(
+        description=_OVERFLOW.format(n=MAX_RECORD_WEAPONS, kind="weapons")
+    )
+    modes: dict[str, Totals] = Field(description=_OVERFLOW.format(n=MAX_RECORD_MODES, kind="modes"))
     first_played: str | None
     last_played: str | None
 

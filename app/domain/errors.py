@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# An error's text is kept in the saga's summary row (one per player, up to 32 in one 32K
+# property), in its log and in a dead letter's properties: it must not grow with whatever
+# a failing dependency put in its message.
+MAX_ERROR_CHARS = 400
+
+
+def clip_error(text: str) -> str:
+    """``text`` cut to ``MAX_ERROR_CHARS``, saying that it was cut."""
+    if len(text) <= MAX_ERROR_CHARS:
+        return text
+    tail = f"... ({len(text)} characters in all)"
+    return text[: MAX_ERROR_CHARS - len(tail)] + tail
+
 
 class DomainError(Exception):
     """Base class of every error the core and the ports raise on purpose."""

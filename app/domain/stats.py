@@ -21,6 +21,18 @@ _OUTCOME_COUNTER = {
 Counters = Mapping[str, int]
 Weapons = Mapping[str, Mapping[str, int]]
 
+# A record is one JSON string property in Table Storage (at most 32K characters: 64 KiB of
+# UTF-16), and medal, weapon and mode names are open-ended: without a bound, enough new
+# names would make the record unwritable and every later match of the player stuck. So a
+# record keeps at most this many names of each kind; a match's names past that count in
+# one overflow entry. Halo 4 had ~50 weapons, ~150 medals and a dozen modes per title.
+# ``tests/unit/test_record_bounds.py`` proves the largest possible record fits.
+MAX_RECORD_WEAPONS = 64
+MAX_RECORD_MEDALS = 128
+MAX_RECORD_MODES = 20
+# Not a valid id (ids start with a letter or digit), so no posted name can collide with it.
+OTHER = "_other"
+
 
 @dataclass(frozen=True, slots=True)
 class StatDelta:
@@ -36,10 +48,20 @@ class StatDelta:
     counters: Counters
     medals: Counters = field(default_factory=dict)
     weapons: Weapons = field(default_factory=dict)
+    # Where the record counted this match's mode when ``mode`` did not fit (``OTHER``);
+    # ``None``: under ``mode``. Kept in the history row so that a revert undoes the same.
+    mode_key: str | None = None
+
+    @property
+    def record_mode(self) -> str:
+        """The key of the record's ``modes`` that this match counts in."""
+        return self.mode_key or self.mode
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, stored in the match partition and in the player's history row."""
+        extra = {"mode_key": self.mode_key} if self.mode_key else {}
         return {
+            **extra,
             "match_id": self.match_id,
             "player_id": self.player_id,
             "mode": self.mode,
@@ -66,6 +88,7 @@ class StatDelta:
             counters=dict(data["counters"]),
             medals=dict(data.get("medals", {})),
             weapons={k: dict(v) for k, v in data.get("weapons", {}).items()},
+            mode_key=data.get("mode_key"),
         )
 
 
@@ -148,7 +171,7 @@ def apply_delta(record: ServiceRecord, delta: StatDelta) -> ServiceRecord:
         counters=_add(record.counters, delta.counters, 1),
         medals=_add(record.medals, delta.medals, 1, keep=()),
         weapons=_add_nested(record.weapons, delta.weapons, 1),
-        modes=_add_nested(record.modes, {delta.mode: delta.counters}, 1),
+        modes=_add_nested(record.modes, {delta.record_mode: delta.counters}, 1),
         first_played=min(record.first_played, played) if record.first_played else played,
         last_played=max(record.last_played, played) if record.last_played else played,
     )
@@ -162,16 +185,64 @@ def revert_delta(record: ServiceRecord, delta: StatDelta) -> ServiceRecord:
         counters=_add(record.counters, delta.counters, -1),
         medals=_add(record.medals, delta.medals, -1, keep=()),
         weapons=_add_nested(record.weapons, delta.weapons, -1),
-        modes=_add_nested(record.modes, {delta.mode: delta.counters}, -1),
+        modes=_add_nested(record.modes, {delta.record_mode: delta.counters}, -1),
     )
+
+
+def fit_delta(record: ServiceRecord, delta: StatDelta) -> StatDelta:
+    """``delta`` as ``record`` can hold it: medals, weapons and a mode the record does not
+    have yet, past its bounds, move to ``OTHER``. Counters are never touched, and the same
+    record and delta always fit the same way (names are taken in sorted order)."""
+    medals = _fit(record.medals, delta.medals, MAX_RECORD_MEDALS, _merge_count)
+    weapons = _fit(record.weapons, delta.weapons, MAX_RECORD_WEAPONS, _merge_line)
+    mode_key = delta.mode_key
+    if mode_key is None and delta.mode not in record.modes:
+        mode_key = OTHER if _named(record.modes) >= MAX_RECORD_MODES else None
+    if medals == delta.medals and weapons == delta.weapons and mode_key == delta.mode_key:
+        return delta
+    return replace(delta, medals=medals, weapons=weapons, mode_key=mode_key)
+
+
+def apply_fitted(record: ServiceRecord, delta: StatDelta) -> tuple[ServiceRecord, StatDelta]:
+    """The record after one match fitted to it, and the fitted delta: what a revert must
+    subtract, so it is what the store keeps in the history row."""
+    fitted = fit_delta(record, delta)
+    return apply_delta(record, fitted), fitted
 
 
 def sum_deltas(player_id: str, deltas: Iterable[StatDelta]) -> ServiceRecord:
     """The record of a new player after all ``deltas``: what an audit recomputes."""
     record = ServiceRecord(player_id)
     for delta in deltas:
-        record = apply_delta(record, delta)
+        record, _ = apply_fitted(record, delta)
     return record
+
+
+def _named(entries: Mapping[str, Any]) -> int:
+    return sum(1 for name in entries if name != OTHER)
+
+
+def _merge_count(a: int | None, b: int) -> int:
+    return (a or 0) + b
+
+
+def _merge_line(a: Mapping[str, int] | None, b: Mapping[str, int]) -> dict[str, int]:
+    return {k: (a or {}).get(k, 0) + b.get(k, 0) for k in {*(a or {}), *b}}
+
+
+def _fit(held: Mapping[str, Any], new: Mapping[str, Any], bound: int, merge: Any) -> Any:
+    """``new`` with the names ``held`` has no room for merged into ``OTHER``."""
+    room = bound - _named(held)
+    out: dict[str, Any] = {}
+    for name in sorted(new):
+        if name in held or name == OTHER:
+            out[name] = merge(out.get(name), new[name]) if name == OTHER else new[name]
+        elif room > 0:
+            out[name] = new[name]
+            room -= 1
+        else:
+            out[OTHER] = merge(out.get(OTHER), new[name])
+    return out
 
 
 def ratios(counters: Counters) -> dict[str, float]:

@@ -275,14 +275,25 @@ def _events(
         errors.add(("events",), f"must hold at most {MAX_EVENTS} events")
         return []
     events: list[MatchEvent] = []
+    weapons: dict[str, set[str]] = {}  # per killer: a player's line holds as many as posted
     for i, item in enumerate(raw):
         loc: Loc = ("events", i)
         if not isinstance(item, Mapping):
             errors.add(loc, "must be an object", "dict_type")
             continue
         event = _event(item, loc, players, duration, errors)
-        if event is not None:
-            events.append(event)
+        if event is None:
+            continue
+        if event.type == "kill" and event.killer and event.weapon:
+            named = weapons.setdefault(event.killer, set())
+            if event.weapon not in named and len(named) >= MAX_NAMED_ENTRIES:
+                errors.add(
+                    (*loc, "weapon"),
+                    f"{event.killer!r} kills with more than {MAX_NAMED_ENTRIES} weapons",
+                )
+                continue
+            named.add(event.weapon)
+        events.append(event)
     return events
 
 

@@ -5,15 +5,25 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from app.devstack import Azurite
-from app.domain.errors import ConcurrencyConflict
+from app.domain.errors import ConcurrencyConflict, PermanentError
 from app.domain.model import Outcome
-from app.domain.stats import ServiceRecord, StatDelta, delta_counters, sum_deltas
-from app.ports import PlayerStore
+from app.domain.stats import (
+    MAX_RECORD_MEDALS,
+    MAX_RECORD_MODES,
+    MAX_RECORD_WEAPONS,
+    OTHER,
+    ServiceRecord,
+    StatDelta,
+    delta_counters,
+    sum_deltas,
+)
+from app.ports import PlayerSnapshot, PlayerStore
 from storage.memory import InMemoryPlayerStore
 from storage.tables import open_table_storage
 
@@ -205,6 +215,84 @@ class PlayerStoreContract:
     async def test_too_many_matches_for_one_batch(self, store: PlayerStore, pid: str) -> None:
         with pytest.raises(ValueError):
             await store.apply(await store.load(pid), [delta(pid, n) for n in range(100)])
+
+    async def test_a_flood_of_new_names_keeps_the_record_writable_and_exact(
+        self, store: PlayerStore, pid: str
+    ) -> None:
+        # Each match names 64 new 64-character weapons and medals and a new mode: unbounded,
+        # the record row passed Table Storage's 64 KiB property after a few of them and the
+        # player could never be updated again.
+        floods = [flood(pid, n) for n in range(MAX_RECORD_MODES + 6)]
+        snap = await store.load(pid)
+        for d in floods:
+            out = await store.apply(snap, [d])
+            assert out.applied == (d.match_id,)
+            snap = out.snapshot
+        record = (await store.load(pid)).record
+        assert record == snap.record == sum_deltas(pid, floods)
+        assert_totals(record, floods)
+        # A void subtracts what the record took, wherever it went; the rest stays exact.
+        for gone in (floods[-1], floods[3], floods[0]):
+            out_r = await store.revert(await store.load(pid), gone)
+            assert out_r.reverted
+            floods.remove(gone)
+        assert_totals((await store.load(pid)).record, floods)
+        page = await store.history(pid, 100)
+        assert {e.delta.match_id for e in page.entries if not e.void} == {
+            d.match_id for d in floods
+        }
+
+    async def test_a_record_past_the_property_limit_is_refused_whole(
+        self, store: PlayerStore, pid: str
+    ) -> None:
+        # A record with far more names than its bounds (written before they existed) cannot
+        # be stored: the adapter refuses it before writing anything, the same on every store.
+        await store.apply(await store.load(pid), [delta(pid, 1)])
+        snap = await store.load(pid)
+        huge = {f"{'w' * 60}{i:04d}": {"kills": 1, "headshots": 0} for i in range(400)}
+        bloated = replace(snap.record, weapons=huge)
+        with pytest.raises(PermanentError, match="holds at most"):
+            await store.apply(PlayerSnapshot(bloated, snap.etag), [delta(pid, 2)])
+        assert await store.load(pid) == snap
+        assert [m for m, _ in await self.history_ids(store, pid)] == ["m1"]
+
+
+def flood(pid: str, n: int) -> StatDelta:
+    """Match ``f{n}``: 64 weapons and 64 medals of its own, all 64 characters long."""
+    outcome = Outcome.WIN
+    return StatDelta(
+        match_id=f"f{n}",
+        player_id=pid,
+        mode=f"mode{n:02d}".ljust(64, "x"),
+        map="haven",
+        ended_at=T0 + timedelta(minutes=n),
+        outcome=outcome,
+        team=None,
+        counters=delta_counters(outcome, {"kills": 64 * 2, "deaths": 3}),
+        medals={f"{n:03d}{i:03d}".ljust(64, "m"): 1 + i % 3 for i in range(64)},
+        weapons={f"{n:03d}{i:03d}".ljust(64, "w"): {"kills": 2, "headshots": 1} for i in range(64)},
+    )
+
+
+def assert_totals(record: ServiceRecord, deltas: list[StatDelta]) -> None:
+    """What counts is exact whatever the bounds did: the counters, each kind's total, every
+    name the record kept, and the number of names it kept."""
+    assert record.counters["matches"] == len(deltas)
+    assert record.counters["kills"] == sum(d.counters["kills"] for d in deltas)
+    assert sum(w["kills"] for w in record.weapons.values()) == sum(
+        w["kills"] for d in deltas for w in d.weapons.values()
+    )
+    assert sum(record.medals.values()) == sum(v for d in deltas for v in d.medals.values())
+    assert sum(m["matches"] for m in record.modes.values()) == len(deltas)
+    assert len([n for n in record.weapons if n != OTHER]) <= MAX_RECORD_WEAPONS
+    assert len([n for n in record.medals if n != OTHER]) <= MAX_RECORD_MEDALS
+    assert len([n for n in record.modes if n != OTHER]) <= MAX_RECORD_MODES
+    for name, line in record.weapons.items():
+        if name != OTHER:
+            assert line == {
+                "kills": 2 * sum(name in d.weapons for d in deltas),
+                "headshots": line["headshots"],
+            }
 
 
 class TestInMemoryPlayerStore(PlayerStoreContract):

@@ -477,6 +477,18 @@ def test_at_most_ten_thousand_events() -> None:
     assert locs_of(data) == [("events",)]
 
 
+def test_a_player_kills_with_at_most_64_weapons_in_one_match() -> None:
+    # Each weapon an event names becomes a name in the killer's line and record: unbounded,
+    # one post could outgrow the row that stores them.
+    data = example()
+    kill = event0(data)
+    data["events"] = [dict(kill, weapon=f"w{i % 65}", t=i % 700) for i in range(130)]
+    assert locs_of(data) == [("events", 64, "weapon"), ("events", 129, "weapon")]
+    assert "more than 64 weapons" in errors_of(data)[0].msg
+    data["events"] = [dict(kill, weapon=f"w{i % 64}", t=i % 700) for i in range(130)]
+    assert len(parse_match(data, NOW).events) == 130
+
+
 def test_an_event_must_be_an_object() -> None:
     data = example()
     data["events"].append(["kill"])
