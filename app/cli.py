@@ -44,7 +44,7 @@ SERVICEBUS_CONFIG = Path(__file__).resolve().parent.parent / "config" / "service
 
 
 def _configure_logging(settings: Settings, role: str) -> None:
-    from app.logs import MIN_SECRET_LENGTH, configure_logging, connection_secrets
+    from app.logs import configure_logging, connection_secrets
 
     secrets = [
         *settings.api_keys,
@@ -52,14 +52,6 @@ def _configure_logging(settings: Settings, role: str) -> None:
         *connection_secrets(settings.servicebus_connection_string.get_secret_value()),
     ]
     configure_logging(settings.log_level, settings.log_format, role, secrets)
-    for key, key_role in settings.api_keys.items():
-        if len(key) < MIN_SECRET_LENGTH:
-            log.warning(
-                "an API key of role %s is shorter than %d characters: guessable, and not "
-                "redacted if something logs it",
-                key_role.value,
-                MIN_SECRET_LENGTH,
-            )
 
 
 def _dev_keys(settings: Settings, role: str) -> Settings:
