@@ -23,8 +23,8 @@ from app.domain.ratelimit import RateLimit
 from app.domain.retry import RetryPolicy
 from app.logs import LEVELS, LogFormat
 
-# Shorter keys can be guessed (a brute force over the API), and the log redaction skips
-# short strings: 16 characters of `openssl rand -hex 8` or more carry 64 bits.
+# Shorter keys are within reach of guessing over the API (16 is `openssl rand -hex 8`,
+# 64 bits), and the log redaction (app/logs.py) skips strings that short.
 MIN_API_KEY_LENGTH = 16
 
 

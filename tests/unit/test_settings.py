@@ -132,3 +132,17 @@ def test_the_keys_make_run_generates_are_accepted(
     raw = (tmp_path / cli.DEV_KEYS_FILE).read_text().strip().partition("=")[2]
     monkeypatch.setenv("STATSAGA_API_KEYS", raw)
     assert Settings().api_keys == generated and set(generated.values()) == set(Role)
+
+
+def test_statsaga_refuses_to_start_with_a_short_key_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.cli import main
+
+    for name in ("RAY_USAGE_STATS_ENABLED", "RAY_DEDUP_LOGS", "RAY_DISABLE_WORKER_LOG_PREFIX"):
+        monkeypatch.setenv(name, "0")  # main sets them if unset: keep them scoped to the test
+    monkeypatch.setenv("STATSAGA_API_KEYS", "zq-short:admin")
+    assert main(["api"]) == 2
+    err = capsys.readouterr().err
+    assert "api_keys: Value error, STATSAGA_API_KEYS entry 1 is shorter than 16" in err
+    assert "Traceback" not in err and "zq" not in err
