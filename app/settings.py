@@ -23,8 +23,8 @@ from app.domain.ratelimit import RateLimit
 from app.domain.retry import RetryPolicy
 from app.logs import LEVELS, LogFormat
 
-# Shorter keys are within reach of guessing over the API (16 is `openssl rand -hex 8`,
-# 64 bits), and the log redaction (app/logs.py) skips strings that short.
+# Shorter keys come within reach of guessing over the API: 16 is the length of
+# `openssl rand -hex 8` (64 bits); the README suggests twice that.
 MIN_API_KEY_LENGTH = 16
 
 
