@@ -6,17 +6,32 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PY_OK  := $(VENV)/.installed
 NODE_OK := node_modules/.installed
+# Every Python dependency, pinned with the hashes of its files: requirements.lock (what
+# the image needs) and requirements-dev.lock (that plus the tools and tests'), both from
+# pyproject.toml by `make lock`, with this uv.
+LOCK   := requirements-dev.lock
+UV     := uv==0.13.8
 
-.PHONY: run test lint unit capacity bench bench-quick screenshots deps clean
+.PHONY: run test lint unit capacity bench bench-quick screenshots deps lock clean
 
 deps: $(PY_OK) $(NODE_OK)
 
-$(PY_OK): pyproject.toml
+$(PY_OK): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "statsaga needs Python >= 3.11"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
+
+# After a change to the dependencies in pyproject.toml (docs/running.md): resolve again.
+# `make lock UPGRADE=--upgrade` also moves the unpinned transitive ones to their newest.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(UV)
+	$(BIN)/uv pip compile pyproject.toml $(UPGRADE) --generate-hashes --python-version 3.11 \
+	  --custom-compile-command "make lock" --quiet -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml $(UPGRADE) --extra dev --generate-hashes \
+	  --python-version 3.11 --custom-compile-command "make lock" --quiet -o $(LOCK)
 
 $(NODE_OK): package.json package-lock.json
 	@command -v node >/dev/null || { echo "node (>= 18) is needed for Azurite: see README"; exit 1; }

@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from app.settings import Role, Settings, parse_api_keys
 
 if TYPE_CHECKING:  # imported when used: `statsaga queues` needs neither
@@ -44,7 +46,7 @@ SERVICEBUS_CONFIG = Path(__file__).resolve().parent.parent / "config" / "service
 
 
 def _configure_logging(settings: Settings, role: str) -> None:
-    from app.logs import MIN_SECRET_LENGTH, configure_logging, connection_secrets
+    from app.logs import configure_logging, connection_secrets
 
     secrets = [
         *settings.api_keys,
@@ -52,14 +54,6 @@ def _configure_logging(settings: Settings, role: str) -> None:
         *connection_secrets(settings.servicebus_connection_string.get_secret_value()),
     ]
     configure_logging(settings.log_level, settings.log_format, role, secrets)
-    for key, key_role in settings.api_keys.items():
-        if len(key) < MIN_SECRET_LENGTH:
-            log.warning(
-                "an API key of role %s is shorter than %d characters: guessable, and not "
-                "redacted if something logs it",
-                key_role.value,
-                MIN_SECRET_LENGTH,
-            )
 
 
 def _dev_keys(settings: Settings, role: str) -> Settings:
@@ -448,7 +442,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     if os.environ.get("STATSAGA_LOG_FORMAT", "json").lower() == "json":
         os.environ.setdefault("RAY_DISABLE_WORKER_LOG_PREFIX", "1")
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        # A configuration mistake, not a crash: each refused setting on a line of its own.
+        print("statsaga: invalid settings", file=sys.stderr)
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"]) or "settings"
+            print(f"  {where}: {problem['msg']}", file=sys.stderr)
+        return 2
     _configure_logging(settings, args.command)
     log.debug("settings: %r", settings)  # secrets show as ****, API keys not at all
     commands = {

@@ -23,6 +23,10 @@ from app.domain.ratelimit import RateLimit
 from app.domain.retry import RetryPolicy
 from app.logs import LEVELS, LogFormat
 
+# Shorter keys come within reach of guessing over the API: 16 is the length of
+# `openssl rand -hex 8` (64 bits); the README suggests twice that.
+MIN_API_KEY_LENGTH = 16
+
 
 class Role(StrEnum):
     """What an API key may do; ``admin`` may do everything."""
@@ -171,6 +175,18 @@ class Settings(BaseSettings):
     @classmethod
     def _keys(cls, value: object) -> object:
         return parse_api_keys(value) if isinstance(value, str) else value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_long_enough(cls, value: dict[str, Role]) -> dict[str, Role]:
+        for n, key in enumerate(value, start=1):
+            if len(key) < MIN_API_KEY_LENGTH:
+                # By position, like parse_api_keys: no part of a key reaches the message.
+                raise ValueError(
+                    f"STATSAGA_API_KEYS entry {n} is shorter than {MIN_API_KEY_LENGTH} "
+                    "characters: use a random key, e.g. `openssl rand -hex 16`"
+                )
+        return value
 
     @field_validator("faults")
     @classmethod

@@ -30,7 +30,11 @@ from app.devstack import (
 from sbemu.launcher import LocalBroker, start_broker
 
 SERVICEBUS_CONFIG = Path(__file__).resolve().parent.parent / "config" / "servicebus.json"
-KEYS = {"ingest": "bench-ingest", "read": "bench-read", "admin": "bench-admin"}
+KEYS = {
+    "ingest": "bench-ingest-0123456789",
+    "read": "bench-read-0123456789",
+    "admin": "bench-admin-0123456789",
+}
 WORKER_UP = "statsaga worker is up"
 # Deployments not yet stopped: ``stop_all`` stops them whatever interrupted the run.
 _RUNNING: list[Deployment] = []

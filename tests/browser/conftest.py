@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -117,6 +118,25 @@ async def with_key(page: Page, role: str) -> None:
 def stat(page: Page, key: str) -> Locator:
     """The value of a page's fact (``<dd data-stat=key>``)."""
     return page.locator(f'dd[data-stat="{key}"]')
+
+
+def whole(text: str) -> re.Pattern[str]:
+    """An element's whole text: a plain ``has_text`` matches substrings, so player ``p-x-1``
+    would also find ``p-x-15`` (and strict mode then refuses two elements)."""
+    return re.compile(rf"^\s*{re.escape(text)}\s*$")
+
+
+def row(page: Page, table: str, key: str, column: int = 1) -> Locator:
+    """The row of table ``#table`` whose ``column``-th cell (1: the row header) is ``key``."""
+    cell = page.locator(f"th:nth-child({column}), td:nth-child({column})", has_text=whole(key))
+    return page.locator(f"#{table} tbody tr").filter(has=cell)
+
+
+def steps_about(page: Page, player_id: str, sentence: str = "") -> Locator:
+    """The match timeline's steps about ``player_id`` (their sentence starts ``ID: ``) that
+    go on with ``sentence``."""
+    what = re.compile(rf"^\s*{re.escape(player_id)}: {re.escape(sentence)}")
+    return page.locator("#timeline-list > li").filter(has=page.locator(".what", has_text=what))
 
 
 async def assert_fits_the_screen(page: Page, where: str) -> None:

@@ -18,6 +18,7 @@ from tests.browser.conftest import (
     assert_fits_the_screen,
     axe_problems,
     make_stuck,
+    row,
     stat,
     with_key,
 )
@@ -114,11 +115,11 @@ async def test_console_replays_a_dead_letter_once_its_cause_is_fixed(
     await page.get_by_label("Show sagas").select_option("stuck")
     await expect(page.get_by_role("status")).to_have_text("Showing stuck sagas.")
     await expect(page.locator("#sagas-table caption")).to_contain_text("stuck saga")
-    saga = page.locator("#sagas-table tbody tr").filter(has_text=mid)
-    await expect(saga).to_contain_text(victim)
-    letter = page.locator("#deadletters-table tbody tr").filter(has_text=mid)
+    saga = row(page, "sagas-table", mid)
+    await expect(saga.locator("td").nth(2)).to_have_text(victim)  # its dead players
+    letter = row(page, "deadletters-table", mid, column=2)
     await expect(letter).to_contain_text("PlayerStepFailed", timeout=3 * REFRESH_S * 1000)
-    await expect(letter).to_contain_text(victim)
+    await expect(letter.locator("td").nth(1)).to_have_text(victim)  # its player
     await expect(stat(page, "queue-player-updates-dead_letter")).not_to_have_text(
         "0", timeout=3 * REFRESH_S * 1000
     )

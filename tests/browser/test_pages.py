@@ -20,7 +20,9 @@ from tests.browser.conftest import (
     assert_fits_the_screen,
     axe_problems,
     make_stuck,
+    row,
     stat,
+    steps_about,
     with_key,
 )
 from tests.e2e.conftest import KEYS, Scenario
@@ -168,9 +170,8 @@ async def test_player_page_record_history_paging_and_a_match_timeline(
     applied = page.locator('#timeline-list > li[data-type="PlayerApplied"]')
     await expect(applied).to_have_count(len(oldest["players"]))
     for line in oldest["players"]:
-        await expect(applied.filter(has_text=line["player_id"])).to_have_count(1)
-        row = page.locator("#players-table tbody tr").filter(has_text=line["player_id"])
-        await expect(row).to_contain_text("applied")
+        await expect(steps_about(page, line["player_id"], "update applied")).to_have_count(1)
+        await expect(row(page, "players-table", line["player_id"])).to_contain_text("applied")
     await expect(page.get_by_role("status")).to_have_text("Saga completed.")
     await shoot(page, "match")
 
@@ -188,14 +189,12 @@ async def test_a_stuck_saga_shows_its_failure_and_dead_letter(
     await page.goto(f"{base}/matches/{mid}")
     await expect(stat(page, "state")).to_have_text("stuck")
     await expect(stat(page, "time_to_consistency")).to_have_text("not yet consistent")
-    steps = page.locator("#timeline-list > li")
-    failed = steps.filter(has_text=f"{victim}: update failed (permanent)")
+    failed = steps_about(page, victim, "update failed (permanent)")
     await expect(failed).to_have_count(1)
     dead = page.locator('#timeline-list > li[data-type="PlayerDeadLettered"]')
     await expect(dead).to_contain_text(f"{victim}: dead-lettered")
     await expect(page.locator('#timeline-list > li[data-type="SagaStuck"]')).to_contain_text(victim)
-    row = page.locator("#players-table tbody tr").filter(has_text=victim)
-    await expect(row).to_contain_text("dead")
+    await expect(row(page, "players-table", victim)).to_contain_text("dead")
     await expect(page.get_by_role("status")).to_have_text("Saga stuck.")
     await shoot(page, "match-stuck")
 
@@ -215,8 +214,7 @@ async def test_a_voided_match_shows_its_compensation(
         "data-type", "SagaCompensated"
     )
     for line in voided["players"]:
-        row = page.locator("#players-table tbody tr").filter(has_text=line["player_id"])
-        await expect(row).to_contain_text("compensated")
+        await expect(row(page, "players-table", line["player_id"])).to_contain_text("compensated")
     await expect(page.get_by_role("status")).to_have_text("Saga compensated.")
     await shoot(page, "match-compensated")
 

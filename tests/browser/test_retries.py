@@ -11,7 +11,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from app.devstack import Azurite
-from tests.browser.conftest import Shoot, with_key
+from tests.browser.conftest import Shoot, row, steps_about, with_key
 from tests.e2e.conftest import StartScenario
 from tests.support.invariants import check_invariants
 from tests.support.runs import new_matches, post_all, wait_states
@@ -54,15 +54,15 @@ async def test_a_match_page_shows_each_failure_and_retry_with_its_back_off(
     await expect(steps).to_have_count(len(found["log"]))
     for entry in retried(found["log"]):
         pid, attempt = entry["player_id"], entry["attempt"]
-        retry = steps.filter(has_text=f"{pid}: retry {attempt} scheduled")
+        retry = steps_about(page, pid, f"retry {attempt} scheduled")
         await expect(retry).to_have_attribute("data-type", "RetryScheduled")
         await expect(retry).to_contain_text(f"after a back-off of {entry['delay_s']:.3f} s")
-        failures = steps.filter(has_text=f"{pid}: update failed (transient, will retry)")
+        failures = steps_about(page, pid, "update failed (transient, will retry)")
         assert await failures.count() >= attempt
     kinds = await steps.evaluate_all("items => items.map(item => item.dataset.type)")
     assert kinds == [e["type"] for e in found["log"]]  # in the saga's order
     for line in found["players"]:
-        row = page.locator("#players-table tbody tr").filter(has_text=line["player_id"])
-        await expect(row).to_contain_text("applied")
-        await expect(row.locator("td").nth(7)).to_have_text(str(line["attempts"]))
+        player = row(page, "players-table", line["player_id"])
+        await expect(player).to_contain_text("applied")
+        await expect(player.locator("td").nth(7)).to_have_text(str(line["attempts"]))
     await shoot(page, "match-retries")

@@ -25,7 +25,11 @@ from tests.support.client import StatsClient
 from tests.support.raypools import kill_pools_on
 from tests.support.servicebus import project_queues
 
-KEYS = {"ingest": "e2e-ingest-key", "read": "e2e-read-key", "admin": "e2e-admin-key"}
+KEYS = {
+    "ingest": "e2e-ingest-key-0123456789",
+    "read": "e2e-read-key-0123456789",
+    "admin": "e2e-admin-key-0123456789",
+}
 
 
 @dataclass

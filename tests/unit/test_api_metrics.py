@@ -23,9 +23,9 @@ from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemory
 from storage.memory_bus import InMemoryMessageBus
 from tests.support.matches import random_match
 
-KEYS = {"ingest-key": "ingest", "read-key": "read"}
-INGEST = {"Authorization": "Bearer ingest-key"}
-READ = {"Authorization": "Bearer read-key"}
+KEYS = {"ingest-key-0123456789": "ingest", "read-key-0123456789": "read"}
+INGEST = {"Authorization": "Bearer ingest-key-0123456789"}
+READ = {"Authorization": "Bearer read-key-0123456789"}
 
 
 @pytest.fixture

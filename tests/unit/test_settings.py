@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.settings import Role, Settings, parse_api_keys
+from app.settings import MIN_API_KEY_LENGTH, Role, Settings, parse_api_keys
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -46,6 +46,25 @@ def test_a_refused_key_list_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> No
     assert "api_keys" in str(info.value) and "secret" not in str(info.value)
 
 
+@pytest.mark.parametrize("short", ["zq-admin", "zq" + "x" * (MIN_API_KEY_LENGTH - 3)])
+def test_a_short_key_is_refused_at_startup_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, short: str
+) -> None:
+    monkeypatch.setenv("STATSAGA_API_KEYS", f"zq-a-long-enough-ingest-key:ingest,{short}:admin")
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    message = str(info.value)
+    assert "STATSAGA_API_KEYS entry 2 is shorter than 16 characters" in message
+    assert "zq" not in message
+    with pytest.raises(ValidationError, match="STATSAGA_API_KEYS entry 1"):
+        Settings(api_keys={short: Role.READ})  # set in code, not only from the environment
+
+
+def test_a_key_of_the_minimum_length_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATSAGA_API_KEYS", "k" * MIN_API_KEY_LENGTH + ":read")
+    assert Settings().api_keys == {"k" * MIN_API_KEY_LENGTH: Role.READ}
+
+
 def test_log_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STATSAGA_LOG_LEVEL", "debug")
     assert (Settings().log_level, Settings().log_format) == ("DEBUG", "json")
@@ -60,10 +79,11 @@ def test_log_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_environment_sets_fields(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STATSAGA_PORT", "9001")
-    monkeypatch.setenv("STATSAGA_API_KEYS", "k1:ingest")
+    monkeypatch.setenv("STATSAGA_API_KEYS", "k1-0123456789abcdef:ingest")
     monkeypatch.setenv("STATSAGA_PLAYER_POOL_SIZE", "5")
     s = Settings()
-    assert (s.port, s.api_keys, s.player_pool_size) == (9001, {"k1": Role.INGEST}, 5)
+    assert (s.port, s.player_pool_size) == (9001, 5)
+    assert s.api_keys == {"k1-0123456789abcdef": Role.INGEST}
 
 
 def test_ray_address_falls_back_to_ray_s_own_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,3 +120,29 @@ def test_readme_documents_every_setting() -> None:
     fields = {name.upper() for name in Settings.model_fields}
     assert fields - documented == set(), "settings missing from the README table"
     assert documented - fields == set(), "README names settings that do not exist"
+
+
+def test_the_keys_make_run_generates_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from app import cli
+
+    monkeypatch.setattr(cli, "_configure_logging", lambda settings, role: None)
+    generated = cli._dev_keys(Settings(data_dir=str(tmp_path)), "api").api_keys
+    raw = (tmp_path / cli.DEV_KEYS_FILE).read_text().strip().partition("=")[2]
+    monkeypatch.setenv("STATSAGA_API_KEYS", raw)
+    assert Settings().api_keys == generated and set(generated.values()) == set(Role)
+
+
+def test_statsaga_refuses_to_start_with_a_short_key_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.cli import main
+
+    for name in ("RAY_USAGE_STATS_ENABLED", "RAY_DEDUP_LOGS", "RAY_DISABLE_WORKER_LOG_PREFIX"):
+        monkeypatch.setenv(name, "0")  # main sets them if unset: keep them scoped to the test
+    monkeypatch.setenv("STATSAGA_API_KEYS", "zq-short:admin")
+    assert main(["api"]) == 2
+    err = capsys.readouterr().err
+    assert "api_keys: Value error, STATSAGA_API_KEYS entry 1 is shorter than 16" in err
+    assert "Traceback" not in err and "zq" not in err

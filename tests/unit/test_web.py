@@ -30,7 +30,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
     store, sagas = InMemoryPlayerStore(), InMemorySagaLog()
     archive, bus = InMemoryPayloadArchive(), InMemoryMessageBus()
     service = StatsService(sagas, archive, store, PlayerGrainHost(store, GrainSettings()), bus)
-    app = create_app(Settings(api_keys="read-key:read"), service, Operations(sagas, bus))
+    app = create_app(Settings(api_keys="read-key-0123456789:read"), service, Operations(sagas, bus))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://statsaga") as client:
         yield client
