@@ -13,6 +13,7 @@ from app.ports import BusMessage, MessageBus
 from sbemu.launcher import LocalBroker
 from storage.memory_bus import InMemoryMessageBus
 from storage.servicebus_bus import ServiceBusMessageBus
+from tests.support.azure import SERVICEBUS_ENV, azure_queues, connection_string
 
 
 def msg(body: int, mid: str | None = None) -> BusMessage:
@@ -171,5 +172,23 @@ class TestServiceBusMessageBus(MessageBusContract):
     @pytest.fixture
     async def bus(self, broker: LocalBroker) -> AsyncIterator[MessageBus]:
         bus = ServiceBusMessageBus(broker.connection_string)
+        yield bus
+        await bus.close()
+
+
+@pytest.mark.azure
+class TestServiceBusMessageBusOnAzure(MessageBusContract):
+    """The same contract on a real Service Bus namespace (see ``tests.support.azure``):
+    each test gets a queue of its own, made for it and deleted after it."""
+
+    @pytest.fixture
+    async def queue(self) -> AsyncIterator[str]:
+        conn = connection_string(SERVICEBUS_ENV)
+        async with azure_queues(conn, 1, max_delivery_count=self.max_delivery_count) as names:
+            yield names[0]
+
+    @pytest.fixture
+    async def bus(self) -> AsyncIterator[MessageBus]:
+        bus = ServiceBusMessageBus(connection_string(SERVICEBUS_ENV))
         yield bus
         await bus.close()
