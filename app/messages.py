@@ -6,10 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from app.domain.ids import bus_message_id
 from app.domain.saga import Action
 from app.ports import BusMessage
 
 MATCHES_QUEUE = "matches"
+MAX_REASON_CHARS = 4096
 PLAYER_UPDATES_QUEUE = "player-updates"
 # Subjects of ``matches`` messages: what the saga message asks for.
 COMPLETED, INVALIDATED, RESUME, REDRIVE = (
@@ -22,24 +24,28 @@ COMPLETED, INVALIDATED, RESUME, REDRIVE = (
 
 def match_completed(match_id: str) -> BusMessage:
     """Starts (or resumes) a match saga; the id doubles as the duplicate-detection key."""
-    return BusMessage(match_id, {"match_id": match_id}, subject=COMPLETED)
+    return BusMessage(bus_message_id(match_id), {"match_id": match_id}, subject=COMPLETED)
 
 
 def match_resume(match_id: str, seq: int) -> BusMessage:
     """Moves a stalled saga on; one per log position, so a saga that moved and stalled
     again gets a new message while a repeat for the same stall is a duplicate."""
-    return BusMessage(f"{match_id}:resume:{seq}", {"match_id": match_id}, subject=RESUME)
+    return BusMessage(
+        bus_message_id(match_id, "resume", str(seq)), {"match_id": match_id}, subject=RESUME
+    )
 
 
 def match_redrive(match_id: str, seq: int) -> BusMessage:
     """Retries the dead players of a stuck saga (an operator's decision)."""
-    return BusMessage(f"{match_id}:redrive:{seq}", {"match_id": match_id}, subject=REDRIVE)
+    return BusMessage(
+        bus_message_id(match_id, "redrive", str(seq)), {"match_id": match_id}, subject=REDRIVE
+    )
 
 
 def match_invalidated(match_id: str, reason: str) -> BusMessage:
     """Starts the compensation of a match."""
     return BusMessage(
-        f"{match_id}:invalidate",
+        bus_message_id(match_id, "invalidate"),
         {"match_id": match_id, "reason": reason},
         subject=INVALIDATED,
     )
@@ -65,8 +71,9 @@ class PlayerRetry:
             "action": self.action.value,
         }
         if self.dead_letter:
-            body["dead_letter"] = self.dead_letter
-        mid = f"{self.match_id}:{self.player_id}:{self.action.value}:{suffix}"
+            # Bounded: an error's text must not push the message past the bus's size limit.
+            body["dead_letter"] = self.dead_letter[:MAX_REASON_CHARS]
+        mid = bus_message_id(self.match_id, self.player_id, self.action.value, suffix)
         return BusMessage(mid, body, subject="player.retry")
 
     @classmethod

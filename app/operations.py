@@ -21,6 +21,7 @@ from typing import Any
 
 from app import messages
 from app.domain.errors import Conflict
+from app.domain.ids import bus_message_id
 from app.domain.saga import OPEN_STATES, PlayerStatus, SagaState
 from app.logs import bind
 from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE, log_fields
@@ -47,9 +48,9 @@ _CAN_STALL = {SagaState.RUNNING, SagaState.RECOVERING, SagaState.COMPENSATING}
 def replay_id(message_id: str) -> str:
     """A fresh id for a replayed message (the bus would drop a repeat of the old one as a
     duplicate), keeping the original's: replayed again and again, it does not grow past
-    Service Bus's 128 characters."""
+    Service Bus's 128 characters (a long one is shortened by ``bus_message_id``)."""
     original = message_id.split(REPLAY_MARK, 1)[0]
-    return f"{original}{REPLAY_MARK}{uuid.uuid4().hex[:8]}"
+    return bus_message_id(original, "replay", uuid.uuid4().hex[:8])
 
 
 def saga_view(record: SagaRecord) -> dict[str, Any]:

@@ -250,6 +250,8 @@ class ReceivedMessage:
 # reason and description come with its body under Service Bus's property names.
 DEAD_LETTER_SUFFIX = "/$deadletterqueue"
 DEAD_LETTER_REASON, DEAD_LETTER_DESCRIPTION = "DeadLetterReason", "DeadLetterErrorDescription"
+# Service Bus Standard's largest message (body and properties).
+MAX_MESSAGE_BYTES = 256 * 1024
 
 
 def dead_letter_queue(queue: str) -> str:
@@ -261,11 +263,13 @@ class MessageBus(Protocol):
     """Queues with peek-lock delivery, scheduling and dead-lettering (Service Bus's model)."""
 
     async def publish(self, queue: str, message: BusMessage) -> None:
-        """Enqueue durably; a repeat of a recent ``message_id`` is dropped."""
+        """Enqueue durably; a repeat of a recent ``message_id`` is dropped. A message over
+        Service Bus's limits (id ≤ 128 characters, ≤ 256 KiB) raises ``MessageRefused``."""
         ...
 
     async def schedule(self, queue: str, message: BusMessage, delay_s: float) -> int:
-        """Enqueue to become visible after ``delay_s``; returns a sequence number."""
+        """Enqueue to become visible after ``delay_s``; returns a sequence number. Same
+        limits as ``publish``."""
         ...
 
     async def receive(

@@ -21,11 +21,10 @@ from proton.reactor import Container
 
 from sbemu import codec
 from sbemu.config import QueueConfig
-from sbemu.management import Management, ManagementError
+from sbemu.management import MAX_MESSAGE_BYTES, SIZE_EXCEEDED, Management, ManagementError
 from sbemu.store import DEAD_LETTER, DEFERRED, MAIN, NewMessage, Row, Store
 
 log = logging.getLogger("sbemu")
-MAX_MESSAGE_BYTES = 256 * 1024
 CREDIT = 200
 TICK_S = 0.05
 DEAD_LETTER_CONDITION = "com.microsoft:dead-letter"
@@ -258,7 +257,7 @@ class Broker(MessagingHandler):
         try:
             if len(raw) > MAX_MESSAGE_BYTES:
                 raise ManagementError(
-                    "amqp:link:message-size-exceeded",
+                    SIZE_EXCEEDED,
                     f"message of {len(raw)} bytes exceeds {MAX_MESSAGE_BYTES}",
                 )
             if info.sub != MAIN:

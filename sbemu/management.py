@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from sbemu.broker import Broker
 
 LOCK_LOST = "com.microsoft:message-lock-lost"
+SIZE_EXCEEDED = "amqp:link:message-size-exceeded"
+MAX_MESSAGE_BYTES = 256 * 1024  # Service Bus Standard
 
 
 class ManagementError(Exception):
@@ -90,6 +92,13 @@ class Management:
 
     def schedule(self, queue: str, sub: str, body: Mapping[Any, Any]) -> dict[str, Any]:
         payloads = [bytes(_get(item, "message")) for item in _get(body, "messages") or []]
+        # Checked here too: a scheduled message comes through this link, not a sender's.
+        for payload in payloads:
+            if len(payload) > MAX_MESSAGE_BYTES:
+                raise ManagementError(
+                    SIZE_EXCEEDED,
+                    f"message of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES}",
+                )
         seqs = self.broker.enqueue(queue, payloads)
         # A duplicate was dropped; Service Bus still answers with a number for it.
         return {"sequence-numbers": [s if s is not None else 0 for s in seqs]}

@@ -9,17 +9,20 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import json
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from app.domain.errors import NotFound
+from app.domain.errors import MessageRefused, NotFound
+from app.domain.ids import MAX_MESSAGE_ID_LENGTH
 from app.ports import (
     DEAD_LETTER_DESCRIPTION,
     DEAD_LETTER_REASON,
     DEAD_LETTER_SUFFIX,
+    MAX_MESSAGE_BYTES,
     BusMessage,
     QueueDepth,
     ReceivedMessage,
@@ -58,6 +61,20 @@ def _as_seen(entry: _Entry) -> BusMessage:
     return BusMessage(message.message_id, {**message.body, **props}, message.subject)
 
 
+def check_limits(message: BusMessage) -> None:
+    """Refuse what Service Bus refuses: a message id over 128 characters, a message over
+    256 KiB (counted as the JSON body and the properties, as the SDK adapter sends it)."""
+    if len(message.message_id) > MAX_MESSAGE_ID_LENGTH:
+        raise MessageRefused(
+            f"message id of {len(message.message_id)} characters "
+            f"(Service Bus allows {MAX_MESSAGE_ID_LENGTH}): {message.message_id[:40]}…"
+        )
+    body = json.dumps(message.body, separators=(",", ":")).encode()
+    size = len(body) + len(message.message_id.encode()) + len(message.subject.encode())
+    if size > MAX_MESSAGE_BYTES:
+        raise MessageRefused(f"message of {size} bytes (Service Bus allows {MAX_MESSAGE_BYTES})")
+
+
 class MessageLockLost(RuntimeError):
     """The lock expired (or the message was settled) before this settlement."""
 
@@ -94,6 +111,7 @@ class InMemoryMessageBus:
 
     async def publish(self, queue: str, message: BusMessage) -> None:
         """Enqueue now; a message id seen within the window is dropped."""
+        check_limits(message)
         q = self._queue(queue)
         if self._is_duplicate(q, message.message_id):
             return
@@ -102,6 +120,7 @@ class InMemoryMessageBus:
 
     async def schedule(self, queue: str, message: BusMessage, delay_s: float) -> int:
         """Enqueue to become visible ``delay_s`` from now."""
+        check_limits(message)
         q = self._queue(queue)
         sequence = next(self._sequence)
         if not self._is_duplicate(q, message.message_id):

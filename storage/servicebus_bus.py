@@ -34,11 +34,13 @@ from typing import Any, TypeVar
 from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage, ServiceBusSubQueue
 from azure.servicebus.aio import ServiceBusClient, ServiceBusReceiver, ServiceBusSender
 from azure.servicebus.exceptions import (
+    MessageSizeExceededError,
     OperationTimeoutError,
     ServiceBusConnectionError,
     ServiceBusError,
 )
 
+from app.domain.errors import MessageRefused
 from app.ports import (
     DEAD_LETTER_DESCRIPTION,
     DEAD_LETTER_REASON,
@@ -71,13 +73,17 @@ def split_queue(queue: str) -> tuple[str, ServiceBusSubQueue | None]:
 
 
 def to_sdk(message: BusMessage) -> ServiceBusMessage:
-    """A JSON body; the message id is the bus's duplicate-detection key."""
-    return ServiceBusMessage(
-        json.dumps(message.body, separators=(",", ":")).encode(),
-        message_id=message.message_id,
-        subject=message.subject or None,
-        content_type=JSON,
-    )
+    """A JSON body; the message id is the bus's duplicate-detection key. ``MessageRefused``
+    for an id Service Bus would refuse (the SDK raises a bare ``ValueError``)."""
+    try:
+        return ServiceBusMessage(
+            json.dumps(message.body, separators=(",", ":")).encode(),
+            message_id=message.message_id,
+            subject=message.subject or None,
+            content_type=JSON,
+        )
+    except ValueError as exc:
+        raise MessageRefused(f"Service Bus refuses the message: {exc}") from exc
 
 
 def from_sdk(message: ServiceBusReceivedMessage) -> BusMessage:
@@ -163,6 +169,8 @@ class ServiceBusMessageBus:
         async with self._send_locks.setdefault(queue, asyncio.Lock()):
             try:
                 return await call(sender)
+            except MessageSizeExceededError as exc:
+                raise MessageRefused(f"Service Bus refuses the message: {exc}") from exc
             except (ServiceBusConnectionError, OperationTimeoutError):
                 # The link may be broken: the next send opens a fresh one.
                 await self._discard(self._senders, queue)

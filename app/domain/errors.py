@@ -79,6 +79,11 @@ class PermanentError(DomainError):
     """A failure that retrying cannot fix (corrupt data, a bug): goes to the operators."""
 
 
+class MessageRefused(PermanentError):
+    """The bus refuses this message as it stands (its id is over 128 characters, or it is
+    over 256 KiB): sending it again cannot help."""
+
+
 class Conflict(DomainError):
     """The request does not fit the current state of what it names (re-drive a finished
     saga, say)."""

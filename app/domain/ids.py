@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 MAX_ID_LENGTH = 64
@@ -28,3 +29,21 @@ def id_problem(value: object) -> str | None:
 def is_valid_id(value: object) -> bool:
     """True when ``value`` is a valid match, player, mode or map id."""
     return id_problem(value) is None
+
+
+# Service Bus refuses a MessageId longer than this (the SDK raises before sending).
+MAX_MESSAGE_ID_LENGTH = 128
+_DIGEST_CHARS = 32  # 128 bits of SHA-256: distinct ids stay distinct
+_HEAD_CHARS = 60  # the match id, readable, as it starts most ids
+_TAIL_CHARS = MAX_MESSAGE_ID_LENGTH - _HEAD_CHARS - _DIGEST_CHARS - 2
+
+
+def bus_message_id(*parts: str) -> str:
+    """``parts`` joined with ``:`` as a bus message id, as it is when it fits Service Bus's
+    128 characters; else its head and tail around a SHA-256 digest of the whole. The same
+    parts always give the same id, so duplicate detection still drops a repeat."""
+    full = ":".join(parts)
+    if len(full) <= MAX_MESSAGE_ID_LENGTH:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:_DIGEST_CHARS]
+    return f"{full[:_HEAD_CHARS]}~{digest}~{full[-_TAIL_CHARS:]}"

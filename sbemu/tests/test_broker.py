@@ -260,6 +260,15 @@ def test_a_message_over_256_kib_is_refused(sb: LocalBroker) -> None:
         sender.send_messages(ServiceBusMessage(b"x" * (300 * 1024)))
 
 
+def test_a_scheduled_message_over_256_kib_is_refused(sb: LocalBroker) -> None:
+    c = client(sb)
+    at = datetime.now(UTC) + timedelta(seconds=1)
+    with c, c.get_queue_sender("big") as sender:
+        with pytest.raises(MessageSizeExceededError):
+            sender.schedule_messages(ServiceBusMessage(b"x" * (300 * 1024)), at)
+        assert len(sender.schedule_messages(ServiceBusMessage(b"x" * (200 * 1024)), at)) == 1
+
+
 async def test_the_async_client_sends_receives_and_settles(sb: LocalBroker) -> None:
     async with AsyncClient.from_connection_string(sb.connection_string) as c:
         async with c.get_queue_sender("asyncq") as sender:

@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from app.domain.errors import MessageRefused
 from app.ports import BusMessage, MessageBus
 from sbemu.launcher import LocalBroker
 from storage.memory_bus import InMemoryMessageBus
 from storage.servicebus_bus import ServiceBusMessageBus
+from tests.support.azure import SERVICEBUS_ENV, azure_queues, connection_string
 
 
 def msg(body: int, mid: str | None = None) -> BusMessage:
@@ -114,6 +116,30 @@ class MessageBusContract:
         for r in first:
             await bus.complete(r)
 
+    async def test_a_message_id_of_128_characters_is_sent_and_129_refused(
+        self, bus: MessageBus, queue: str
+    ) -> None:
+        longest = uuid.uuid4().hex + "x" * 96
+        with pytest.raises(MessageRefused, match="128"):
+            await bus.publish(queue, msg(1, longest + "y"))
+        with pytest.raises(MessageRefused, match="128"):
+            await bus.schedule(queue, msg(2, longest + "y"), 0.0)
+        await bus.publish(queue, msg(3, longest))
+        got = await bus.receive(queue, 10, 2.0)
+        assert [(r.message.message_id, r.message.body["n"]) for r in got] == [(longest, 3)]
+
+    async def test_a_message_over_256_kib_is_refused(self, bus: MessageBus, queue: str) -> None:
+        big = BusMessage(uuid.uuid4().hex, {"n": 1, "pad": "x" * (260 * 1024)})
+        with pytest.raises(MessageRefused):
+            await bus.publish(queue, big)
+        with pytest.raises(MessageRefused):
+            await bus.schedule(queue, big, 0.0)
+        # Well under the limit (headers count too, differently per adapter): sent whole.
+        fits = BusMessage(uuid.uuid4().hex, {"n": 2, "pad": "x" * (200 * 1024)})
+        await bus.publish(queue, fits)
+        got = await bus.receive(queue, 10, 2.0)
+        assert [(r.message.body["n"], len(r.message.body["pad"])) for r in got] == [(2, 200 * 1024)]
+
 
 class TestInMemoryMessageBus(MessageBusContract):
     @pytest.fixture
@@ -146,5 +172,23 @@ class TestServiceBusMessageBus(MessageBusContract):
     @pytest.fixture
     async def bus(self, broker: LocalBroker) -> AsyncIterator[MessageBus]:
         bus = ServiceBusMessageBus(broker.connection_string)
+        yield bus
+        await bus.close()
+
+
+@pytest.mark.azure
+class TestServiceBusMessageBusOnAzure(MessageBusContract):
+    """The same contract on a real Service Bus namespace (see ``tests.support.azure``):
+    each test gets a queue of its own, made for it and deleted after it."""
+
+    @pytest.fixture
+    async def queue(self) -> AsyncIterator[str]:
+        conn = connection_string(SERVICEBUS_ENV)
+        async with azure_queues(conn, 1, max_delivery_count=self.max_delivery_count) as names:
+            yield names[0]
+
+    @pytest.fixture
+    async def bus(self) -> AsyncIterator[MessageBus]:
+        bus = ServiceBusMessageBus(connection_string(SERVICEBUS_ENV))
         yield bus
         await bus.close()

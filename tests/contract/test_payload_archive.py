@@ -14,6 +14,7 @@ from app.domain.validation import parse_match
 from app.ports import PayloadArchive
 from storage.memory import InMemoryPayloadArchive
 from storage.tables import open_table_storage
+from tests.support.azure import STORAGE_ENV, azure_table_storage, connection_string
 from tests.support.matches import random_match
 
 
@@ -75,3 +76,13 @@ class TestBlobPayloadArchive(PayloadArchiveContract):
         storage = await open_table_storage(azurite.connection_string, f"t{unique}")
         yield storage.archive
         await storage.close()
+
+
+@pytest.mark.azure
+class TestBlobPayloadArchiveOnAzure(PayloadArchiveContract):
+    """The same contract on real Azure Storage (see ``tests.support.azure``)."""
+
+    @pytest.fixture
+    async def archive(self) -> AsyncIterator[PayloadArchive]:
+        async with azure_table_storage(connection_string(STORAGE_ENV)) as storage:
+            yield storage.archive

@@ -13,6 +13,7 @@ from app.domain.placement import Placement
 from app.ports import PlacementStore, StoredPlacement
 from storage.memory import InMemoryPlacementStore
 from storage.tables import open_table_storage
+from tests.support.azure import STORAGE_ENV, azure_table_storage, connection_string
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -69,3 +70,13 @@ class TestTablePlacementStore(PlacementStoreContract):
                 assert await storage.sagas.sagas_in_state(state, 10) == []
         finally:
             await storage.close()
+
+
+@pytest.mark.azure
+class TestTablePlacementStoreOnAzure(PlacementStoreContract):
+    """The same contract on real Azure Storage (see ``tests.support.azure``)."""
+
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[PlacementStore]:
+        async with azure_table_storage(connection_string(STORAGE_ENV)) as storage:
+            yield storage.placements

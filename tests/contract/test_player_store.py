@@ -26,6 +26,7 @@ from app.domain.stats import (
 from app.ports import PlayerSnapshot, PlayerStore
 from storage.memory import InMemoryPlayerStore
 from storage.tables import open_table_storage
+from tests.support.azure import STORAGE_ENV, azure_table_storage, connection_string
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -308,3 +309,13 @@ class TestTablePlayerStore(PlayerStoreContract):
         storage = await open_table_storage(azurite.connection_string, f"t{unique}")
         yield storage.players
         await storage.close()
+
+
+@pytest.mark.azure
+class TestTablePlayerStoreOnAzure(PlayerStoreContract):
+    """The same contract on real Azure Storage (see ``tests.support.azure``)."""
+
+    @pytest.fixture
+    async def store(self) -> AsyncIterator[PlayerStore]:
+        async with azure_table_storage(connection_string(STORAGE_ENV)) as storage:
+            yield storage.players

@@ -17,6 +17,7 @@ from storage.memory_bus import InMemoryMessageBus, InMemoryQueueStats
 from storage.servicebus_bus import ServiceBusMessageBus
 from storage.servicebus_stats import ServiceBusQueueStats, uses_emulator
 from tests.conftest import BrokerFactory
+from tests.support.azure import SERVICEBUS_ENV, azure_queues, connection_string
 from tests.support.servicebus import queue as declare
 
 LATER_S = 3600.0  # scheduled far enough ahead to stay scheduled through the test
@@ -139,6 +140,29 @@ class TestServiceBusQueueStats(QueueStatsContract):
     @pytest.fixture
     async def stats(self, stats_broker: LocalBroker) -> AsyncIterator[QueueStats]:
         stats = ServiceBusQueueStats(stats_broker.admin_connection_string)
+        yield stats
+        await stats.close()
+
+
+@pytest.mark.azure
+class TestServiceBusQueueStatsOnAzure(QueueStatsContract):
+    """The same contract on a real Service Bus namespace (see ``tests.support.azure``),
+    on two queues made for each test and deleted after it."""
+
+    @pytest.fixture
+    async def names(self) -> AsyncIterator[tuple[str, str]]:
+        async with azure_queues(connection_string(SERVICEBUS_ENV), 2, lock_s=30) as names:
+            yield names[0], names[1]
+
+    @pytest.fixture
+    async def bus(self) -> AsyncIterator[MessageBus]:
+        bus = ServiceBusMessageBus(connection_string(SERVICEBUS_ENV))
+        yield bus
+        await bus.close()
+
+    @pytest.fixture
+    async def stats(self) -> AsyncIterator[QueueStats]:
+        stats = ServiceBusQueueStats(connection_string(SERVICEBUS_ENV))
         yield stats
         await stats.close()
 

@@ -31,6 +31,7 @@ from storage.entities import open_partition
 from storage.memory import InMemorySagaLog
 from storage.table_sagas import TableSagaLog
 from storage.tables import open_table_storage
+from tests.support.azure import STORAGE_ENV, azure_table_storage, connection_string
 from tests.support.matches import random_match
 
 POLICY = RetryPolicy()
@@ -363,3 +364,13 @@ class TestTableSagaLog(SagaLogContract):
         await self._fold(sagas, record, applied, datetime.now(UTC))
         with pytest.raises(ResourceNotFoundError):
             await sagas._table.get_entity(open_partition(match.match_id), match.match_id)
+
+
+@pytest.mark.azure
+class TestTableSagaLogOnAzure(TestTableSagaLog):
+    """The same contract on real Azure Storage (see ``tests.support.azure``)."""
+
+    @pytest.fixture
+    async def sagas(self) -> AsyncIterator[SagaLog]:
+        async with azure_table_storage(connection_string(STORAGE_ENV)) as storage:
+            yield storage.sagas
