@@ -222,10 +222,10 @@ def _cmd_worker(settings: Settings) -> int:
     return 0
 
 
-def _cmd_dev(settings: Settings) -> int:
+def _cmd_dev(settings: Settings, free_ports: bool = False) -> int:
     from app.devstack import dev_stack
 
-    return dev_stack(_dev_keys(settings, "dev"), SERVICEBUS_CONFIG)
+    return dev_stack(_dev_keys(settings, "dev"), SERVICEBUS_CONFIG, free_ports=free_ports)
 
 
 def _cmd_queues(settings: Settings, args: argparse.Namespace) -> int:
@@ -426,7 +426,12 @@ def main(argv: list[str] | None = None) -> int:
         prog="statsaga", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("dev", help="local Azurite, Service Bus broker, Ray head, api and worker")
+    dev = sub.add_parser("dev", help="local Azurite, Service Bus broker, Ray head, api and worker")
+    dev.add_argument(
+        "--free-ports",
+        action="store_true",
+        help="Azurite and the broker on free ports, not 10000/10002/5672/5300",
+    )
     sub.add_parser("run", help="API + worker in one process (dependencies from settings)")
     sub.add_parser("api", help="the stateless API role: validate, store, publish, read")
     sub.add_parser("worker", help="the worker role: consume the queues, run the sagas")
@@ -454,7 +459,6 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(settings, args.command)
     log.debug("settings: %r", settings)  # secrets show as ****, API keys not at all
     commands = {
-        "dev": _cmd_dev,
         "run": _cmd_run,
         "api": _cmd_api,
         "worker": _cmd_worker,
@@ -464,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_pools(settings, args)
         if args.command == "queues":
             return _cmd_queues(settings, args)
+        if args.command == "dev":
+            return _cmd_dev(settings, args.free_ports)
         if args.command not in commands:
             return _cmd_ops(settings, args)
         return commands[args.command](settings)

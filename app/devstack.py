@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.lifeline import die_with_parent
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 AZURITE_MAIN = PROJECT_ROOT / "node_modules" / "azurite" / "dist" / "src" / "azurite.js"
 # Azurite's well-known development account (public, documented by Microsoft).
@@ -163,6 +165,7 @@ def start_azurite(
         stdout=out,
         stderr=out,
         start_new_session=True,
+        preexec_fn=die_with_parent(),
         env={**os.environ, "AZURITE_ACCEPT_EULA": "true"},
     )
     try:
@@ -269,6 +272,10 @@ def _ray_start(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # On SIGTERM `ray start --block` stops its GCS and raylet (started with the
+            # kernel's parent-death signal, so they go even if it is SIGKILLed), and
+            # the raylet's workers and agents go with the raylet.
+            preexec_fn=die_with_parent(),
             env={**os.environ, **LOCAL_RAY_ENV, **env},
         )
     deadline = time.monotonic() + 60
@@ -351,6 +358,8 @@ def spawn_role(role: str, env: dict[str, str], log: Path) -> subprocess.Popen[by
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # SIGTERM: the role's own graceful stop, as `statsaga dev`'s Ctrl-C does.
+            preexec_fn=die_with_parent(),
         )
 
 
@@ -384,42 +393,63 @@ class _Removed:
         self.path.unlink(missing_ok=True)
 
 
-def dev_stack(settings: Any, servicebus_config: Path, restart_after_s: float = 2.0) -> int:
+# Signals that stop `statsaga dev`: Ctrl-C is the usual way (exit 0); SIGTERM and SIGHUP (a
+# closed terminal) stop it the same way but exit 128 + the signal, as a killed process does.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _exit_code(signum: int | None) -> int:
+    return 0 if signum in (None, signal.SIGINT) else 128 + signum
+
+
+def dev_stack(
+    settings: Any,
+    servicebus_config: Path,
+    restart_after_s: float = 2.0,
+    free_ports: bool = False,
+) -> int:
     """``statsaga dev``: Azurite, the local Service Bus broker and a Ray head as child
     processes, then the ``api`` and ``worker`` roles; a role that dies is restarted, so
     killing the worker by PID shows matches waiting in the queue and then completing.
-    Ctrl-C stops everything, each by its PID."""
+    Ctrl-C, SIGTERM or SIGHUP stop everything, each by its PID; if this process dies
+    without stopping them (SIGKILL), each child gets SIGTERM from the kernel.
+    ``free_ports``: Azurite and the broker on free ports, not the well-known ones."""
     from sbemu.launcher import start_broker
 
     data = Path(settings.data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
     stack: list[Any] = []
     roles: list[Role] = []
-    stopping = False
+    stopped_by: int | None = None
     ray_dir: Path | None = None
 
     def _stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        nonlocal stopped_by
+        first = stopped_by is None
+        stopped_by = signum
+        if first and not roles:
+            # Still starting (a start can take a minute): stop now, not after it.
+            raise KeyboardInterrupt
 
-    previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, _stop) for s in _STOP_SIGNALS}
+    blob_port, table_port = (None, None) if free_ports else (DEV_BLOB_PORT, DEV_TABLE_PORT)
     try:
         print(f"Starting Azurite (data in {data / 'azurite'}) ...", flush=True)
-        azurite = start_azurite(
-            data / "azurite", DEV_BLOB_PORT, DEV_TABLE_PORT, log=data / "azurite.log"
-        )
+        azurite = start_azurite(data / "azurite", blob_port, table_port, log=data / "azurite.log")
         stack.append(azurite)
         print(
-            f"  azurite pid {azurite.proc.pid}: blob :{DEV_BLOB_PORT}, table :{DEV_TABLE_PORT}",
+            f"  azurite pid {azurite.proc.pid}: "
+            f"blob :{azurite.blob_port}, table :{azurite.table_port}",
             flush=True,
         )
         print(f"Starting the Service Bus broker (data in {data / 'servicebus'}) ...", flush=True)
         broker = start_broker(
             data / "servicebus",
             servicebus_config,
-            DEV_BUS_PORT,
+            None if free_ports else DEV_BUS_PORT,
             log=data / "servicebus.log",
-            admin_port=DEV_BUS_ADMIN_PORT,
+            admin_port=0 if free_ports else DEV_BUS_ADMIN_PORT,
+            preexec_fn=die_with_parent(),
         )
         stack.append(broker)
         print(
@@ -459,17 +489,20 @@ def dev_stack(settings: Any, servicebus_config: Path, restart_after_s: float = 2
                 f"         http://{settings.host}:{settings.metrics_port}/metrics (worker)",
                 flush=True,
             )
-        while not stopping:
+        while stopped_by is None:
             time.sleep(0.5)
             for role in roles:
-                if role.proc is not None and role.proc.poll() is not None and not stopping:
+                if role.proc is not None and role.proc.poll() is not None and stopped_by is None:
                     code = role.proc.returncode
                     print(f"{role.name} exited ({code}); restarting it", flush=True)
                     time.sleep(restart_after_s)
                     role.start()
-        return 0
+        return _exit_code(stopped_by)
+    except KeyboardInterrupt:
+        return _exit_code(stopped_by)
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
         print("Stopping ...", flush=True)
         for role in reversed(roles):
             role.stop()

@@ -27,6 +27,7 @@ from app.devstack import (
     start_ray_head,
     stop_process,
 )
+from app.lifeline import die_with_parent
 from sbemu.launcher import LocalBroker, start_broker
 
 SERVICEBUS_CONFIG = Path(__file__).resolve().parent.parent / "config" / "servicebus.json"
@@ -65,7 +66,11 @@ def dependencies(root: Path) -> Iterator[Dependencies]:
         # Silent: its access log (a line per request) costs CPU that Azure would not.
         started.append(azurite := start_azurite(root / "azurite"))
         log = root / "servicebus.log"
-        started.append(broker := start_broker(root / "servicebus", SERVICEBUS_CONFIG, log=log))
+        started.append(
+            broker := start_broker(
+                root / "servicebus", SERVICEBUS_CONFIG, log=log, preexec_fn=die_with_parent()
+            )
+        )
         # Ray's socket paths must stay short: its session lives outside the project tree.
         ray_dir = Path(tempfile.mkdtemp(prefix="statsaga-bench-ray-"))
         started.append(head := start_ray_head(ray_dir, log=root / "ray.log"))

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class LocalBroker:
     config: Path
     log: Path | None
     admin_port: int | None = None
+    preexec_fn: Callable[[], None] | None = None
 
     @property
     def pid(self) -> int:
@@ -78,7 +80,13 @@ class LocalBroker:
         then controls the new process (so fixtures holding it stop the right one)."""
         self.stop()
         again = start_broker(
-            self.data_dir, self.config, self.port, self.log, timeout_s, admin_port=self.admin_port
+            self.data_dir,
+            self.config,
+            self.port,
+            self.log,
+            timeout_s,
+            admin_port=self.admin_port,
+            preexec_fn=self.preexec_fn,
         )
         self.proc = again.proc
         return self
@@ -107,9 +115,12 @@ def start_broker(
     timeout_s: float = 20.0,
     *,
     admin_port: int | None = 0,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> LocalBroker:
     """Start ``python -m sbemu serve`` and wait until it listens. ``port`` None: a free one;
-    ``admin_port`` (the administration API's HTTP port) 0: a free one, None: not served."""
+    ``admin_port`` (the administration API's HTTP port) 0: a free one, None: not served;
+    ``preexec_fn`` runs in the child before it starts (statsaga's ties it to its parent's
+    life: ``app.lifeline``); a restart reuses it."""
     data_dir.mkdir(parents=True, exist_ok=True)
     for wanted in (port, admin_port):
         if wanted and not _port_free(wanted):
@@ -133,7 +144,12 @@ def start_broker(
     path = os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path}
     proc = subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=err, start_new_session=True, env=env
+        args,
+        stdout=subprocess.PIPE,
+        stderr=err,
+        start_new_session=True,
+        env=env,
+        preexec_fn=preexec_fn,
     )
     try:
         assert proc.stdout is not None
@@ -163,4 +179,4 @@ def start_broker(
     finally:
         if not isinstance(err, int):
             err.close()
-    return LocalBroker(proc, bound, data_dir, config, log, bound_admin)
+    return LocalBroker(proc, bound, data_dir, config, log, bound_admin, preexec_fn)

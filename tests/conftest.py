@@ -4,6 +4,7 @@ Bus brokers for the session or for one module, unique names per test."""
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from app.devstack import Azurite, RayHead, start_azurite, start_ray_head
+from app.lifeline import die_with_parent
 from sbemu.launcher import LocalBroker, start_broker
 from tests.support.servicebus import project_queues, queue, write_config
 
@@ -21,6 +23,18 @@ if TYPE_CHECKING:
     from tests.e2e.conftest import Scenario
 
 BrokerFactory = Callable[..., LocalBroker]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A SIGTERM (a CI time limit, ``timeout``) ends the run as Ctrl-C does: the fixtures'
+    teardown stops what they started and removes their temp dirs. Whatever that misses,
+    or a SIGKILL, is left to the kernel: every child is started with ``die_with_parent``."""
+
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signum, signal.SIG_DFL)  # a second SIGTERM ends the run at once
+        pytest.exit(f"stopped by signal {signum}", returncode=128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +91,9 @@ def broker_factory(tmp_path_factory: pytest.TempPathFactory, _brokers: _Brokers)
     ) -> LocalBroker:
         location = tmp_path_factory.mktemp(name)
         config = write_config(location / "Config.json", queues)
-        instance = start_broker(location / "data", config, log=location / "broker.log")
+        instance = start_broker(
+            location / "data", config, log=location / "broker.log", preexec_fn=die_with_parent()
+        )
         (_brokers.session if session else _brokers.module).append(instance)
         return instance
 

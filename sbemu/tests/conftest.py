@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from app.lifeline import die_with_parent
 from sbemu.config import queue_declaration, write_config
 from sbemu.launcher import LocalBroker, start_broker
 
@@ -44,6 +45,9 @@ def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     """A broker on a free port; stopped by PID at the end."""
     where = tmp_path_factory.mktemp("sbemu")
     config = write_config(where / "Config.json", QUEUES)
-    broker = start_broker(where / "data", config, log=where / "broker.log")
+    # Gone with the test run, however it ends (statsaga's own fixtures do the same).
+    broker = start_broker(
+        where / "data", config, log=where / "broker.log", preexec_fn=die_with_parent()
+    )
     yield broker
     broker.stop()

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from app.lifeline import die_with_parent
+
 pytestmark = pytest.mark.e2e
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -26,6 +28,8 @@ def test_bench_smoke_writes_results_summary_and_plots(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=600,
+        # It starts a stack of its own, tied to it as ours are to this run.
+        preexec_fn=die_with_parent(),
     )
     assert run.returncode == 0, run.stderr[-4000:]
     assert "6/6 10% storage faults" in run.stderr  # the progress bars, one per phase

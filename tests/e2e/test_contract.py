@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from app.lifeline import die_with_parent
 from tests.e2e.conftest import KEYS, Service
 
 pytestmark = pytest.mark.e2e
@@ -55,7 +56,14 @@ def test_the_live_openapi_holds_under_500_generated_cases(service: Service, tmp_
         "--report-json-path",
         str(report),
     ]
-    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        command,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        preexec_fn=die_with_parent(),
+    )
     output = run.stdout[-20_000:] + run.stderr[-5_000:]
     assert report.exists(), output
     result = json.loads(report.read_text())

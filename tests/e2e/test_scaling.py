@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.devstack import Azurite
+from app.lifeline import die_with_parent
 from tests.e2e.conftest import Scenario
 from tests.support.runs import new_matches, post_all, saga_events, verify, wait_states
 
@@ -111,6 +112,7 @@ def test_the_cli_finds_the_dev_cluster_and_resizes(scaling: Scenario, tmp_path: 
             capture_output=True,
             text=True,
             timeout=120,
+            preexec_fn=die_with_parent(),
         )
         assert done.returncode == 0, done.stderr[-2000:]
         return json.loads(done.stdout)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from app.devstack import PROJECT_ROOT, RayHead
+from app.lifeline import die_with_parent
 
 # A driver of its own: the test process may be a Ray driver of another namespace
 # (tests/integration/test_pools.py), or none at all.
@@ -31,5 +32,6 @@ def kill_pools_on(head: RayHead, namespaces: list[str]) -> None:
         capture_output=True,
         text=True,
         timeout=120,
+        preexec_fn=die_with_parent(),
     )
     assert done.returncode == 0, done.stderr[-3000:]
