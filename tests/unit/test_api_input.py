@@ -220,3 +220,14 @@ def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
 def test_duplicate_keys_at_any_level_are_refused(raw: bytes) -> None:
     with pytest.raises(MalformedBody, match="repeats the key"):
         parse_json(raw)
+
+
+async def test_the_openapi_documents_the_400_rules_and_the_422_cap(api: Api) -> None:
+    spec = (await api.client.get("/openapi.json")).json()
+    ingest = spec["paths"]["/v1/matches"]["post"]["responses"]
+    for rule in ("UTF-8 JSON object", "duplicate keys", "NaN", "lone surrogates", "deeper than"):
+        assert rule in ingest["400"]["description"]
+    assert "more_errors" in ingest["422"]["description"]
+    invalid = spec["components"]["schemas"]["Invalid"]["properties"]
+    assert invalid["detail"]["maxItems"] == MAX_ERRORS
+    assert "more_errors" in invalid
