@@ -9,9 +9,9 @@ limit. Every body the API reads goes through ``parse_json``."""
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Callable, Coroutine
-from itertools import accumulate
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from fastapi import HTTPException, Request, Response, status
@@ -19,14 +19,10 @@ from fastapi.routing import APIRoute
 
 MAX_DEPTH = 32  # a valid match nests 5 deep (match → players → line → weapons → weapon)
 MAX_INT = 2**63 - 1  # Table Storage's Int64 columns; the domain's counter bounds are far lower
-_MAX_INT_DIGITS = len(str(MAX_INT))
-# On text already known to be valid JSON, every quote met outside a string opens one, so
-# this removes whole strings (brackets inside them do not count) and every non-bracket.
-_NOT_BRACKETS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[^\[\]{}"]+')
 # After decoding, an escaped surrogate pair is one astral character: a surrogate left over
-# was alone. The cheap check on the raw text skips the walk for nearly every body.
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# was alone. Strings are searched only when the raw text holds such an escape (rarely).
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class MalformedBody(ValueError):
@@ -44,24 +40,24 @@ def parse_json(raw: bytes, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise MalformedBody(f"body is not UTF-8 (byte {exc.start} is invalid)") from None
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_object,
-            parse_constant=_constant,
-            parse_int=_int,
-            parse_float=_float,
-        )
+        value = json.loads(text, object_pairs_hook=_object, parse_constant=_constant)
+    except MalformedBody:
+        raise
     except json.JSONDecodeError as exc:
         raise MalformedBody(f"body is not valid JSON: {exc}") from None
+    except ValueError:  # int() refuses literals of more than 4,300 digits
+        raise MalformedBody(_TOO_BIG) from None
     except RecursionError:
         raise MalformedBody(_too_deep(max_depth)) from None
-    if _depth(text) > max_depth:
-        raise MalformedBody(_too_deep(max_depth))
-    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
-        raise MalformedBody("body holds a lone UTF-16 surrogate (\\ud800-\\udfff), not text")
     if not isinstance(value, dict):
         raise MalformedBody(f"body must be a JSON object, not {_kind(value)}")
+    _check_depth_and_numbers(value, max_depth)
+    if _SURROGATE_ESCAPE.search(text) and any(map(_lone_surrogate, _scalars(value))):
+        raise MalformedBody("body holds a lone UTF-16 surrogate (\\ud800-\\udfff), not text")
     return value
+
+
+_TOO_BIG = f"body holds a number beyond 64 bits (integers within ±{MAX_INT}, floats finite)"
 
 
 def _too_deep(max_depth: int) -> str:
@@ -84,38 +80,43 @@ def _constant(name: str) -> Any:
     raise MalformedBody(f"body holds {name}, which is not JSON: numbers must be finite")
 
 
-def _int(digits: str) -> int:
-    # The length is checked before int() so that a huge literal is never converted.
-    if len(digits.lstrip("-")) > _MAX_INT_DIGITS or abs(int(digits)) > MAX_INT:
-        raise MalformedBody(f"body holds an integer beyond ±{MAX_INT} (64 bits)")
-    return int(digits)
+def _check_depth_and_numbers(value: dict[str, Any], max_depth: int) -> None:
+    # One pass, level by level, over every value: the parse is already done, so this is
+    # the only walk most bodies get.
+    level: list[Any] = [value]
+    for _ in range(max_depth):
+        children: list[Any] = []
+        for node in level:
+            for item in node.values() if isinstance(node, dict) else node:
+                if isinstance(item, dict | list):
+                    children.append(item)
+                elif item.__class__ is int:
+                    if not -MAX_INT <= item <= MAX_INT:
+                        raise MalformedBody(_TOO_BIG)
+                elif item.__class__ is float and math.isinf(item):
+                    raise MalformedBody(_TOO_BIG)
+        if not children:
+            return
+        level = children
+    raise MalformedBody(_too_deep(max_depth))
 
 
-def _float(literal: str) -> float:
-    value = float(literal)
-    if value in (float("inf"), float("-inf")):
-        raise MalformedBody("body holds a number too large for a 64-bit float")
-    return value
-
-
-def _depth(text: str) -> int:
-    brackets = _NOT_BRACKETS.sub("", text)
-    return max(accumulate(1 if c in "[{" else -1 for c in brackets), default=0)
-
-
-def _has_lone_surrogate(value: Any) -> bool:
+def _scalars(value: Any) -> Iterator[Any]:
+    """Every key and every value that is not an object or an array."""
     stack = [value]
     while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if _SURROGATE.search(item):
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
+        node = stack.pop()
+        if isinstance(node, dict):
+            yield from node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        else:
+            yield node
+
+
+def _lone_surrogate(value: Any) -> bool:
+    return isinstance(value, str) and _SURROGATE.search(value) is not None
 
 
 def _kind(value: Any) -> str:
