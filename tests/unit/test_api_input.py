@@ -28,10 +28,14 @@ from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemory
 from storage.memory_bus import InMemoryMessageBus
 from tests.support.matches import random_match
 
-KEYS = {"ingest-key": "ingest", "read-key": "read", "admin-key": "admin"}
-INGEST = {"Authorization": "Bearer ingest-key", "Content-Type": "application/json"}
-READ = {"Authorization": "Bearer read-key"}
-ADMIN = {"Authorization": "Bearer admin-key", "Content-Type": "application/json"}
+KEYS = {
+    "ingest-key-0123456789": "ingest",
+    "read-key-0123456789": "read",
+    "admin-key-0123456789": "admin",
+}
+INGEST = {"Authorization": "Bearer ingest-key-0123456789", "Content-Type": "application/json"}
+READ = {"Authorization": "Bearer read-key-0123456789"}
+ADMIN = {"Authorization": "Bearer admin-key-0123456789", "Content-Type": "application/json"}
 
 
 @dataclass
