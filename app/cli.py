@@ -186,6 +186,15 @@ def _http_server(settings: Settings, runtime: Runtime) -> uvicorn.Server:
         log_config=None,  # no handlers of its own: its records go through ours
         access_log=settings.access_log,
         lifespan="off",
+        # Bounds on what clients can hold open: a flood of connections or of idle
+        # keep-alives, or endless headers, must not exhaust the process.
+        limit_concurrency=settings.http_limit_concurrency,
+        timeout_keep_alive=settings.http_keep_alive_s,
+        backlog=settings.http_backlog,
+        # h11 by name: the header bound is h11's, and "auto" would pick httptools
+        # (which ignores it) wherever that happens to be installed.
+        http="h11",
+        h11_max_incomplete_event_size=settings.http_max_header_bytes,
     )
 
     class _Server(uvicorn.Server):

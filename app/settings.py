@@ -163,6 +163,25 @@ class Settings(BaseSettings):
         "json", description="json (one object per line) or text (readable, same fields)."
     )
     access_log: bool = Field(False, description="Log every HTTP request (uvicorn's access log).")
+    http_limit_concurrency: int = Field(
+        1000,
+        ge=1,
+        description="Connections and requests the HTTP API holds at once; past it, new "
+        "requests answer 503 at once instead of queueing until memory runs out.",
+    )
+    http_keep_alive_s: int = Field(
+        5, ge=1, le=300, description="An idle keep-alive connection is closed after this."
+    )
+    http_backlog: int = Field(
+        2048, ge=1, description="Connections the kernel queues before the API accepts them."
+    )
+    http_max_header_bytes: int = Field(
+        16_384,
+        ge=1024,
+        le=1_048_576,
+        description="Most bytes of a request's line and headers buffered while they are "
+        "incomplete; past it, 400 and the connection is closed.",
+    )
 
     @field_validator("log_level")
     @classmethod

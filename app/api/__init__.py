@@ -10,6 +10,8 @@ from fastapi.openapi.utils import get_openapi
 
 from app.api import admin, errors, health, matches, players, pools, web
 from app.api import metrics as metrics_routes
+from app.api.body import MAX_DEPTH
+from app.api.errors import MAX_ERRORS
 from app.api.limits import BodyLimit
 from app.api.schemas import MatchIn
 from app.domain.ratelimit import RateLimiter
@@ -26,7 +28,11 @@ Every call but the health checks and `/metrics` carries an API key,
 `Authorization: Bearer <key>`; a key's role (`ingest`, `read`, `admin`) decides what it
 may do (reads may be public by setting). Errors answer JSON: `{"detail": "..."}`, or for
 a broken rule `{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}` naming the
-field."""
+field: """ + (
+    f"""at most {MAX_ERRORS} of them, with `"more_errors": N` counting any left out. A body
+that is not strict JSON (UTF-8, an object, no duplicate keys, no NaN or Infinity, integers
+within 64 bits, no lone surrogates, nested at most {MAX_DEPTH} deep) is a 400 saying why."""
+)
 
 
 def create_app(

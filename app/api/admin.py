@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.body import StrictJSONRoute
 from app.api.deps import require
 from app.api.matches import MatchId
 from app.api.schemas import DeadLetters, ReplayReport, Requested, SagaList, errors
@@ -25,8 +26,13 @@ def get_operations(request: Request) -> Operations:
 
 OperationsDep = Annotated[Operations, Depends(get_operations)]
 admin = [Depends(require(Role.ADMIN))]
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=admin)
-matches_router = APIRouter(prefix="/v1/matches", tags=["matches"], dependencies=admin)
+# Strict: a malformed body is a 400 naming the fault, as on POST /v1/matches.
+router = APIRouter(
+    prefix="/v1/admin", tags=["admin"], dependencies=admin, route_class=StrictJSONRoute
+)
+matches_router = APIRouter(
+    prefix="/v1/matches", tags=["matches"], dependencies=admin, route_class=StrictJSONRoute
+)
 
 
 class Invalidation(BaseModel):

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
+from app.api.body import read_json
 from app.api.deps import ServiceDep, ingest_caller, require
 from app.api.schemas import Accepted, Duplicate, IdPath, MatchDetail, errors
 from app.settings import Role
 
 router = APIRouter(prefix="/v1/matches", tags=["matches"])
 MatchId = IdPath
-
-
-async def _json_body(request: Request) -> Any:
-    """The body as JSON (its size is bounded by the ``BodyLimit`` middleware)."""
-    raw = b"".join([chunk async for chunk in request.stream()])
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"body is not valid JSON: {exc}") from None
 
 
 @router.post(
@@ -49,7 +40,7 @@ async def _json_body(request: Request) -> Any:
 async def post_match(request: Request, response: Response, service: ServiceDep) -> dict[str, Any]:
     """Validate, store and publish a match; its saga updates every player. Every broken
     rule is reported at once, and nothing is stored or published for a refused match."""
-    submitted = await service.submit_match(await _json_body(request))
+    submitted = await service.submit_match(await read_json(request))
     location = f"/v1/matches/{submitted.match_id}"
     response.headers["Location"] = location
     if not submitted.created:

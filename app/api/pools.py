@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.body import StrictJSONRoute
 from app.api.deps import require
 from app.api.schemas import PoolsOut, errors
 from app.domain.errors import PoolUnavailable
@@ -16,7 +17,10 @@ from app.ports import PoolAdmin
 from app.settings import Role
 
 router = APIRouter(
-    prefix="/v1/admin/pools", tags=["admin"], dependencies=[Depends(require(Role.ADMIN))]
+    prefix="/v1/admin/pools",
+    tags=["admin"],
+    dependencies=[Depends(require(Role.ADMIN))],
+    route_class=StrictJSONRoute,
 )
 
 

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.body import MAX_DEPTH
+from app.api.errors import MAX_ERRORS
 from app.domain.ids import ID_PATTERN, ID_RULE, MAX_ID_LENGTH
 from app.domain.saga import SagaState
 from app.domain.stats import MAX_RECORD_MEDALS, MAX_RECORD_MODES, MAX_RECORD_WEAPONS, OTHER
@@ -165,9 +167,12 @@ class FieldProblem(BaseModel):
 
 
 class Invalid(BaseModel):
-    """Every broken rule of the request, each naming its field."""
+    """The broken rules of the request, each naming its field (a bounded number)."""
 
-    detail: list[FieldProblem]
+    detail: list[FieldProblem] = Field(max_length=MAX_ERRORS)
+    more_errors: int | None = Field(
+        None, ge=1, description="Broken rules left out of `detail` (only when there were any)."
+    )
 
 
 class Duplicate(Problem):
@@ -179,13 +184,17 @@ class Duplicate(Problem):
 def errors(*codes: int, **described: str) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for error codes, with the body each one has."""
     plain = {
-        400: "The request is malformed (not JSON, or a token this API never issued).",
+        400: "The request is malformed: a body that is not a UTF-8 JSON object, or that "
+        "breaks a rule of strict JSON (duplicate keys, NaN or Infinity, integers beyond 64 "
+        f"bits, lone surrogates, nesting deeper than {MAX_DEPTH}); or a token this API "
+        "never issued. `detail` says which.",
         401: "No API key, or an unknown one (`Authorization: Bearer <key>`).",
         403: "The key's role may not do this.",
         404: "No such resource; the body says which.",
         409: "Conflicts with what is stored.",
         413: "The body is larger than the configured limit (checked before parsing).",
-        422: "A field breaks a rule; `detail[].loc` names it.",
+        422: f"A field breaks a rule; `detail[].loc` names it. At most {MAX_ERRORS} are "
+        "listed; `more_errors` counts the rest.",
         429: "Too many requests for this key; `Retry-After` says when to try again.",
         503: "A dependency is unavailable; `Retry-After` says when to try again.",
     }
