@@ -38,3 +38,19 @@ def next_delay(
     # never give up, so attempts can grow that far (a product past the float range is inf).
     ceiling: float = min(policy.cap_s, policy.base_s * 2.0 ** min(max(attempt - 1, 0), 1023))
     return ceiling * (1 - policy.jitter) + ceiling * policy.jitter * rand()
+
+
+@dataclass(frozen=True, slots=True)
+class InProcessRetry:
+    """Retries within one request (or one start-up step), bounded by a total deadline:
+    ``backoff`` spaces the attempts, ``deadline_s`` is the time after which no attempt
+    runs on and the caller gets the transient error. For idempotent writes only."""
+
+    deadline_s: float = 3.0
+    # Short delays, all random (jitter 1): the faults this rides out are single dropped
+    # requests, and concurrent requests that failed together should not retry together.
+    backoff: RetryPolicy = RetryPolicy(base_s=0.05, cap_s=0.5, max_attempts=20, jitter=1.0)
+
+    def __post_init__(self) -> None:
+        if self.deadline_s <= 0:
+            raise ValueError("deadline_s must be > 0")
