@@ -43,11 +43,14 @@ async def retry_transient(
     what: str,
     retry_on: tuple[type[TransientError], ...] = (TransientError,),
     timeout_error: type[TransientError] = StorageUnavailable,
+    cut_off: bool = True,
 ) -> T:
     """``await call()``, again after a jittered back-off while it raises one of
-    ``retry_on`` and ``deadline`` has not passed; then the last error. An attempt still
-    running at the deadline is cancelled and raises ``timeout_error``: its write may or
-    may not have been made, which only an idempotent ``call`` may leave undecided."""
+    ``retry_on`` and ``deadline`` has not passed; then the last error. With ``cut_off``
+    an attempt still running at the deadline is cancelled and raises ``timeout_error``:
+    its write may or may not have been made, which only an idempotent ``call`` may leave
+    undecided. Without, an attempt runs to its client's own time limits (a client that a
+    cancellation could leave broken, such as a shared Service Bus sender)."""
     backoff = deadline.policy.backoff
 
     def out_of_time(state: RetryCallState) -> bool:
@@ -70,6 +73,8 @@ async def retry_transient(
             remaining = deadline.remaining()
             if remaining <= 0:
                 raise timeout_error(f"{what}: no time left within the retry deadline")
+            if not cut_off:
+                return await call()
             cut = asyncio.timeout(remaining)
             try:
                 async with cut:

@@ -99,6 +99,7 @@ class StatsService:
                         "publishing",
                         retry_on=(BusUnavailable,),
                         timeout_error=BusUnavailable,
+                        cut_off=False,
                     )
                 except Exception as exc:  # stored: the sweeper publishes it later
                     log.warning(
