@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 NAMESPACE_DEFAULT = "statsaga"
 # Opening is part of an actor's first call, which fails as a whole if opening does; the
 # calls it makes (create table, create container) are idempotent.
-OPEN_RETRY = InProcessRetry(deadline_s=10.0)
+OPEN_RETRY = InProcessRetry(deadline_s=10.0, attempt_timeout_s=3.0)
 DIRECTORY_NAME = "pool-directory"
 
 

@@ -47,7 +47,8 @@ async def retry_transient(
 ) -> T:
     """``await call()``, again after a jittered back-off while it raises one of
     ``retry_on`` and ``deadline`` has not passed; then the last error. With ``cut_off``
-    an attempt still running at the deadline is cancelled and raises ``timeout_error``:
+    an attempt still running after the policy's ``attempt_timeout_s``, or at the
+    deadline, is cancelled and raises ``timeout_error`` (retried while time remains):
     its write may or may not have been made, which only an idempotent ``call`` may leave
     undecided. Without, an attempt runs to its client's own time limits (a client that a
     cancellation could leave broken, such as a shared Service Bus sender)."""
@@ -75,14 +76,13 @@ async def retry_transient(
                 raise timeout_error(f"{what}: no time left within the retry deadline")
             if not cut_off:
                 return await call()
-            cut = asyncio.timeout(remaining)
+            limit = min(remaining, deadline.policy.attempt_timeout_s)
+            cut = asyncio.timeout(limit)
             try:
                 async with cut:
                     return await call()
             except TimeoutError as exc:
                 if not cut.expired():
                     raise
-                raise timeout_error(
-                    f"{what}: no answer within the {deadline.policy.deadline_s:g} s deadline"
-                ) from exc
+                raise timeout_error(f"{what}: no answer within {limit:.2g} s") from exc
     raise AssertionError("unreachable: tenacity reraises")

@@ -167,13 +167,31 @@ async def test_an_attempt_still_running_at_the_deadline_is_cut_off() -> None:
         await asyncio.sleep(60)
 
     policy = InProcessRetry(deadline_s=0.2, backoff=FAST.backoff)
-    with pytest.raises(BusUnavailable, match="deadline"):
+    with pytest.raises(BusUnavailable, match="no answer"):
         await retry_transient(hangs, Deadline(policy), "a publish", timeout_error=BusUnavailable)
+
+
+async def test_a_slow_attempt_is_cut_off_and_tried_afresh_within_the_deadline() -> None:
+    """As when the SDK sits in its own 1.6 s back-off after a second dropped request."""
+    calls = 0
+
+    async def slow_once() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.sleep(60)
+        return "stored"
+
+    policy = InProcessRetry(deadline_s=2.0, backoff=FAST.backoff, attempt_timeout_s=0.1)
+    assert await retry_transient(slow_once, Deadline(policy), "a write") == "stored"
+    assert calls == 2
 
 
 def test_a_deadline_must_be_positive() -> None:
     with pytest.raises(ValueError, match="deadline_s"):
         InProcessRetry(deadline_s=0)
+    with pytest.raises(ValueError, match="attempt_timeout_s"):
+        InProcessRetry(attempt_timeout_s=0)
 
 
 def test_the_deadline_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
