@@ -151,6 +151,8 @@ async def test_storage_that_stays_down_answers_503_with_retry_after_within_the_d
             assert elapsed < deadline_s + 2.0, elapsed
             with pytest.raises(NotFound):
                 await healthy.sagas.load(body["match_id"])
+            match = parse_match(body, now=None)  # the one trace: the content-addressed payload
+            assert await healthy.archive.get(match.match_id, match.payload_hash())
             assert await healthy.sagas.unpublished(utc_now() + timedelta(days=1), 1000) == []
             assert bus.published == Counter()
 
