@@ -8,13 +8,17 @@ from typing import TYPE_CHECKING
 from actors.grains import GrainSettings
 from app.domain.faults import FaultPlan
 from app.domain.placement import PoolName
-from app.domain.retry import RetryPolicy
+from app.domain.retry import InProcessRetry, RetryPolicy
 from app.logs import LogFormat, configure_logging, connection_secrets
+from app.retrying import Deadline, retry_transient
 
 if TYPE_CHECKING:
     from storage.tables import TableStorage
 
 NAMESPACE_DEFAULT = "statsaga"
+# Opening is part of an actor's first call, which fails as a whole if opening does; the
+# calls it makes (create table, create container) are idempotent.
+OPEN_RETRY = InProcessRetry(deadline_s=10.0, attempt_timeout_s=3.0)
 DIRECTORY_NAME = "pool-directory"
 
 
@@ -49,11 +53,19 @@ def configure_actor_logging(config: ActorConfig, role: str) -> None:
 
 async def open_storage(config: ActorConfig) -> TableStorage:
     """The storage adapters an actor holds for its life (dropping them would leak their
-    HTTP sessions). Opened inside the actor: clients bind to its event loop."""
+    HTTP sessions). Opened inside the actor: clients bind to its event loop. Transient
+    failures are retried for up to ``OPEN_RETRY``'s deadline."""
     from storage.tables import open_table_storage
 
-    return await open_table_storage(
-        config.storage_connection_string, config.storage_prefix, config.faults, config.sdk_retries
+    return await retry_transient(
+        lambda: open_table_storage(
+            config.storage_connection_string,
+            config.storage_prefix,
+            config.faults,
+            config.sdk_retries,
+        ),
+        Deadline(OPEN_RETRY),
+        "opening storage",
     )
 
 

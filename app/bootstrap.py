@@ -183,7 +183,14 @@ async def build_runtime(
     runner = GamePool(placements)
     if api:
         grains = RayPlayerGrains(placements)
-        runtime.service = StatsService(storage.sagas, storage.archive, storage.players, grains, bus)
+        runtime.service = StatsService(
+            storage.sagas,
+            storage.archive,
+            storage.players,
+            grains,
+            bus,
+            retry=settings.ingest_retry,
+        )
         runtime.operations = Operations(storage.sagas, bus)
         runtime.pools = RayPoolAdmin(settings.ray_namespace)
         runtime.queue_stats = queue_stats or open_queue_stats(settings)

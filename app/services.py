@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from app.domain.aggregation import aggregate
-from app.domain.errors import NotFound
+from app.domain.errors import BusUnavailable, NotFound
+from app.domain.retry import InProcessRetry
 from app.domain.stats import public_mode_record, public_record
 from app.domain.validation import parse_match
 from app.logs import bind
@@ -21,16 +22,22 @@ from app.ports import (
     PlayerGrains,
     PlayerStore,
     SagaLog,
+    SagaRecord,
 )
+from app.retrying import Deadline, retry_transient
 from app.sagas import utc_now
 from app.views import match_view
 
 log = logging.getLogger(__name__)
+# A publish gets at least this long even when storing used up the deadline: the match is
+# accepted by then, and a publish that fails waits for the outbox's grace period.
+MIN_PUBLISH_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
 class Submitted:
-    """The outcome of a POST: ``created`` is False for an identical re-post."""
+    """The outcome of a POST: ``created`` is False for an identical re-post (not for a
+    retry of this POST's own write whose answer was lost)."""
 
     match_id: str
     created: bool
@@ -47,6 +54,7 @@ class StatsService:
     grains: PlayerGrains
     bus: MessageBus
     clock: Callable[[], datetime] = utc_now
+    retry: InProcessRetry = field(default_factory=InProcessRetry)
 
     async def submit_match(self, body: object) -> Submitted:
         """Validate, store (payload blob, then the summary row with the players' deltas:
@@ -59,14 +67,40 @@ class StatsService:
         Once the summary is stored the match is accepted: if the bus is down, the publish
         is left to the outbox sweeper (``app.outbox``) rather than failing the POST. The
         publish is not recorded: the saga's first save says it was delivered, and the
-        sweeper publishes again what has not started after its grace period."""
+        sweeper publishes again what has not started after its grace period.
+
+        Each write is retried in process on a transient error until ``retry``'s deadline
+        (they are idempotent; a retry that finds the summary this POST wrote answers as
+        created); past it the transient error is raised (503)."""
         match = parse_match(body, now=self.clock())
+        deadline = Deadline(self.retry)
+        # One acceptance time for every attempt: a row found by a retry that carries it was
+        # written by this very POST (the attempt whose answer was lost), not by another.
+        accepted_at, deltas = self.clock(), aggregate(match)
+        attempts = 0
+
+        async def create() -> tuple[SagaRecord, bool]:
+            nonlocal attempts
+            attempts += 1
+            return await self.sagas.create(match, accepted_at, deltas)
+
         with bind(match_id=match.match_id):
-            await self.archive.put(match)
-            record, created = await self.sagas.create(match, self.clock(), aggregate(match))
+            await retry_transient(lambda: self.archive.put(match), deadline, "storing the payload")
+            record, created = await retry_transient(create, deadline, "storing the summary")
+            if attempts > 1 and record.summary.accepted_at == accepted_at:
+                created = True
             if not record.summary.published:
+                if deadline.remaining() < MIN_PUBLISH_S:
+                    deadline = Deadline(InProcessRetry(MIN_PUBLISH_S, self.retry.backoff))
                 try:
-                    await self.bus.publish(MATCHES_QUEUE, match_completed(match.match_id))
+                    await retry_transient(
+                        lambda: self.bus.publish(MATCHES_QUEUE, match_completed(match.match_id)),
+                        deadline,
+                        "publishing",
+                        retry_on=(BusUnavailable,),
+                        timeout_error=BusUnavailable,
+                        cut_off=False,
+                    )
                 except Exception as exc:  # stored: the sweeper publishes it later
                     log.warning(
                         "match %s stored but not published (%s: %s); the outbox sweeper will",

@@ -20,7 +20,7 @@ from app.devstack import (
 from app.domain.faults import FaultPlan, parse_faults
 from app.domain.placement import MAX_SIZE
 from app.domain.ratelimit import RateLimit
-from app.domain.retry import RetryPolicy
+from app.domain.retry import InProcessRetry, RetryPolicy
 from app.logs import LEVELS, LogFormat
 
 # Shorter keys come within reach of guessing over the API: 16 is the length of
@@ -130,6 +130,13 @@ class Settings(BaseSettings):
     retry_base_s: float = Field(1.0, gt=0, description="First durable retry delay.")
     retry_cap_s: float = Field(60.0, gt=0, description="Longest durable retry delay.")
     retry_max_attempts: int = Field(8, ge=1, description="Failed attempts before dead-letter.")
+    ingest_retry_deadline_s: float = Field(
+        InProcessRetry().deadline_s,
+        gt=0,
+        le=60,
+        description="How long a POST retries its storage writes and publish on transient "
+        "errors before it answers 503 (with Retry-After).",
+    )
     worker_concurrency: int = Field(32, ge=1, le=1024, description="Sagas run at once.")
     lock_renewal_s: float = Field(
         300.0, gt=0, description="How long the worker keeps renewing a held message's lock."
@@ -248,6 +255,11 @@ class Settings(BaseSettings):
         if "servicebus_connection_string" not in self.model_fields_set:
             return SecretStr(servicebus_connection_string(DEV_BUS_ADMIN_PORT))
         return self.servicebus_connection_string
+
+    @property
+    def ingest_retry(self) -> InProcessRetry:
+        """The in-process retry of a POST's writes."""
+        return InProcessRetry(self.ingest_retry_deadline_s)
 
     @property
     def retry_policy(self) -> RetryPolicy:

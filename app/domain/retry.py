@@ -38,3 +38,24 @@ def next_delay(
     # never give up, so attempts can grow that far (a product past the float range is inf).
     ceiling: float = min(policy.cap_s, policy.base_s * 2.0 ** min(max(attempt - 1, 0), 1023))
     return ceiling * (1 - policy.jitter) + ceiling * policy.jitter * rand()
+
+
+@dataclass(frozen=True, slots=True)
+class InProcessRetry:
+    """Retries within one request (or one start-up step), bounded by a total deadline:
+    ``backoff`` spaces the attempts, ``deadline_s`` is the time after which no attempt
+    runs on and the caller gets the transient error. For idempotent writes only."""
+
+    deadline_s: float = 3.0
+    # Short delays, all random (jitter 1): the faults this rides out are single dropped
+    # requests, and concurrent requests that failed together should not retry together.
+    backoff: RetryPolicy = RetryPolicy(base_s=0.05, cap_s=0.5, max_attempts=20, jitter=1.0)
+    # An attempt is cut off after this long (or at the deadline, if sooner): the SDKs'
+    # own retries of a failed GET or PUT wait 1.6 s (tables) or 2.2 s (blobs) after the
+    # second failure, which used up a 3 s deadline that a fresh attempt would have met
+    # (2% of the POSTs answered 503 at 10% storage faults).
+    attempt_timeout_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.deadline_s <= 0 or self.attempt_timeout_s <= 0:
+            raise ValueError("deadline_s and attempt_timeout_s must be > 0")

@@ -1,0 +1,81 @@
+"""An actor opening its storage (creating tables and container if missing) rides out
+transient faults: under 30% injected storage faults a fresh PlayerShard or GameActor
+opens its storage on its first call instead of failing that call."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import ray
+
+from actors.config import ActorConfig, open_storage
+from actors.shard import PlayerShard
+from app.devstack import Azurite, RayHead
+from app.domain.faults import FaultPlan
+from app.domain.placement import Placement
+
+pytestmark = [pytest.mark.azurite, pytest.mark.timeout(300)]
+
+# The SDKs keep their default retries: creating a table is a POST, which they do not
+# retry after a transport error, so about half the opens at 30% met a fault (5 of 10).
+FAULTS = 0.3
+
+
+async def test_opening_storage_under_thirty_percent_faults_succeeds_every_time(
+    azurite: Azurite, unique: str
+) -> None:
+    for seed in range(10):
+        plan = FaultPlan(storage=FAULTS, seed=seed)
+        storage = await open_storage(
+            ActorConfig(azurite.connection_string, f"s{unique}{seed}", faults=plan)
+        )
+        await storage.close()
+
+
+@pytest.fixture
+def cluster(ray_head: RayHead) -> Iterator[RayHead]:
+    """This process joined to the session's Ray head (as tests/integration/test_pools.py)."""
+    saved = {k: os.environ.get(k) for k in ray_head.env}
+    os.environ.update(ray_head.env)
+    from ray._private.authentication_test_utils import reset_auth_token_state
+
+    reset_auth_token_state()
+    ray.init(address=ray_head.address, namespace=f"open-{uuid.uuid4().hex[:8]}")
+    try:
+        yield ray_head
+    finally:
+        ray.shutdown()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        reset_auth_token_state()
+
+
+@pytest.mark.ray
+async def test_a_fresh_player_shard_answers_its_first_call_under_storage_faults(
+    cluster: RayHead, azurite: Azurite, unique: str
+) -> None:
+    shards = [
+        PlayerShard.remote(  # type: ignore[attr-defined]
+            0,
+            ActorConfig(
+                azurite.connection_string,
+                f"r{unique}{seed}",
+                faults=FaultPlan(storage=FAULTS, seed=100 + seed),
+            ),
+            Placement(1, 1, 1),
+        )
+        for seed in range(6)
+    ]
+    try:
+        # ``stats`` opens the shard's storage and reads nothing else.
+        for shard in shards:
+            assert (await shard.stats.remote())["active"] == 0
+    finally:
+        for shard in shards:
+            ray.kill(shard)
