@@ -40,7 +40,7 @@ from azure.servicebus.exceptions import (
     ServiceBusError,
 )
 
-from app.domain.errors import MessageRefused
+from app.domain.errors import BusUnavailable, MessageRefused
 from app.ports import (
     DEAD_LETTER_DESCRIPTION,
     DEAD_LETTER_REASON,
@@ -163,18 +163,18 @@ class ServiceBusMessageBus:
                 log.debug("closing a broken link to %s failed", queue, exc_info=True)
 
     async def _send(self, queue: str, call: Callable[[ServiceBusSender], Awaitable[T]]) -> T:
-        sender = await self._sender(queue)
         # One operation at a time per sender: the SDK's sender is not safe for concurrent
         # sends (an error in one closes the handler under the others).
         async with self._send_locks.setdefault(queue, asyncio.Lock()):
             try:
-                return await call(sender)
+                return await call(await self._sender(queue))
             except MessageSizeExceededError as exc:
                 raise MessageRefused(f"Service Bus refuses the message: {exc}") from exc
-            except (ServiceBusConnectionError, OperationTimeoutError):
-                # The link may be broken: the next send opens a fresh one.
+            except (ServiceBusConnectionError, OperationTimeoutError) as exc:
+                # The link may be broken: the next send opens a fresh one. The port's
+                # transient error lets callers (ingest's in-process retry) try again.
                 await self._discard(self._senders, queue)
-                raise
+                raise BusUnavailable(f"Service Bus did not take the message: {exc}") from exc
 
     async def publish(self, queue: str, message: BusMessage) -> None:
         """Send now; Service Bus drops a repeat of a recent message id (if the queue

@@ -10,6 +10,7 @@ import pytest
 from azure.servicebus import ServiceBusMessage
 from azure.servicebus.aio import ServiceBusClient
 
+from app.domain.errors import BusUnavailable
 from app.ports import BusMessage
 from sbemu.launcher import LocalBroker
 from storage.servicebus_bus import UNREADABLE, ServiceBusMessageBus
@@ -72,6 +73,23 @@ async def test_a_body_that_is_not_a_json_object_is_handed_over_marked_unreadable
         assert [r.message.message_id for r in got] == ["x"]
         assert set(got[0].message.body) == {UNREADABLE}
         await bus.complete(got[0])
+    finally:
+        await bus.close()
+
+
+async def test_a_send_to_a_broker_that_is_gone_is_the_ports_transient_error(
+    broker_factory: BrokerFactory,
+) -> None:
+    # Ingest retries BusUnavailable in process; a raw SDK error would fail the POST at once.
+    instance = broker_factory([queue("q")], name="gone")
+    bus = ServiceBusMessageBus(instance.connection_string)
+    try:
+        await bus.publish("q", BusMessage("before", {"id": "before"}))
+        instance.kill()
+        with pytest.raises(BusUnavailable):
+            await bus.publish("q", BusMessage("after", {"id": "after"}))
+        with pytest.raises(BusUnavailable):
+            await bus.schedule("q", BusMessage("later", {"id": "later"}), 5.0)
     finally:
         await bus.close()
 
