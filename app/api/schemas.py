@@ -184,7 +184,8 @@ def errors(*codes: int, **described: str) -> dict[int | str, dict[str, Any]]:
         409: "Conflicts with what is stored.",
         413: "The body is larger than the configured limit (checked before parsing).",
         422: "A field breaks a rule; `detail[].loc` names it.",
-        429: "Too many requests for this key; `Retry-After` says when to try again.",
+        429: "Too many requests from this key or client address (or too many unknown keys "
+        "from this address); `Retry-After` says when to try again.",
         503: "A dependency is unavailable; `Retry-After` says when to try again.",
     }
     out: dict[int | str, dict[str, Any]] = {}
