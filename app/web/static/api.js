@@ -4,12 +4,29 @@
 const KEY = "statsaga.apiKey";
 export const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
-/** An error answer of the API: its status and the detail it gave. */
+/** An error answer of the API: its status, the detail it gave, and the seconds its
+ * ``Retry-After`` asked for (null when it sent none). */
 export class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, retryAfterS = null) {
     super(detail);
     this.status = status;
+    this.retryAfterS = retryAfterS;
   }
+}
+
+/** Whether polling should go on after ``error``: the API is overloaded (429) or failing
+ * (5xx), or the request never got an answer (network down: fetch throws a TypeError). */
+export function worthRetrying(error) {
+  return error instanceof ApiError ? error.status === 429 || error.status >= 500 : error instanceof TypeError;
+}
+
+/** The wait before the next poll of a page refreshing every ``baseMs``, after ``failures``
+ * failed polls in a row: doubling from twice ``baseMs``, at most a minute, and never less
+ * than a 429's ``Retry-After`` (a polling page must not pile on an API in trouble). */
+export function pollDelayMs(baseMs, failures, error = null) {
+  const delay = failures === 0 ? baseMs : Math.min(60_000, baseMs * 2 ** failures);
+  const asked = error instanceof ApiError && error.retryAfterS ? error.retryAfterS * 1000 : 0;
+  return Math.max(delay, asked);
 }
 
 let asking = null; // one key form for every request that got a 401 at once
@@ -71,7 +88,8 @@ export async function call(method, path, body) {
       await askForKey(key ? `The API refused that key: ${detail}.` : `This page needs an API key with the ${role} role.`);
       continue;
     }
-    throw new ApiError(response.status, detail);
+    const retryAfter = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
+    throw new ApiError(response.status, detail, Number.isNaN(retryAfter) ? null : retryAfter);
   }
 }
 
