@@ -67,12 +67,13 @@ function detailOf(body, fallback) {
   return fallback;
 }
 
-/** ``method`` ``path`` with ``body`` as JSON, answered as JSON; asks for a key (and tries
- * again) while the API answers 401 or 403. */
-export async function call(method, path, body) {
+/** ``method`` ``path`` with ``body`` as JSON and ``extra`` headers: the response and its
+ * JSON (null for a 304); asks for a key (and tries again) while the API answers 401 or
+ * 403, throws an ``ApiError`` for any other error answer. */
+async function send(method, path, body, extra = {}) {
   for (;;) {
     const key = sessionStorage.getItem(KEY);
-    const headers = { Accept: "application/json" };
+    const headers = { Accept: "application/json", ...extra };
     if (key) headers.Authorization = `Bearer ${key}`;
     const init = { method, headers, cache: "no-store" };
     if (body !== undefined) {
@@ -80,8 +81,9 @@ export async function call(method, path, body) {
       init.body = JSON.stringify(body);
     }
     const response = await fetch(path, init);
+    if (response.status === 304) return { response, answer: null };
     const answer = await response.json().catch(() => null);
-    if (response.ok) return answer;
+    if (response.ok) return { response, answer };
     const detail = detailOf(answer, response.statusText);
     if (response.status === 401 || response.status === 403) {
       sessionStorage.removeItem(KEY);
@@ -93,8 +95,20 @@ export async function call(method, path, body) {
   }
 }
 
-/** GET ``path`` as JSON (see ``call``). */
+/** ``method`` ``path`` with ``body`` as JSON, answered as JSON (see ``send``). */
+export const call = async (method, path, body) => (await send(method, path, body)).answer;
+
+/** GET ``path`` as JSON (see ``send``). */
 export const getJson = (path) => call("GET", path);
+
+/** GET ``path`` as ``{etag, body}``, conditional on ``previous`` (the last answer): when
+ * the resource is unchanged (304, no body sent) ``previous`` itself comes back. */
+export async function getFresh(path, previous = null) {
+  const extra = previous?.etag ? { "If-None-Match": previous.etag } : {};
+  const { response, answer } = await send("GET", path, undefined, extra);
+  if (response.status === 304 && previous) return previous;
+  return { etag: response.headers.get("ETag"), body: answer };
+}
 
 /** Say ``text`` in the page's polite live region. */
 export function setStatus(text, isError = false) {

@@ -1,7 +1,7 @@
 // The match page: what was played, the teams and each player's line with the saga's
 // progress for that player, and the saga log as a timeline (refreshed while it runs).
 import {
-  ApiError, el, facts, fmtSeconds, fmtTime, getJson, openPage, playerLink, pollDelayMs,
+  ApiError, el, facts, fmtSeconds, fmtTime, getFresh, openPage, playerLink, pollDelayMs,
   section, setStatus, table, worthRetrying,
 } from "./api.js";
 
@@ -88,8 +88,13 @@ function timeline(match) {
   );
 }
 
+let last = null; // the last answer: polls send its ETag, and an unchanged match is a 304
+
 async function load(matchId, content) {
-  const match = await getJson(`/v1/matches/${encodeURIComponent(matchId)}`);
+  const previous = last;
+  last = await getFresh(`/v1/matches/${encodeURIComponent(matchId)}`, previous);
+  const match = last.body;
+  if (last === previous) return match;
   // Keep a focused control focused across a refresh: re-render only what changed.
   const sections = [summary(match), ...teams(match), timeline(match)];
   if (content.childElementCount === sections.length) {
