@@ -189,6 +189,8 @@ def errors(*codes: int, **described: str) -> dict[int | str, dict[str, Any]]:
         503: "A dependency is unavailable; `Retry-After` says when to try again.",
     }
     out: dict[int | str, dict[str, Any]] = {}
+    if 401 in codes and 429 not in codes:
+        codes = (*codes, 429)  # a key is checked: unknown keys are limited per address
     for code in codes:
         model: type[BaseModel] = Invalid if code == 422 else Problem
         out[code] = {"model": model, "description": described.get(f"e{code}", plain[code])}
