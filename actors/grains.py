@@ -1,6 +1,7 @@
 """Virtual player grains, hosted in one process: the logic of a ``PlayerShard`` without Ray.
 
-A grain is activated on its first call (its record and etag loaded from the store), takes
+A grain is activated on its first call (its record and etag loaded from the store; a read
+of a player with no record activates nothing), takes
 one call at a time (a per-player lock), serves reads from memory, and is deactivated when
 idle, when the host needs room (least recently used first), or when its player moved to
 another shard (after its current turn). Deactivation writes nothing: every change is
@@ -118,10 +119,23 @@ class PlayerGrainHost:
         return [results[(u.delta.player_id, u.delta.match_id)] for u in updates]
 
     async def service_record(self, player_id: str) -> ServiceRecord:
-        """The player's record, from the activation (loaded on first use)."""
+        """The player's record, from the activation (loaded on first use). A player with
+        no record is answered from storage without an activation: reads of ids that never
+        played (a scan, typos) must not push warm grains out of a full host."""
+        peeked: PlayerSnapshot | None = None
+        turns = self.counters.calls
+        if player_id not in self._grains:
+            peeked = await self._storage(partial(self._store.load, player_id))
+            if peeked.etag is None:
+                return peeked.record
         grain = await self._enter(player_id)
         try:
             async with grain.lock:
+                # Only a turn run since the peek can have made it stale (none of this
+                # player's was running then: it had no grain); if one ran, load afresh.
+                if grain.snapshot is None and peeked is not None and self.counters.calls == turns:
+                    grain.snapshot = peeked
+                    self.counters.activations += 1
                 return (await self._activated(player_id, grain)).record
         finally:
             await self._leave(player_id, grain)

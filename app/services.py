@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from app.domain.aggregation import aggregate
 from app.domain.errors import BusUnavailable, NotFound
@@ -26,12 +28,14 @@ from app.ports import (
 )
 from app.retrying import Deadline, retry_transient
 from app.sagas import utc_now
-from app.views import match_view
+from app.views import MatchLines, match_lines, match_view
 
 log = logging.getLogger(__name__)
 # A publish gets at least this long even when storing used up the deadline: the match is
 # accepted by then, and a publish that fails waits for the outbox's grace period.
 MIN_PUBLISH_S = 1.0
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +48,39 @@ class Submitted:
     state: str
 
 
+@dataclass(frozen=True, slots=True)
+class MatchDetail:
+    """A match's detail and its version tag (an HTTP ETag); ``body`` is ``None`` when the
+    caller already had this version."""
+
+    etag: str
+    body: dict[str, Any] | None
+
+
+class _Lru(Generic[K, V]):
+    """At most ``size`` entries, the least recently used dropped first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
 @dataclass
 class StatsService:
-    """Ingest and reads. Stateless: every instance over the same ports behaves the same."""
+    """Ingest and reads. Stateless but for a cache of immutable match payloads' views:
+    every instance over the same ports answers the same."""
 
     sagas: SagaLog
     archive: PayloadArchive
@@ -55,6 +89,13 @@ class StatsService:
     bus: MessageBus
     clock: Callable[[], datetime] = utc_now
     retry: InProcessRetry = field(default_factory=InProcessRetry)
+    # Matches whose payload view is kept (~35 KB for 32 players: 256 take ~9 MB): the pages of
+    # the matches being watched, not every match ever read.
+    match_cache: int = 256
+    _lines: _Lru[tuple[str, str], MatchLines] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._lines = _Lru(self.match_cache)
 
     async def submit_match(self, body: object) -> Submitted:
         """Validate, store (payload blob, then the summary row with the players' deltas:
@@ -110,12 +151,30 @@ class StatsService:
                     )
             return Submitted(match.match_id, created, record.saga.state.value)
 
-    async def match(self, match_id: str) -> dict[str, Any]:
-        """Teams, lines, saga state, per-player status and the saga log; ``NotFound``."""
+    async def match(
+        self, match_id: str, known: Callable[[str], bool] = lambda _: False
+    ) -> MatchDetail:
+        """Teams, lines, saga state, per-player status and the saga log, with a version
+        tag that changes whenever any of it may have; ``NotFound``. When ``known(tag)``
+        (the caller has this version), the body is ``None`` and only the summary is read.
+
+        The payload's part is built once per payload and kept (``match_cache`` of them):
+        polling a running saga's page costs two table reads, not a blob read and a
+        re-aggregation of every event each time."""
         record = await self.sagas.load(match_id)
+        # Every save of the saga (state, player rows and log rows in one transaction)
+        # changes the summary row's etag, and the payload never changes under its hash.
+        tag = '"' + hashlib.sha256(f"{match_id}\n{record.etag}".encode()).hexdigest()[:32] + '"'
+        if known(tag):
+            return MatchDetail(tag, None)
         entries = await self.sagas.log(match_id)
-        payload = await self.archive.get(match_id, record.summary.payload_hash)
-        return match_view(record, entries, parse_match(payload, now=None))
+        key = (match_id, record.summary.payload_hash)
+        lines = self._lines.get(key)
+        if lines is None:
+            payload = await self.archive.get(match_id, record.summary.payload_hash)
+            lines = match_lines(parse_match(payload, now=None))
+            self._lines.put(key, lines)
+        return MatchDetail(tag, match_view(record, entries, lines))
 
     async def player_stats(self, player_id: str, mode: str | None = None) -> dict[str, Any]:
         """The service record served by the player's grain, or its block of one ``mode``;

@@ -127,6 +127,19 @@ class Settings(BaseSettings):
         100.0, ge=0, description="Matches one ingest key may post per second (0: no limit)."
     )
     ingest_burst: int = Field(200, ge=1, description="Posts one ingest key may make at once.")
+    read_rate_per_s: float = Field(
+        200.0,
+        ge=0,
+        description="Reads one key (or, for public reads without a key, one client address) "
+        "may make per second (0: no limit).",
+    )
+    read_burst: int = Field(400, ge=1, description="Reads one key or address may make at once.")
+    auth_failures_per_min: int = Field(
+        10,
+        ge=0,
+        description="Requests with an unknown API key one client address may make a minute "
+        "before its every request answers 429 (0: no limit).",
+    )
     retry_base_s: float = Field(1.0, gt=0, description="First durable retry delay.")
     retry_cap_s: float = Field(60.0, gt=0, description="Longest durable retry delay.")
     retry_max_attempts: int = Field(8, ge=1, description="Failed attempts before dead-letter.")
@@ -245,6 +258,17 @@ class Settings(BaseSettings):
     def ingest_limit(self) -> RateLimit:
         """The per-key ingest rate limit (per API process)."""
         return RateLimit(self.ingest_rate_per_s, self.ingest_burst)
+
+    @property
+    def read_limit(self) -> RateLimit:
+        """The per-key (or per-address) read rate limit (per API process)."""
+        return RateLimit(self.read_rate_per_s, self.read_burst)
+
+    @property
+    def auth_failure_limit(self) -> RateLimit:
+        """Failed authentications per client address (per API process): a burst of the
+        minute's allowance, refilled over the minute."""
+        return RateLimit(self.auth_failures_per_min / 60.0, max(self.auth_failures_per_min, 1))
 
     @property
     def servicebus_admin(self) -> SecretStr:

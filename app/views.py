@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from app.domain.aggregation import aggregate
@@ -12,26 +13,47 @@ from app.domain.model import Match
 from app.ports import LogEntry, SagaRecord
 
 
-def match_view(record: SagaRecord, log: Sequence[LogEntry], match: Match) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class MatchLines:
+    """What a match's page shows of its payload (teams; each player's line with the medals
+    and weapons the saga applies): fixed for a payload, so it is built once per payload."""
+
+    teams: list[dict[str, Any]]
+    players: list[dict[str, Any]]
+
+
+def match_lines(match: Match) -> MatchLines:
+    """The payload's part of ``GET /v1/matches/{id}`` (the costly part: it aggregates the
+    events)."""
+    deltas = aggregate(match)  # what the saga applies: medals and weapons from the events
+    players = [
+        {
+            "player_id": line.player_id,
+            "team": line.team,
+            "outcome": line.outcome.value,
+            "counters": dict(line.counters),
+            "medals": dict(deltas[line.player_id].medals),
+            "weapons": {k: dict(v) for k, v in deltas[line.player_id].weapons.items()},
+        }
+        for line in match.players
+    ]
+    return MatchLines(teams(match), players)
+
+
+def match_view(record: SagaRecord, log: Sequence[LogEntry], lines: MatchLines) -> dict[str, Any]:
     """``GET /v1/matches/{id}``: teams, players' lines with their saga status, the saga
-    log as a timeline, and how long consistency took."""
+    log as a timeline, and how long consistency took. It shares ``lines``' values (they
+    may be cached): serialize it, do not change it."""
     summary, saga = record.summary, record.saga
     ttc = None
     if summary.finished_at is not None:
         ttc = round((summary.finished_at - summary.accepted_at).total_seconds(), 3)
-    deltas = aggregate(match)  # what the saga applies: medals and weapons from the events
     players = []
-    for line in match.players:
-        progress = saga.players.get(line.player_id)
-        delta = deltas[line.player_id]
+    for line in lines.players:
+        progress = saga.players.get(line["player_id"])
         players.append(
             {
-                "player_id": line.player_id,
-                "team": line.team,
-                "outcome": line.outcome.value,
-                "counters": dict(line.counters),
-                "medals": dict(delta.medals),
-                "weapons": {k: dict(v) for k, v in delta.weapons.items()},
+                **line,
                 "status": progress.status.value if progress else "pending",
                 "attempts": progress.attempts if progress else 0,
                 "error": progress.error if progress else None,
@@ -47,7 +69,7 @@ def match_view(record: SagaRecord, log: Sequence[LogEntry], match: Match) -> dic
         "accepted_at": summary.accepted_at.isoformat(),
         "finished_at": summary.finished_at.isoformat() if summary.finished_at else None,
         "time_to_consistency_s": ttc,
-        "teams": teams(match),
+        "teams": lines.teams,
         "players": players,
         "log": [
             {

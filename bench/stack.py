@@ -135,6 +135,7 @@ def start_deployment(
         "STATSAGA_DATA_DIR": str(deps.root),
         # The benchmark is the only client: no per-key limit on what it offers.
         "STATSAGA_INGEST_RATE_PER_S": "0",
+        "STATSAGA_READ_RATE_PER_S": "0",
         "RAY_USAGE_STATS_ENABLED": "0",
         **deps.head.env,
         **(settings or {}),

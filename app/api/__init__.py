@@ -53,6 +53,8 @@ def create_app(
     app.state.api_keys = dict(settings.api_keys)
     app.state.public_reads = settings.public_reads
     app.state.ingest_limiter = RateLimiter(settings.ingest_limit)
+    app.state.read_limiter = RateLimiter(settings.read_limit)
+    app.state.auth_failures = RateLimiter(settings.auth_failure_limit)
     app.state.max_pool_size = settings.max_pool_size
     app.state.readiness = dict(readiness or {})
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -1,4 +1,5 @@
-"""FastAPI dependencies: the services of this app, API keys and roles, the ingest limit."""
+"""FastAPI dependencies: the services of this app, API keys and roles, the rate limits
+(ingest and reads per key, failed authentications per client address)."""
 
 from __future__ import annotations
 
@@ -81,9 +82,20 @@ def require(role: Role) -> Callable[..., Awaitable[Caller]]:
                 "missing API key: send 'Authorization: Bearer <key>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        # An address that sent too many unknown keys is refused whatever it sends now: were
+        # a right key let through, the 429s would tell the guesser which guess was right.
+        failures: RateLimiter = request.app.state.auth_failures
+        address = client_address(request)
+        wait_s = failures.wait(address, time.monotonic())
+        if wait_s > 0:
+            raise _too_many(
+                f"too many unknown API keys from this address; try again in {wait_s:.0f}s",
+                wait_s,
+            )
         presented = credentials.credentials.strip()
         granted = _role_of(presented, request.app.state.api_keys)
         if granted is None:
+            failures.acquire(address, time.monotonic())
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "unknown API key",
@@ -99,6 +111,20 @@ def require(role: Role) -> Callable[..., Awaitable[Caller]]:
     return check
 
 
+def client_address(request: Request) -> str:
+    """The address the request came from, as the HTTP server saw it (behind a proxy, the
+    proxy's, unless the server is told to trust its forwarding headers)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _too_many(detail: str, wait_s: float) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        detail,
+        headers={"Retry-After": retry_after_header(wait_s)},
+    )
+
+
 async def ingest_caller(
     request: Request, caller: Annotated[Caller, Depends(require(Role.INGEST))]
 ) -> Caller:
@@ -106,10 +132,27 @@ async def ingest_caller(
     limiter: RateLimiter = request.app.state.ingest_limiter
     wait_s = limiter.acquire(caller.fingerprint or "", time.monotonic())
     if wait_s > 0:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
+        raise _too_many(
             f"this key may post {limiter.limit.rate:g} matches a second "
             f"(bursts of {limiter.limit.burst}); try again in {wait_s:.2f}s",
-            headers={"Retry-After": retry_after_header(wait_s)},
+            wait_s,
+        )
+    return caller
+
+
+async def read_caller(
+    request: Request, caller: Annotated[Caller, Depends(require(Role.READ))]
+) -> Caller:
+    """A reader within its rate limit (per key; per client address for a public read
+    without one): 429 with ``Retry-After`` beyond it."""
+    limiter: RateLimiter = request.app.state.read_limiter
+    who = caller.fingerprint or f"address {client_address(request)}"
+    wait_s = limiter.acquire(who, time.monotonic())
+    if wait_s > 0:
+        whom = "key" if caller.fingerprint else "address"
+        raise _too_many(
+            f"this {whom} may read {limiter.limit.rate:g} times a second "
+            f"(bursts of {limiter.limit.burst}); try again in {wait_s:.2f}s",
+            wait_s,
         )
     return caller

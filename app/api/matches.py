@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Request, Response, status
 
 from app.api.body import read_json
-from app.api.deps import ServiceDep, ingest_caller, require
+from app.api.deps import ServiceDep, ingest_caller, read_caller
+from app.api.players import matches_etag
 from app.api.schemas import Accepted, Duplicate, IdPath, MatchDetail, errors
-from app.settings import Role
 
 router = APIRouter(prefix="/v1/matches", tags=["matches"])
 MatchId = IdPath
@@ -50,12 +50,28 @@ async def post_match(request: Request, response: Response, service: ServiceDep) 
 
 @router.get(
     "/{match_id}",
-    dependencies=[Depends(require(Role.READ))],
+    dependencies=[Depends(read_caller)],
     summary="A match: teams, lines, saga state and timeline, time to consistency",
     response_model=MatchDetail,
-    responses=errors(401, 403, 404, 503, e404="No such match."),
+    responses={
+        200: {"headers": {"ETag": {"description": "Send back in If-None-Match"}}},
+        304: {"description": "Not modified since the ETag in If-None-Match."},
+        **errors(401, 403, 404, 429, 503, e404="No such match."),
+    },
 )
-async def get_match(match_id: MatchId, service: ServiceDep) -> dict[str, Any]:
+async def get_match(
+    match_id: MatchId,
+    service: ServiceDep,
+    response: Response,
+    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+) -> Any:
     """The match with each player's line and saga status, the saga log with each step's
-    offset since acceptance, and the time from acceptance to consistency."""
-    return await service.match(match_id)
+    offset since acceptance, and the time from acceptance to consistency. Conditional:
+    send the ETag back in ``If-None-Match``; until the saga moves on, 304, no body (a
+    page polling a running saga costs one table read a poll)."""
+    detail = await service.match(match_id, lambda tag: matches_etag(if_none_match, tag))
+    headers = {"ETag": detail.etag, "Cache-Control": "no-cache"}
+    if detail.body is None:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    response.headers.update(headers)
+    return detail.body

@@ -8,15 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
 
-from app.api.deps import ServiceDep, require
+from app.api.deps import ServiceDep, read_caller
 from app.api.schemas import HistoryPageOut, IdPath, ModeRecordOut, ServiceRecordOut, errors
 from app.domain.errors import NotFound
 from app.domain.ids import ID_PATTERN, MAX_ID_LENGTH
-from app.settings import Role
 
-router = APIRouter(
-    prefix="/v1/players", tags=["players"], dependencies=[Depends(require(Role.READ))]
-)
+router = APIRouter(prefix="/v1/players", tags=["players"], dependencies=[Depends(read_caller)])
 PlayerId = IdPath
 MAX_PAGE = 25
 
@@ -42,7 +39,7 @@ def matches_etag(if_none_match: str | None, etag: str) -> bool:
     responses={
         200: {"headers": {"ETag": {"description": "Send back in If-None-Match"}}},
         304: {"description": "Not modified since the ETag in If-None-Match."},
-        **errors(401, 403, 404, 503, e404="The player has no matches."),
+        **errors(401, 403, 404, 429, 503, e404="The player has no matches."),
     },
 )
 async def get_stats(
@@ -75,7 +72,7 @@ async def get_stats(
     "/{player_id}/matches",
     summary="A player's match history, newest first",
     response_model=HistoryPageOut,
-    responses=errors(400, 401, 403, 404, 503, e404="The player has no matches."),
+    responses=errors(400, 401, 403, 404, 429, 503, e404="The player has no matches."),
 )
 async def get_matches(
     player_id: PlayerId,

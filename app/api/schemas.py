@@ -195,10 +195,13 @@ def errors(*codes: int, **described: str) -> dict[int | str, dict[str, Any]]:
         413: "The body is larger than the configured limit (checked before parsing).",
         422: f"A field breaks a rule; `detail[].loc` names it. At most {MAX_ERRORS} are "
         "listed; `more_errors` counts the rest.",
-        429: "Too many requests for this key; `Retry-After` says when to try again.",
+        429: "Too many requests from this key or client address (or too many unknown keys "
+        "from this address); `Retry-After` says when to try again.",
         503: "A dependency is unavailable; `Retry-After` says when to try again.",
     }
     out: dict[int | str, dict[str, Any]] = {}
+    if 401 in codes and 429 not in codes:
+        codes = (*codes, 429)  # a key is checked: unknown keys are limited per address
     for code in codes:
         model: type[BaseModel] = Invalid if code == 422 else Problem
         out[code] = {"model": model, "description": described.get(f"e{code}", plain[code])}

@@ -44,6 +44,19 @@ class RateLimiter:
         self._remember(key, tokens, now)
         return (1.0 - tokens) / rate
 
+    def wait(self, key: str, now: float) -> float:
+        """How many seconds until ``key`` has a token (0.0: it has one now); takes none
+        and remembers nothing."""
+        if not self.limit.enabled or key not in self._buckets:
+            return 0.0
+        tokens, at = self._buckets[key]
+        tokens = min(float(self.limit.burst), tokens + max(0.0, now - at) * self.limit.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.limit.rate
+
+    def __len__(self) -> int:
+        """How many buckets are kept."""
+        return len(self._buckets)
+
     def _remember(self, key: str, tokens: float, now: float) -> None:
         self._buckets[key] = (tokens, now)
         refill_s = self.limit.burst / self.limit.rate

@@ -4,13 +4,15 @@ letter is replayed once its cause is fixed; a phone-sized screen; axe-core."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.data.tables import TableServiceClient
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 from app.devstack import Azurite
 from tests.browser.conftest import (
@@ -169,3 +171,37 @@ async def test_console_fits_a_phone_and_has_no_serious_accessibility_violations(
         "aria-pressed", "true"
     )
     assert await axe_problems(page) == []
+
+
+async def test_console_backs_off_while_a_section_fails(page: Page, base: str) -> None:
+    await with_key(page, "admin")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    await page.clock.install(time=start)
+    await page.clock.pause_at(start + timedelta(seconds=1))
+    failing = 2
+    reads = 0
+
+    async def answer(route: Route) -> None:
+        nonlocal failing, reads
+        reads += 1
+        if failing:
+            failing -= 1
+            await route.fulfill(status=503, json={"detail": "pools unavailable"})
+        else:
+            await route.continue_()
+
+    await page.route("**/v1/admin/pools", answer)
+    await page.goto(f"{base}/ops")
+    await ready(page)
+    refreshed = page.locator("#refreshed")
+    for waited_s in (2 * REFRESH_S, 4 * REFRESH_S):
+        await expect(refreshed).to_contain_text(f"next refresh in {waited_s} s.")
+        await expect(page.get_by_text("Could not load: pools unavailable")).to_be_visible()
+        before = reads
+        await page.clock.run_for(waited_s * 1000 - 100)
+        await asyncio.sleep(0.3)  # a read made now would have reached the route by then
+        assert reads == before, f"read again before {waited_s} s"
+        await page.clock.run_for(100)
+    await expect(refreshed).to_contain_text(f"every {REFRESH_S} s.")
+    await expect(page.locator("#members-player tbody tr").first).to_be_visible()
+    assert reads == 3

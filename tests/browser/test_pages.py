@@ -4,6 +4,7 @@ its saga timeline; a failed saga's dead letter; a phone-sized screen; axe-core."
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 import uuid
@@ -12,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import Locator, Page, Route, expect
 
 from app.devstack import Azurite
 from tests.browser.conftest import (
@@ -260,3 +261,63 @@ async def test_unknown_player_says_so(page: Page, base: str) -> None:
     await page.goto(f"{base}/players/p-nobody-{uuid.uuid4().hex[:6]}")
     await expect(page.get_by_role("status")).to_contain_text("No record: player")
     await expect(page.get_by_role("status")).to_contain_text("has no matches")
+
+
+async def test_the_match_page_backs_off_while_the_api_fails_and_polls_conditionally(
+    page: Page, base: str, played: Played
+) -> None:
+    match_id = played.ids[0]
+    await with_key(page, "read")
+    # Timers on a clock the test moves: the waits are checked without being waited out.
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    await page.clock.install(time=start)
+    await page.clock.pause_at(start + timedelta(seconds=1))
+    failures: list[tuple[int, dict[str, str]]] = [
+        (503, {}),
+        (503, {}),
+        (429, {"Retry-After": "30"}),
+    ]
+    reads: list[tuple[str | None, int]] = []  # each read's If-None-Match and answer status
+
+    async def answer(route: Route) -> None:
+        if failures:
+            status, headers = failures.pop(0)
+            reads.append((None, status))
+            await route.fulfill(status=status, headers=headers, json={"detail": "try later"})
+            return
+        response = await route.fetch()  # the real API
+        reads.append((route.request.headers.get("if-none-match"), response.status))
+        if response.status == 200:  # shown as still running, so that the page polls on
+            await route.fulfill(
+                response=response, json={**await response.json(), "state": "running"}
+            )
+        else:
+            await route.fulfill(response=response)
+
+    await page.route(f"**/v1/matches/{match_id}", answer)
+    await page.goto(f"{base}/matches/{match_id}")
+    status = page.get_by_role("status")
+    for waited_ms, notice in [(4000, "4 seconds"), (8000, "8 seconds"), (30_000, "30 seconds")]:
+        await expect(status).to_contain_text(f"try later. Trying again in {notice}.")
+        before = len(reads)
+        await page.clock.run_for(waited_ms - 100)
+        await asyncio.sleep(0.3)  # a read made now would have reached the route by then
+        assert len(reads) == before, f"read again before the {notice} were up"
+        await page.clock.run_for(100)
+
+    # Back to every 2 s; the next poll sends the ETag and the unchanged match is a 304.
+    await expect(status).to_have_text("Saga running: this page refreshes every 2 seconds.")
+    await expect(stat(page, "state")).to_have_text("running")
+    await page.clock.run_for(2000)
+    for _ in range(50):
+        if len(reads) == 5:
+            break
+        await asyncio.sleep(0.1)
+    etag = (
+        await page.request.get(
+            f"{base}/v1/matches/{match_id}", headers={"Authorization": f"Bearer {KEYS['read']}"}
+        )
+    ).headers["etag"]
+    assert reads[3:] == [(None, 200), (etag, 304)]
+    await expect(status).to_have_text("Saga running: this page refreshes every 2 seconds.")
+    await expect(stat(page, "state")).to_have_text("running")

@@ -390,7 +390,7 @@ def test_openapi_documents_every_operation_with_its_errors(client: StatsClient) 
             codes = set(operation["responses"])
             assert operation.get("summary"), (method, path)
             if path.startswith("/v1/"):
-                assert {"401", "403"} <= codes, (method, path, codes)
+                assert {"401", "403", "429"} <= codes, (method, path, codes)
                 assert operation.get("security"), (method, path)
     ingest = spec["paths"]["/v1/matches"]["post"]
     assert {"202", "200", "409", "413", "422", "429"} <= set(ingest["responses"])

@@ -255,3 +255,30 @@ async def test_many_players_through_a_shard_of_a_tenth_the_capacity_end_exact(
         if any(records[p].counters.get(k) != v for k, v in t["counters"].items())
     ]
     assert wrong == []
+
+
+async def test_reads_of_unknown_players_leave_the_warm_grains_active(config: ActorConfig) -> None:
+    # A scan of ids that never played must not take the shard's slots: at capacity, each
+    # would push out a warm grain (and its next call would reload from storage).
+    capacity = 6
+    cfg = replace(config, player_pool_size=1, grains=GrainSettings(capacity=capacity))
+    await asyncio.to_thread(ensure_pools, cfg)
+    run = uuid.uuid4().hex[:6]
+    warm = [f"warm{run}-{i}" for i in range(capacity)]
+    shard = ray.get_actor(member_name("player", 0), namespace=cfg.namespace)
+    (batch,) = updates_for(matches_over(warm, 1, seed=5, size=capacity))
+    assert all(r.ok for r in await shard.update.remote(batch))
+    before = await shard.stats.remote()
+    assert before["active"] == capacity
+
+    for i in range(3 * capacity):
+        record = await shard.service_record.remote(f"nobody{run}-{i}")
+        assert record.counters.get("matches", 0) == 0 and record.first_played is None
+
+    after = await shard.stats.remote()
+    assert after["active"] == capacity
+    assert after["deactivations"] == before["deactivations"] == 0
+    assert after["activations"] == before["activations"]
+    for player in warm:  # served from the activations still there: no reload
+        assert (await shard.service_record.remote(player)).counters["matches"] == 1
+    assert (await shard.stats.remote())["activations"] == before["activations"]

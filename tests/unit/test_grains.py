@@ -67,10 +67,24 @@ async def test_reads_are_served_from_the_activation() -> None:
         return await original(player_id)
 
     inner.load = counting_load  # type: ignore[method-assign]
+    (delta,) = deltas_for(["z"], 1, size=1)
+    await inner.apply(await original("z"), [delta])
     host = PlayerGrainHost(inner)
     for _ in range(5):
-        await host.service_record("z")
+        assert (await host.service_record("z")).counters["matches"] == 1
     assert loads == 1 and host.stats()["activations"] == 1
+
+
+async def test_reads_of_players_without_a_record_activate_nothing() -> None:
+    store = InMemoryPlayerStore()
+    host = PlayerGrainHost(store, GrainSettings(capacity=3))
+    warm = ["w0", "w1", "w2"]
+    await host.update([PlayerUpdate(Action.APPLY, d) for d in deltas_for(warm, 1, size=3)])
+    for i in range(20):
+        record = await host.service_record(f"nobody-{i}")
+        assert record.first_played is None
+    assert sorted(host.players()) == warm
+    assert host.stats()["activations"] == 3 and host.stats()["deactivations"] == 0
 
 
 async def test_capacity_is_never_exceeded_and_evicted_grains_reload_exactly() -> None:

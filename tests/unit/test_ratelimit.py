@@ -45,3 +45,14 @@ def test_idle_keys_are_forgotten_and_the_key_count_is_bounded() -> None:
 
 def test_retry_after_rounds_up_to_whole_seconds() -> None:
     assert [retry_after_header(s) for s in (0.01, 1.0, 1.2)] == ["1", "1", "2"]
+
+
+def test_wait_tells_when_a_token_will_be_there_without_taking_one() -> None:
+    limiter = RateLimiter(RateLimit(rate=0.5, burst=2))
+    assert limiter.wait("k", 0.0) == 0.0 and len(limiter) == 0  # unseen: nothing kept
+    limiter.acquire("k", 0.0)
+    assert limiter.wait("k", 0.0) == 0.0
+    limiter.acquire("k", 0.0)
+    assert limiter.wait("k", 0.0) == pytest.approx(2.0)
+    assert limiter.wait("k", 0.0) == pytest.approx(2.0)  # waiting took nothing
+    assert limiter.wait("k", 2.0) == 0.0

@@ -4,12 +4,29 @@
 const KEY = "statsaga.apiKey";
 export const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
-/** An error answer of the API: its status and the detail it gave. */
+/** An error answer of the API: its status, the detail it gave, and the seconds its
+ * ``Retry-After`` asked for (null when it sent none). */
 export class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, retryAfterS = null) {
     super(detail);
     this.status = status;
+    this.retryAfterS = retryAfterS;
   }
+}
+
+/** Whether polling should go on after ``error``: the API is overloaded (429) or failing
+ * (5xx), or the request never got an answer (network down: fetch throws a TypeError). */
+export function worthRetrying(error) {
+  return error instanceof ApiError ? error.status === 429 || error.status >= 500 : error instanceof TypeError;
+}
+
+/** The wait before the next poll of a page refreshing every ``baseMs``, after ``failures``
+ * failed polls in a row: doubling from twice ``baseMs``, at most a minute, and never less
+ * than a 429's ``Retry-After`` (a polling page must not pile on an API in trouble). */
+export function pollDelayMs(baseMs, failures, error = null) {
+  const delay = failures === 0 ? baseMs : Math.min(60_000, baseMs * 2 ** failures);
+  const asked = error instanceof ApiError && error.retryAfterS ? error.retryAfterS * 1000 : 0;
+  return Math.max(delay, asked);
 }
 
 let asking = null; // one key form for every request that got a 401 at once
@@ -50,12 +67,13 @@ function detailOf(body, fallback) {
   return fallback;
 }
 
-/** ``method`` ``path`` with ``body`` as JSON, answered as JSON; asks for a key (and tries
- * again) while the API answers 401 or 403. */
-export async function call(method, path, body) {
+/** ``method`` ``path`` with ``body`` as JSON and ``extra`` headers: the response and its
+ * JSON (null for a 304); asks for a key (and tries again) while the API answers 401 or
+ * 403, throws an ``ApiError`` for any other error answer. */
+async function send(method, path, body, extra = {}) {
   for (;;) {
     const key = sessionStorage.getItem(KEY);
-    const headers = { Accept: "application/json" };
+    const headers = { Accept: "application/json", ...extra };
     if (key) headers.Authorization = `Bearer ${key}`;
     const init = { method, headers, cache: "no-store" };
     if (body !== undefined) {
@@ -63,20 +81,34 @@ export async function call(method, path, body) {
       init.body = JSON.stringify(body);
     }
     const response = await fetch(path, init);
+    if (response.status === 304) return { response, answer: null };
     const answer = await response.json().catch(() => null);
-    if (response.ok) return answer;
+    if (response.ok) return { response, answer };
     const detail = detailOf(answer, response.statusText);
     if (response.status === 401 || response.status === 403) {
       sessionStorage.removeItem(KEY);
       await askForKey(key ? `The API refused that key: ${detail}.` : `This page needs an API key with the ${role} role.`);
       continue;
     }
-    throw new ApiError(response.status, detail);
+    const retryAfter = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
+    throw new ApiError(response.status, detail, Number.isNaN(retryAfter) ? null : retryAfter);
   }
 }
 
-/** GET ``path`` as JSON (see ``call``). */
+/** ``method`` ``path`` with ``body`` as JSON, answered as JSON (see ``send``). */
+export const call = async (method, path, body) => (await send(method, path, body)).answer;
+
+/** GET ``path`` as JSON (see ``send``). */
 export const getJson = (path) => call("GET", path);
+
+/** GET ``path`` as ``{etag, body}``, conditional on ``previous`` (the last answer): when
+ * the resource is unchanged (304, no body sent) ``previous`` itself comes back. */
+export async function getFresh(path, previous = null) {
+  const extra = previous?.etag ? { "If-None-Match": previous.etag } : {};
+  const { response, answer } = await send("GET", path, undefined, extra);
+  if (response.status === 304 && previous) return previous;
+  return { etag: response.headers.get("ETag"), body: answer };
+}
 
 /** Say ``text`` in the page's polite live region. */
 export function setStatus(text, isError = false) {

@@ -1,8 +1,8 @@
 // The match page: what was played, the teams and each player's line with the saga's
 // progress for that player, and the saga log as a timeline (refreshed while it runs).
 import {
-  ApiError, el, facts, fmtSeconds, fmtTime, getJson, openPage, playerLink, section,
-  setStatus, table,
+  ApiError, el, facts, fmtSeconds, fmtTime, getFresh, openPage, playerLink, pollDelayMs,
+  section, setStatus, table, worthRetrying,
 } from "./api.js";
 
 const RUNNING = new Set(["accepted", "running", "recovering", "compensating"]);
@@ -88,8 +88,13 @@ function timeline(match) {
   );
 }
 
+let last = null; // the last answer: polls send its ETag, and an unchanged match is a 304
+
 async function load(matchId, content) {
-  const match = await getJson(`/v1/matches/${encodeURIComponent(matchId)}`);
+  const previous = last;
+  last = await getFresh(`/v1/matches/${encodeURIComponent(matchId)}`, previous);
+  const match = last.body;
+  if (last === previous) return match;
   // Keep a focused control focused across a refresh: re-render only what changed.
   const sections = [summary(match), ...teams(match), timeline(match)];
   if (content.childElementCount === sections.length) {
@@ -107,22 +112,32 @@ async function main() {
   const matchId = openPage("Match");
   if (!matchId) return;
   const content = document.getElementById("content");
+  let failures = 0; // failed reads in a row: the page backs off while the API is in trouble
   for (;;) {
+    let delay = REFRESH_MS;
     try {
       const match = await load(matchId, content);
+      failures = 0;
       if (!RUNNING.has(match.state)) {
         setStatus(`Saga ${match.state}.`);
         return;
       }
       setStatus(`Saga ${match.state}: this page refreshes every ${REFRESH_MS / 1000} seconds.`);
     } catch (error) {
-      const text = error instanceof ApiError && error.status === 404
-        ? `No such match: ${error.message}.`
-        : `Could not load the match: ${error.message}`;
-      setStatus(text, true);
-      if (!(error instanceof ApiError) || error.status < 500) return;
+      if (error instanceof ApiError && error.status === 404) {
+        setStatus(`No such match: ${error.message}.`, true);
+        return;
+      }
+      const text = `Could not load the match: ${error.message}`;
+      if (!worthRetrying(error)) {
+        setStatus(text, true);
+        return;
+      }
+      failures += 1;
+      delay = pollDelayMs(REFRESH_MS, failures, error);
+      setStatus(`${text}. Trying again in ${delay / 1000} seconds.`, true);
     }
-    await new Promise((resolve) => setTimeout(resolve, REFRESH_MS));
+    await new Promise((resolve) => setTimeout(resolve, delay));
   }
 }
 

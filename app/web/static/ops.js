@@ -3,8 +3,8 @@
 // replay. Sections refresh themselves every few seconds, except one holding the keyboard
 // focus (rebuilding it would take the focus away) and while the refresh is paused.
 import {
-  ApiError, call, el, facts, fmtInt, fmtTime, getJson, matchLink, playerLink, section,
-  setStatus, startPage, table,
+  ApiError, call, el, facts, fmtInt, fmtTime, getJson, matchLink, playerLink, pollDelayMs,
+  section, setStatus, startPage, table, worthRetrying,
 } from "./api.js";
 
 const REFRESH_MS = 5000;
@@ -308,24 +308,40 @@ function replace(fresh, keepFocus) {
   if (keepFocus && focused) document.getElementById(focused)?.focus();
 }
 
+/** Reload one section; returns the error that kept it from loading, if retrying may help. */
 async function refreshOne(name, forced) {
   const old = document.querySelector(`section[aria-labelledby="${name}-h"]`);
-  if (!forced && old?.contains(document.activeElement)) return; // do not take the focus away
+  if (!forced && old?.contains(document.activeElement)) return null; // do not take the focus away
   const mine = (loads[name] = (loads[name] ?? 0) + 1);
   let fresh;
+  let failed = null;
   try {
     fresh = await LOADERS[name]();
   } catch (error) {
     if (!(error instanceof ApiError) && !(error instanceof TypeError)) throw error;
     fresh = section(name, TITLES[name], el("p", { class: "status error" }, `Could not load: ${error.message}`));
+    if (worthRetrying(error)) failed = error;
   }
   // A timer's load that a forced one overtook must not draw over it.
   if (mine === loads[name]) replace(fresh, true);
+  return failed;
 }
 
+let failures = 0; // refreshes in a row in which a section failed: the console backs off
+let nextMs = REFRESH_MS;
+
 async function refreshAll(forced) {
-  for (const name of Object.keys(LOADERS)) await refreshOne(name, forced);
-  document.getElementById("refreshed").replaceChildren("Refreshed at ", fmtTime(new Date().toISOString()), paused ? " (paused)." : `; every ${REFRESH_MS / 1000} s.`);
+  const errors = [];
+  for (const name of Object.keys(LOADERS)) {
+    const error = await refreshOne(name, forced);
+    if (error) errors.push(error);
+  }
+  failures = errors.length ? failures + 1 : 0;
+  nextMs = Math.max(pollDelayMs(REFRESH_MS, failures), ...errors.map((e) => pollDelayMs(REFRESH_MS, failures, e)));
+  const when = failures
+    ? `; the API did not answer every section: next refresh in ${nextMs / 1000} s.`
+    : `; every ${REFRESH_MS / 1000} s.`;
+  document.getElementById("refreshed").replaceChildren("Refreshed at ", fmtTime(new Date().toISOString()), paused ? " (paused)." : when);
 }
 
 function controls() {
@@ -349,7 +365,7 @@ async function main() {
   await refreshAll(true);
   setStatus("Console ready.");
   for (;;) {
-    await new Promise((resolve) => setTimeout(resolve, REFRESH_MS));
+    await new Promise((resolve) => setTimeout(resolve, paused ? REFRESH_MS : nextMs));
     if (!paused) await refreshAll(false);
   }
 }
