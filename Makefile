@@ -38,8 +38,10 @@ $(NODE_OK): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# --with-parent: killing make (even with SIGKILL) stops the stack; DEV_FLAGS=--free-ports
+# keeps it off the default ports.
 run: deps
-	$(BIN)/statsaga dev
+	$(BIN)/statsaga dev --with-parent $(DEV_FLAGS)
 
 lint: $(PY_OK)
 	$(BIN)/ruff check .

@@ -231,8 +231,12 @@ def _cmd_worker(settings: Settings) -> int:
     return 0
 
 
-def _cmd_dev(settings: Settings, free_ports: bool = False) -> int:
+def _cmd_dev(settings: Settings, free_ports: bool = False, with_parent: bool = False) -> int:
     from app.devstack import dev_stack
+    from app.lifeline import follow_parent
+
+    if with_parent:
+        follow_parent()
 
     return dev_stack(_dev_keys(settings, "dev"), SERVICEBUS_CONFIG, free_ports=free_ports)
 
@@ -441,6 +445,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="Azurite and the broker on free ports, not 10000/10002/5672/5300",
     )
+    dev.add_argument(
+        "--with-parent",
+        action="store_true",
+        help="stop everything (as on SIGTERM) when the process that started this one dies,\n"
+        "even by SIGKILL: what `make run` passes",
+    )
     sub.add_parser("run", help="API + worker in one process (dependencies from settings)")
     sub.add_parser("api", help="the stateless API role: validate, store, publish, read")
     sub.add_parser("worker", help="the worker role: consume the queues, run the sagas")
@@ -478,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "queues":
             return _cmd_queues(settings, args)
         if args.command == "dev":
-            return _cmd_dev(settings, args.free_ports)
+            return _cmd_dev(settings, args.free_ports, args.with_parent)
         if args.command not in commands:
             return _cmd_ops(settings, args)
         return commands[args.command](settings)

@@ -49,3 +49,15 @@ def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> Callable[[], None] 
             os.kill(os.getpid(), sig)
 
     return arrange
+
+
+def follow_parent(sig: signal.Signals = signal.SIGTERM) -> None:
+    """Have the kernel send this process ``sig`` when its parent dies: for a process
+    started by another that may be killed outright (``make run``'s ``statsaga dev``, whose
+    SIGTERM handler then stops everything it started). Nothing off Linux."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    _load_prctl()(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    if os.getppid() != parent:  # it died before the line above
+        os.kill(os.getpid(), sig)
