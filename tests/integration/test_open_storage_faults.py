@@ -4,7 +4,6 @@ opens its storage on its first call instead of failing that call."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -16,6 +15,7 @@ from actors.shard import PlayerShard
 from app.devstack import Azurite, RayHead
 from app.domain.faults import FaultPlan
 from app.domain.placement import Placement
+from tests.support.raypools import joined
 
 pytestmark = [pytest.mark.azurite, pytest.mark.timeout(300)]
 
@@ -37,23 +37,9 @@ async def test_opening_storage_under_thirty_percent_faults_succeeds_every_time(
 
 @pytest.fixture
 def cluster(ray_head: RayHead) -> Iterator[RayHead]:
-    """This process joined to the session's Ray head (as tests/integration/test_pools.py)."""
-    saved = {k: os.environ.get(k) for k in ray_head.env}
-    os.environ.update(ray_head.env)
-    from ray._private.authentication_test_utils import reset_auth_token_state
-
-    reset_auth_token_state()
-    ray.init(address=ray_head.address, namespace=f"open-{uuid.uuid4().hex[:8]}")
-    try:
-        yield ray_head
-    finally:
-        ray.shutdown()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        reset_auth_token_state()
+    """This process joined to the session's Ray head."""
+    with joined(ray_head, f"open-{uuid.uuid4().hex[:8]}") as head:
+        yield head
 
 
 @pytest.mark.ray

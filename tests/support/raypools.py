@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 from app.devstack import PROJECT_ROOT, RayHead
 from app.lifeline import die_with_parent
@@ -35,3 +38,28 @@ def kill_pools_on(head: RayHead, namespaces: list[str]) -> None:
         preexec_fn=die_with_parent(),
     )
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+@contextlib.contextmanager
+def joined(head: RayHead, namespace: str, **init: Any) -> Iterator[RayHead]:
+    """This process joined to ``head`` in ``namespace``, as a worker process would be; the
+    environment and Ray's auth state put back after."""
+    import ray
+    from ray._private.authentication_test_utils import reset_auth_token_state
+
+    saved = {k: os.environ.get(k) for k in head.env}
+    os.environ.update(head.env)
+    # Ray read its auth settings when it was imported: have it read them again (its own
+    # tests' helper; a process that sets them before importing Ray needs nothing).
+    reset_auth_token_state()
+    ray.init(address=head.address, namespace=namespace, **init)
+    try:
+        yield head
+    finally:
+        ray.shutdown()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        reset_auth_token_state()
