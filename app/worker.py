@@ -107,30 +107,21 @@ class Worker:
     async def _consume(
         self, queue: str, slots: asyncio.Semaphore, tasks: set[asyncio.Task[None]]
     ) -> None:
-        idle = False
         while True:
-            free = 0
-            if not idle:
+            await slots.acquire()
+            free = 1
+            # Take as many as there are free slots, so that a burst is not one by one.
+            while free < self.concurrency and not slots.locked():
                 await slots.acquire()
-                free = 1
-                # Take as many as there are free slots, so that a burst is not one by one.
-                while free < self.concurrency and not slots.locked():
-                    await slots.acquire()
-                    free += 1
-            # A queue that had nothing waits for one message holding no slot: held through
-            # the wait, the slots of the idle queue kept the busy one's messages waiting
-            # (0.8-1.7 s before a saga started, measured under load).
+                free += 1
             try:
-                batch = await self.bus.receive(queue, max(free, 1), self.receive_wait_s)
+                batch = await self.bus.receive(queue, free, self.receive_wait_s)
             except Exception:
                 log.exception("receive from %s failed; retrying", queue)
                 batch = []
                 await asyncio.sleep(1.0)
-            idle = not batch
             for _ in range(free - len(batch)):
                 slots.release()
-            for _ in range(len(batch) - free):
-                await slots.acquire()  # the idle wait's message: its lock is renewed meanwhile
             for received in batch:
                 task = asyncio.create_task(self._handle(queue, received, slots))
                 tasks.add(task)
