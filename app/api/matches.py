@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response, status
 from app.api.body import read_json
 from app.api.deps import ServiceDep, ingest_caller, read_caller
 from app.api.players import matches_etag
-from app.api.schemas import Accepted, Duplicate, IdPath, MatchDetail, errors
+from app.api.schemas import CONDITIONAL, Accepted, Duplicate, IdPath, MatchDetail, errors
 
 router = APIRouter(prefix="/v1/matches", tags=["matches"])
 MatchId = IdPath
@@ -54,8 +54,7 @@ async def post_match(request: Request, response: Response, service: ServiceDep) 
     summary="A match: teams, lines, saga state and timeline, time to consistency",
     response_model=MatchDetail,
     responses={
-        200: {"headers": {"ETag": {"description": "Send back in If-None-Match"}}},
-        304: {"description": "Not modified since the ETag in If-None-Match."},
+        **CONDITIONAL,
         **errors(401, 403, 404, 429, 503, e404="No such match."),
     },
 )

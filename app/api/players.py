@@ -9,7 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
 
 from app.api.deps import ServiceDep, read_caller
-from app.api.schemas import HistoryPageOut, IdPath, ModeRecordOut, ServiceRecordOut, errors
+from app.api.schemas import (
+    CONDITIONAL,
+    HistoryPageOut,
+    IdPath,
+    ModeRecordOut,
+    ServiceRecordOut,
+    errors,
+)
 from app.domain.errors import NotFound
 from app.domain.ids import ID_PATTERN, MAX_ID_LENGTH
 
@@ -37,8 +44,7 @@ def matches_etag(if_none_match: str | None, etag: str) -> bool:
     summary="A player's service record (or one mode's block of it)",
     response_model=ServiceRecordOut | ModeRecordOut,
     responses={
-        200: {"headers": {"ETag": {"description": "Send back in If-None-Match"}}},
-        304: {"description": "Not modified since the ETag in If-None-Match."},
+        **CONDITIONAL,
         **errors(401, 403, 404, 429, 503, e404="The player has no matches."),
     },
 )

@@ -181,6 +181,13 @@ class Duplicate(Problem):
     match_id: str
 
 
+# The answers of a read that honours If-None-Match (a service record, a match's detail).
+CONDITIONAL: dict[int | str, dict[str, Any]] = {
+    200: {"headers": {"ETag": {"description": "Send back in If-None-Match"}}},
+    304: {"description": "Not modified since the ETag in If-None-Match."},
+}
+
+
 def errors(*codes: int, **described: str) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for error codes, with the body each one has."""
     plain = {
