@@ -33,6 +33,7 @@ from bench.floor import storage_floor
 from bench.load import (
     Api,
     Finished,
+    FinishedCount,
     Tracker,
     open_loop,
     read_each,
@@ -45,7 +46,7 @@ from bench.load import (
 from bench.measure import Latencies
 from bench.profile import hottest, sampling
 from bench.report import RESULTS, progress
-from bench.stack import Dependencies, dependencies, start_deployment, stop_all
+from bench.stack import Dependencies, Deployment, dependencies, start_deployment, stop_all
 from bench.workload import MatchGenerator, Workload, mean_players
 from storage.tables import TableStorage, open_table_storage
 
@@ -134,13 +135,15 @@ async def _sustained(
     seconds: float,
     plan: Plan,
     bar: Callable[[float], None],
+    finished: FinishedCount,
     profile: Path | None = None,
 ) -> dict[str, Any]:
     before, began = cpu_by_kind(), time.monotonic()
     with sampling(profile, seconds) if profile else contextlib.nullcontext():
-        ids = await saturate(api, tracker, matches, seconds, plan.window, bar)
-    await tracker.wait_all(120)
+        ids = await saturate(api, tracker, matches, seconds, plan.window, bar, finished)
+    # While the window was full; reading the saga log back afterwards is not the service's.
     cores = share(before, cpu_by_kind(), time.monotonic() - began)
+    await tracker.wait_all(120)
     return {**rates(tracker.take(ids), ids), "cores": cores}
 
 
@@ -175,11 +178,13 @@ async def main_phases(
     deployment = start_deployment(deps, prefix, settings)
     storage = await open_table_storage(conn, prefix)
     api = Api(deployment.api_url)
+    finished = FinishedCount(_metrics_url(deployment))
     try:
         # The floor's players are in storage, and no grain has loaded them: cold reads.
         cold = list(floor_matches.played)[: plan.cold_reads]
-        await _service_phases(out, api, storage, plan, workload, cold, bar, profile)
+        await _service_phases(out, api, storage, finished, plan, workload, cold, bar, profile)
     finally:
+        await finished.close()
         await api.close()
         await storage.close()
         deployment.stop()
@@ -192,6 +197,7 @@ async def _service_phases(
     out: dict[str, Any],
     api: Api,
     storage: TableStorage,
+    count: FinishedCount,
     plan: Plan,
     workload: Workload,
     cold_players: list[str],
@@ -208,7 +214,9 @@ async def _service_phases(
     await tracker.wait_all(60)
     report = bar("end to end, sustained")
     samples = profile / "py-spy" if profile else None
-    sustained = await _sustained(api, tracker, matches, plan.sustain_s, plan, report, samples)
+    sustained = await _sustained(
+        api, tracker, matches, plan.sustain_s, plan, report, count, samples
+    )
     if samples:
         out["profile"] = hottest(samples)
     sustained["ratio_to_floor"] = round(
@@ -251,10 +259,15 @@ async def _service_phases(
         def step(share: float, i: int = i) -> None:
             report((i + share) / len(plan.shards))
 
-        point = await _sustained(api, tracker, matches, plan.scale_s, plan, step)
+        point = await _sustained(api, tracker, matches, plan.scale_s, plan, step, count)
         points.append({"shards": shards, **point})
         bar.note(f"{shards} shards: {point['player_updates_per_s']:,.1f} player updates/s")
     out["scaling"] = points
+
+
+def _metrics_url(deployment: Deployment) -> str:
+    """The worker's Prometheus endpoint."""
+    return f"http://127.0.0.1:{deployment.env['STATSAGA_METRICS_PORT']}/metrics"
 
 
 async def _fault_phase(
@@ -275,7 +288,7 @@ async def _fault_phase(
         {"STATSAGA_WORKER_CONCURRENCY": str(plan.concurrency)},
         {"STATSAGA_FAULTS": faults},
     )
-    metrics_url = f"http://127.0.0.1:{deployment.env['STATSAGA_METRICS_PORT']}/metrics"
+    metrics_url = _metrics_url(deployment)
     storage = await open_table_storage(deps.azurite.connection_string, prefix)
     api = Api(deployment.api_url)
     try:
