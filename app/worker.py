@@ -77,6 +77,9 @@ class Worker:
     runner: SagaRunner
     concurrency: int = 32
     receive_wait_s: float = 1.0
+    # How long the receive after a queue's first message waits to fill the free slots:
+    # what arrives meanwhile waits at most this long (the first message does not).
+    batch_wait_s: float = 0.02
     counters: WorkerCounters = field(default_factory=WorkerCounters)
     observer: HandledObserver | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -107,25 +110,49 @@ class Worker:
     async def _consume(
         self, queue: str, slots: asyncio.Semaphore, tasks: set[asyncio.Task[None]]
     ) -> None:
+        """Wait for the queue's next message holding one slot, start it at once, then take
+        what else is waiting with the slots free at that moment. An idle queue so holds one
+        slot, not every free one through its receive wait (the idle ``player-updates`` loop
+        held them all, and matches waited for their saga). The first message is received
+        alone because the SDK, once a message came, keeps a receive open 0.2 s more to fill
+        the batch: asked for many with few waiting, every message would wait that long."""
         while True:
             await slots.acquire()
-            free = 1
-            # Take as many as there are free slots, so that a burst is not one by one.
-            while free < self.concurrency and not slots.locked():
-                await slots.acquire()
-                free += 1
             try:
-                batch = await self.bus.receive(queue, free, self.receive_wait_s)
+                first = await self.bus.receive(queue, 1, self.receive_wait_s)
             except Exception:
                 log.exception("receive from %s failed; retrying", queue)
-                batch = []
+                first = []
                 await asyncio.sleep(1.0)
-            for _ in range(free - len(batch)):
+            if not first:
                 slots.release()
-            for received in batch:
-                task = asyncio.create_task(self._handle(queue, received, slots))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                continue
+            self._start(queue, first[0], slots, tasks)
+            held = 0
+            while held < self.concurrency and not slots.locked():
+                await slots.acquire()
+                held += 1
+            more: list[ReceivedMessage] = []
+            if held:
+                try:
+                    more = await self.bus.receive(queue, held, self.batch_wait_s)
+                except Exception:  # the next round's receive retries and logs
+                    log.debug("batch receive from %s failed", queue, exc_info=True)
+            for _ in range(held - len(more)):
+                slots.release()
+            for received in more:
+                self._start(queue, received, slots, tasks)
+
+    def _start(
+        self,
+        queue: str,
+        received: ReceivedMessage,
+        slots: asyncio.Semaphore,
+        tasks: set[asyncio.Task[None]],
+    ) -> None:
+        task = asyncio.create_task(self._handle(queue, received, slots))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def _handle(
         self, queue: str, received: ReceivedMessage, slots: asyncio.Semaphore
