@@ -1,7 +1,8 @@
 """Virtual player grains, hosted in one process: the logic of a ``PlayerShard`` without Ray.
 
 A grain is activated on its first call (its record and etag loaded from the store; a read
-of a player with no record activates nothing), takes
+of a player with no record activates nothing; a first apply may skip the load and write as
+if the player were new, see ``NewPlayerGuess``), takes
 one call at a time (a per-player lock), serves reads from memory, and is deactivated when
 idle, when the host needs room (least recently used first), or when its player moved to
 another shard (after its current turn). Deactivation writes nothing: every change is
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -54,6 +55,36 @@ class GrainSettings:
     # Updates of one player queued behind a turn are written together by the next one, up
     # to this many matches in one transaction (the Table service takes 100 rows).
     turn_batch: int = 50
+    # A grain's first apply may write as if its player were new, with no read first, when
+    # most recent first applies were of new players (``NewPlayerGuess``).
+    blind_insert: bool = True
+
+
+class NewPlayerGuess:
+    """Whether the next cold activation (a grain's first apply) is likely of a new player:
+    the share of new players among the last ``window`` cold activations seen, against
+    ``threshold``.
+
+    It starts out guessing "new": either start is corrected by the first outcome (both the
+    blind insert and the read say whether the player was new), and the workloads with the
+    most cold activations (a fresh deployment, a launch, a load test) are of new players.
+    """
+
+    def __init__(self, window: int = 64, threshold: float = 0.5) -> None:
+        self._seen: deque[bool] = deque(maxlen=window)
+        self._new = 0
+        self._threshold = threshold
+
+    def likely_new(self) -> bool:
+        """Guess "new" unless fewer than ``threshold`` of the recent cold activations were."""
+        return not self._seen or self._new >= self._threshold * len(self._seen)
+
+    def observe(self, new: bool) -> None:
+        """A cold activation turned out to be of a new player (``True``) or a known one."""
+        if len(self._seen) == self._seen.maxlen:
+            self._new -= self._seen[0]
+        self._seen.append(new)
+        self._new += new
 
 
 @dataclass(slots=True)  # thousands per shard: no per-instance __dict__
@@ -63,6 +94,7 @@ class _Grain:
     last_used: float = 0.0
     waiting: int = 0  # callers in or queued for a turn
     retiring: bool = False  # its player moved: deactivate once the last caller leaves
+    fresh: bool = True  # no turn has touched storage yet: its first apply is a cold one
     # Calls waiting for a turn; whoever holds the lock next runs them all (group commit).
     queued: list[_Call] = field(default_factory=list)
 
@@ -86,6 +118,8 @@ class HostCounters:
     failures: int = 0
     peak_active: int = 0
     capacity_waits: int = 0  # calls that waited for room (every grain was in a call)
+    blind_inserts: int = 0  # first applies tried as a new player's, with no read
+    blind_existing: int = 0  # ... of which met an existing record (then read and retried)
 
 
 class PlayerGrainHost:
@@ -103,6 +137,7 @@ class PlayerGrainHost:
         self._batch = max(self._settings.turn_batch, 1)
         self._grains: OrderedDict[str, _Grain] = OrderedDict()
         self._room = asyncio.Condition()
+        self._guess = NewPlayerGuess()
         self.counters = HostCounters()
 
     # ---- public surface ------------------------------------------------------------------
@@ -184,6 +219,8 @@ class PlayerGrainHost:
             "failures": self.counters.failures,
             "peak_active": self.counters.peak_active,
             "capacity_waits": self.counters.capacity_waits,
+            "blind_inserts": self.counters.blind_inserts,
+            "blind_existing": self.counters.blind_existing,
             "capacity": self._settings.capacity,
         }
 
@@ -301,9 +338,11 @@ class PlayerGrainHost:
         """Results in the order of ``updates``: applies first, in one transaction, then
         compensations one at a time."""
         applies = [u.delta for u in updates if u.action is Action.APPLY]
+        cold = grain.fresh and grain.snapshot is None
+        grain.fresh = False
         applied: dict[str, UpdateResult] = {}
         if applies:
-            applied = {r.match_id: r for r in await self._apply(player_id, grain, applies)}
+            applied = {r.match_id: r for r in await self._apply(player_id, grain, applies, cold)}
         results: list[UpdateResult] = []
         for u in updates:
             if u.action is Action.APPLY:
@@ -313,19 +352,42 @@ class PlayerGrainHost:
         return results
 
     async def _apply(
-        self, player_id: str, grain: _Grain, deltas: list[StatDelta]
+        self, player_id: str, grain: _Grain, deltas: list[StatDelta], cold: bool
     ) -> list[UpdateResult]:
+        """``cold``: the grain's first turn, with nothing loaded (a cold activation)."""
+        blind = cold and self._settings.blind_insert and self._guess.likely_new()
         for _ in range(self._settings.conflict_retries):
-            snapshot = await self._activated(player_id, grain)
+            if blind:
+                # Written as a new player's: the record op is a create, which fails whole
+                # (409, nothing written) if the record exists, and markers go first, so a
+                # replay is still found applied. It is a load from before the record was
+                # created: a stale snapshot, which every write already guards against.
+                snapshot = PlayerSnapshot(ServiceRecord(player_id), None)
+                self.counters.blind_inserts += 1
+            else:
+                snapshot = await self._activated(player_id, grain)
+                if cold:
+                    self._guess.observe(snapshot.etag is None)
+            cold = False
             try:
                 outcome = await self._storage(partial(self._store.apply, snapshot, deltas))
             except ConcurrencyConflict:
-                # Another writer (a doubled activation during a resize, say): reload.
+                # Another writer (a doubled activation during a resize, say): reload. After a
+                # blind insert: the player was known after all.
                 grain.snapshot = None
+                if blind:
+                    self.counters.blind_existing += 1
+                    self._guess.observe(False)
+                    blind = False
                 continue
+            if blind and outcome.applied:
+                # The record was created: the player was new (only replays say nothing).
+                self._guess.observe(True)
             # A match found applied may have been written by an attempt whose answer was
             # lost: the record moved without this activation seeing it. Reload it.
             grain.snapshot = None if outcome.already else outcome.snapshot
+            if blind and grain.snapshot is not None:
+                self.counters.activations += 1  # activated by its write instead of a load
             changed = set(outcome.applied)
             return [
                 UpdateResult(player_id, d.match_id, True, d.match_id in changed) for d in deltas

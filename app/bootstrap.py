@@ -51,7 +51,9 @@ def actor_config(settings: Settings) -> ActorConfig:
         game_pool_size=settings.game_pool_size,
         player_pool_size=settings.player_pool_size,
         grains=GrainSettings(
-            capacity=settings.shard_capacity, idle_ttl_s=settings.grain_idle_ttl_s
+            capacity=settings.shard_capacity,
+            idle_ttl_s=settings.grain_idle_ttl_s,
+            blind_insert=settings.grain_blind_insert,
         ),
         retry_policy=settings.retry_policy,
         faults=settings.fault_plan,

@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     )
     shard_capacity: int = Field(10_000, ge=1, description="Active grains per shard, at most.")
     grain_idle_ttl_s: float = Field(300.0, gt=0, description="Idle grains are deactivated.")
+    grain_blind_insert: bool = Field(
+        True,
+        description="A grain's first update writes as if its player were new, with no read "
+        "first, while most recent first updates were of new players.",
+    )
     api_keys: Annotated[dict[str, Role], NoDecode] = Field(
         default_factory=dict,
         description="Comma list of KEY:ROLE (roles ingest, read, admin).",

@@ -134,6 +134,23 @@ class PlayerStoreContract:
             assert out.already == ("m1",) and out.applied == ()
         assert await store.load(pid) == s2
 
+    async def test_a_blind_insert_on_a_known_player_is_a_conflict_not_a_replay(
+        self, store: PlayerStore, pid: str
+    ) -> None:
+        # A grain's first apply may write as a new player's without reading (etag None: a
+        # create of the record). On a known player that create's 409 must be a conflict
+        # (read and retry), never taken for a marker's (a match reported applied, lost).
+        s1 = (await store.apply(await store.load(pid), [delta(pid, 1)])).snapshot
+        blind = PlayerSnapshot(ServiceRecord(pid), None)
+        for batch in ([2], [2, 3, 4], [1, 2, 3]):  # the last one holds a replay too
+            with pytest.raises(ConcurrencyConflict):
+                await store.apply(blind, [delta(pid, n) for n in batch])
+            assert await store.load(pid) == s1
+            assert await self.history_ids(store, pid) == [("m1", False)]
+        out = await store.apply(blind, [delta(pid, 1)])  # a replay alone: found applied
+        assert out.already == ("m1",) and out.applied == ()
+        assert await store.load(pid) == s1
+
     async def test_revert_after_apply_restores_the_record(
         self, store: PlayerStore, pid: str
     ) -> None:

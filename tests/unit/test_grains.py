@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from actors.grains import GrainSettings, PlayerGrainHost
+from actors.grains import GrainSettings, NewPlayerGuess, PlayerGrainHost
 from app.domain.aggregation import aggregate
 from app.domain.saga import Action
+from app.domain.stats import StatDelta
 from app.domain.validation import parse_match
-from app.ports import PlayerUpdate
+from app.ports import ApplyOutcome, PlayerSnapshot, PlayerUpdate
 from storage.memory import InMemoryPlayerStore
 from tests.support.faults import FlakyPlayerStore
 from tests.support.matches import random_match
@@ -210,3 +213,143 @@ async def test_a_caller_that_gives_up_does_not_stall_the_turn_of_the_others() ->
     assert isinstance(done[1], asyncio.CancelledError)
     others = [batch for i, batch in enumerate(done) if i != 1]
     assert all(isinstance(b, list) and b[0].ok for b in others)
+
+
+# ---- a cold activation's apply, with no read first (blind insert) ---------------------------
+
+
+class _Counting(InMemoryPlayerStore):
+    """Counts the loads and the apply attempts of each player."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads: Counter[str] = Counter()
+        self.applies: Counter[str] = Counter()
+
+    async def load(self, player_id: str) -> PlayerSnapshot:
+        self.loads[player_id] += 1
+        return await super().load(player_id)
+
+    async def apply(self, snapshot: PlayerSnapshot, deltas: Sequence[StatDelta]) -> ApplyOutcome:
+        self.applies[snapshot.record.player_id] += 1
+        return await super().apply(snapshot, deltas)
+
+
+async def _known(store: InMemoryPlayerStore, deltas: list[StatDelta]) -> None:
+    """Write ``deltas`` straight to the store, as another host did before."""
+    for d in deltas:
+        await InMemoryPlayerStore.apply(
+            store, await InMemoryPlayerStore.load(store, d.player_id), [d]
+        )
+
+
+def test_the_guess_follows_the_share_of_new_players_in_its_window() -> None:
+    guess = NewPlayerGuess(window=4)
+    assert guess.likely_new()  # nothing seen yet: optimistic
+    guess.observe(False)
+    assert not guess.likely_new()
+    guess.observe(True)
+    assert guess.likely_new()  # one in two
+    guess.observe(False)
+    guess.observe(False)
+    assert not guess.likely_new()  # one in four
+    guess.observe(True)  # the first False leaves the window: T F F T
+    assert guess.likely_new()
+    guess.observe(False)  # F F T F
+    assert not guess.likely_new()
+    for _ in range(3):
+        guess.observe(True)  # T T T: only the last four count
+    assert guess.likely_new()
+
+
+async def test_a_new_player_is_written_without_a_read() -> None:
+    store = _Counting()
+    host = PlayerGrainHost(store)
+    deltas = deltas_for(["n1", "n2", "n3"], 1, size=3)
+    results = await host.update([PlayerUpdate(Action.APPLY, d) for d in deltas])
+    assert all(r.ok and r.changed for r in results)
+    assert sum(store.loads.values()) == 0 and sum(store.applies.values()) == 3
+    for pid in ("n1", "n2", "n3"):  # served from the activation the write made
+        assert (await host.service_record(pid)).counters["matches"] == 1
+    assert sum(store.loads.values()) == 0
+    stats = host.stats()
+    assert (stats["blind_inserts"], stats["blind_existing"], stats["activations"]) == (3, 0, 3)
+
+
+async def test_a_known_player_met_by_a_blind_insert_is_read_and_written_exactly() -> None:
+    store = _Counting()
+    old, new = deltas_for(["k"], 2, size=1)
+    await _known(store, [old])
+    host = PlayerGrainHost(store)  # no cold activation seen yet: it guesses "new"
+    (result,) = await host.update([PlayerUpdate(Action.APPLY, new)])
+    assert result.ok and result.changed
+    # One failed attempt as a new player, then a read and the write.
+    assert (store.applies["k"], store.loads["k"]) == (2, 1)
+    record = await host.service_record("k")
+    assert record.counters["matches"] == 2
+    assert record.counters["kills"] == old.counters["kills"] + new.counters["kills"]
+    assert (await InMemoryPlayerStore.load(store, "k")).record == record
+    assert (host.stats()["blind_inserts"], host.stats()["blind_existing"]) == (1, 1)
+
+
+async def test_a_replay_met_by_a_blind_insert_is_already_applied_not_counted_twice() -> None:
+    store = _Counting()
+    first, second = deltas_for(["r"], 2, size=1)
+    await _known(store, [first])
+    host = PlayerGrainHost(store)
+    (result,) = await host.update([PlayerUpdate(Action.APPLY, first)])
+    assert result.ok and not result.changed  # its marker exists: applied before
+    # Tried blind; the marker's 409 came first, so nothing said the record exists.
+    assert (host.stats()["blind_inserts"], host.stats()["blind_existing"]) == (1, 0)
+    assert (await host.service_record("r")).counters["matches"] == 1
+    # A replay batched with a new match on a fresh host: the new one is written once.
+    host = PlayerGrainHost(store)
+    results = await host.update([PlayerUpdate(Action.APPLY, d) for d in (first, second)])
+    assert [(r.ok, r.changed) for r in results] == [(True, False), (True, True)]
+    assert (host.stats()["blind_inserts"], host.stats()["blind_existing"]) == (1, 1)
+    assert (await host.service_record("r")).counters["matches"] == 2
+    assert (await InMemoryPlayerStore.load(store, "r")).record.counters["matches"] == 2
+
+
+async def test_two_hosts_inserting_one_new_player_at_once_both_count() -> None:
+    # A doubled activation (during a resize): both write as a new player; one create wins,
+    # the other meets its record, reads it and adds its match on top.
+    store = FlakyPlayerStore(InMemoryPlayerStore(), delay_s=0.01)
+    a, b = deltas_for(["twice"], 2, size=1)
+    hosts = [PlayerGrainHost(store), PlayerGrainHost(store)]
+    results = await asyncio.gather(
+        hosts[0].update([PlayerUpdate(Action.APPLY, a)]),
+        hosts[1].update([PlayerUpdate(Action.APPLY, b)]),
+    )
+    assert all(r.ok and r.changed for (r,) in results)
+    assert (await store.load("twice")).record.counters["matches"] == 2
+    assert sum(h.stats()["blind_existing"] for h in hosts) == 1
+
+
+async def test_the_host_reads_first_once_most_cold_players_are_known_and_back() -> None:
+    store = _Counting()
+    known = [f"k{i}" for i in range(10)]
+    await _known(store, deltas_for(known, 1, size=10))
+    host = PlayerGrainHost(store)
+    for d in deltas_for(known, 1, seed=2, size=10):
+        (r,) = await host.update([PlayerUpdate(Action.APPLY, d)])
+        assert r.ok and r.changed
+    # Only the first met a record blind; the others were read first.
+    assert (host.stats()["blind_inserts"], host.stats()["blind_existing"]) == (1, 1)
+    fresh = [f"n{i}" for i in range(11)]
+    for d in deltas_for(fresh, 1, seed=3, size=11):
+        (r,) = await host.update([PlayerUpdate(Action.APPLY, d)])
+        assert r.ok and r.changed
+    # Read first while new players were under half of the cold ones (10 known: the first
+    # 10 new ones), then blind again.
+    assert sum(store.loads[p] for p in fresh) == 10
+    assert (host.stats()["blind_inserts"], host.stats()["blind_existing"]) == (2, 1)
+
+
+async def test_blind_inserts_can_be_turned_off() -> None:
+    store = _Counting()
+    host = PlayerGrainHost(store, GrainSettings(blind_insert=False))
+    (d,) = deltas_for(["off"], 1, size=1)
+    (r,) = await host.update([PlayerUpdate(Action.APPLY, d)])
+    assert r.ok and r.changed
+    assert store.loads["off"] == 1 and host.stats()["blind_inserts"] == 0

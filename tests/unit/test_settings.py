@@ -146,3 +146,13 @@ def test_statsaga_refuses_to_start_with_a_short_key_and_says_why(
     err = capsys.readouterr().err
     assert "api_keys: Value error, STATSAGA_API_KEYS entry 1 is shorter than 16" in err
     assert "Traceback" not in err and "zq" not in err
+
+
+def test_grain_settings_reach_the_actors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.bootstrap import actor_config
+
+    assert actor_config(Settings()).grains.blind_insert is True
+    monkeypatch.setenv("STATSAGA_GRAIN_BLIND_INSERT", "false")
+    monkeypatch.setenv("STATSAGA_SHARD_CAPACITY", "7")
+    grains = actor_config(Settings()).grains
+    assert (grains.blind_insert, grains.capacity) == (False, 7)
