@@ -40,6 +40,7 @@ class GameActor:
         self._starting: asyncio.Lock | None = None
         self._storage: TableStorage | None = None
         self._sagas = 0
+        self._grains: RayPlayerGrains | None = None
 
     async def _ready(self) -> LocalSagaRunner:
         # Clients bind to the actor's event loop, which exists only once a method runs.
@@ -48,7 +49,8 @@ class GameActor:
             async with self._starting:
                 if self._runner is None:
                     self._storage = storage = await open_storage(self._config)
-                    grains: PlayerGrains = RayPlayerGrains(self._placements)
+                    self._grains = RayPlayerGrains(self._placements)
+                    grains: PlayerGrains = self._grains
                     if self._config.faults.actor_kill > 0:
                         killer = ActorKiller(self._config.faults.actor_kill, f"game {self._index}")
                         grains = DyingGrains(grains, killer)
@@ -111,7 +113,8 @@ class GameActor:
 
     async def stats(self) -> dict[str, Any]:
         """Counters of this actor, and where it runs."""
-        return {**self._member.stats(), "saga_calls": self._sagas}
+        grains = self._grains.stats() if self._grains else {}
+        return {**self._member.stats(), "saga_calls": self._sagas, **grains}
 
     async def ping(self) -> int:
         """Liveness probe."""

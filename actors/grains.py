@@ -101,7 +101,8 @@ class _Grain:
 
 @dataclass(slots=True)
 class _Call:
-    """One caller's updates of this player, and where its results go."""
+    """Updates of this player that succeed or fail together (one, as ``update`` queues
+    them), and where their results go."""
 
     updates: list[PlayerUpdate]
     results: asyncio.Future[list[UpdateResult]]
@@ -114,7 +115,7 @@ class HostCounters:
     activations: int = 0
     deactivations: int = 0
     calls: int = 0  # turns; a turn may run several callers' updates
-    batched: int = 0  # calls whose updates ran in a turn together with another's
+    batched: int = 0  # updates that ran in a turn together with others
     failures: int = 0
     peak_active: int = 0
     capacity_waits: int = 0  # calls that waited for room (every grain was in a call)
@@ -273,15 +274,20 @@ class PlayerGrainHost:
     async def _bound_turn(self, player_id: str, updates: list[PlayerUpdate]) -> list[UpdateResult]:
         """Queue the updates; the first caller to get the grain's lock runs everything
         queued by then in one turn (one transaction for all its applies), so a popular
-        player's updates do not wait for one write each (a hot grain, found by the bench)."""
+        player's updates do not wait for one write each (a hot grain, found by the bench).
+
+        Each update queues on its own: one shard call may carry several matches of this
+        player (concurrent sagas' batches sent together), and a turn that fails is run
+        again one queued call at a time, so a bad match must be a call of its own."""
         grain = await self._enter(player_id)
         try:
-            call = _Call(updates, asyncio.get_running_loop().create_future())
-            grain.queued.append(call)
+            loop = asyncio.get_running_loop()
+            calls = [_Call([u], loop.create_future()) for u in updates]
+            grain.queued.extend(calls)
             async with grain.lock:
-                while not call.results.done():
+                while not all(call.results.done() for call in calls):
                     await self._run_queued(player_id, grain)
-            return call.results.result()
+            return [r for call in calls for r in call.results.result()]
         finally:
             await self._leave(player_id, grain)
 

@@ -27,6 +27,7 @@ class Membership:
         self.index = index
         self.placement = placement
         self.in_flight = 0
+        self.served = 0  # calls run here (a caller may send many callers' work in one)
         self.moved = 0  # calls answered ``Moved``
         self._idle: asyncio.Event | None = None
 
@@ -55,6 +56,7 @@ class Membership:
     def call(self) -> Iterator[None]:
         """Count a call in flight while the block runs."""
         self.in_flight += 1
+        self.served += 1
         try:
             yield
         finally:
@@ -74,6 +76,7 @@ class Membership:
             "restarted": context.was_current_actor_reconstructed,
             "placement_version": self.placement.version,
             "calls_in_flight": self.in_flight,
+            "calls_served": self.served,
             "moved": self.moved,
         }
 

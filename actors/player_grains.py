@@ -1,5 +1,6 @@
 """``PlayerGrains`` over the Ray shard pool: routes each player to its shard by the newest
-placement this process knows, and turns a shard that stays unreachable into transient
+placement this process knows, sends the batches of concurrent callers (a GameActor's
+sagas) for one shard in one call, and turns a shard that stays unreachable into transient
 per-player failures (the saga retries those durably)."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 
 from ray.exceptions import RayError
 
+from actors.coalescer import IN_FLIGHT, MAX_BATCH, Coalescer
 from actors.routing import MAX_ROUNDS, MemberGone, PlacementCache, PoolRouter
 from app.domain.errors import PoolUnavailable, StorageUnavailable
 from app.domain.placement import Moved, Placement
@@ -26,12 +28,28 @@ _GONE = _Gone()
 class RayPlayerGrains:
     """The player grains as every process (API, worker, GameActor) reaches them."""
 
-    def __init__(self, placements: PlacementCache, attempts: int = 4) -> None:
+    def __init__(
+        self,
+        placements: PlacementCache,
+        attempts: int = 4,
+        in_flight: int = IN_FLIGHT,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
         self._router = PoolRouter("player", placements, attempts=attempts)
+        # Every answer below (Moved, _Gone, an error) reaches each caller of the call, and
+        # each re-routes or fails only its own updates.
+        self._calls: Coalescer[PlayerUpdate, UpdateResult, Moved | _Gone | str, Placement] = (
+            Coalescer(self._send, in_flight, max_batch)
+        )
+
+    def stats(self) -> dict[str, int]:
+        """Calls made to the shards, and the callers' batches and updates they carried."""
+        c = self._calls.counters
+        return {"shard_calls": c.calls, "shard_batches": c.batches, "shard_updates": c.items}
 
     async def update(self, updates: Sequence[PlayerUpdate]) -> list[UpdateResult]:
-        """One call per shard, all shards at once; updates re-routed while the pool is
-        being resized."""
+        """All shards at once, each in one call shared with concurrent callers; updates
+        re-routed while the pool is being resized."""
         placements = self._router.placements
         done: dict[tuple[str, str], UpdateResult] = {}
         pending = list(updates)
@@ -46,7 +64,7 @@ class RayPlayerGrains:
             for u in pending:
                 groups.setdefault(placement.owner("player", u.delta.player_id), []).append(u)
             answers = await asyncio.gather(
-                *(self._send(i, batch, placement) for i, batch in groups.items())
+                *(self._calls.send(i, batch, placement) for i, batch in groups.items())
             )
             pending, gone = [], False
             for (index, batch), answer in zip(groups.items(), answers, strict=True):

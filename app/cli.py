@@ -389,7 +389,8 @@ def _cmd_pools(settings: Settings, args: argparse.Namespace) -> int:
         if pool == "player":
             columns += ["active", "activations", "deactivations", "queued", "capacity"]
         else:
-            columns += ["saga_calls"]
+            # Its sagas' player batches, and the shard calls that carried them.
+            columns += ["saga_calls", "shard_batches", "shard_calls"]
         _print_rows(rows, [*columns, "error"], as_json=False)
     return 0
 

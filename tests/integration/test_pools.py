@@ -191,6 +191,30 @@ async def test_a_caller_retries_a_shard_that_is_restarting(
     assert await wrong_records(azurite, config, matches) == []
 
 
+async def test_concurrent_sagas_reach_each_shard_in_shared_calls_and_end_exact(
+    config: ActorConfig, azurite: Azurite
+) -> None:
+    # A GameActor's worth of sagas (the worker runs 32 at once) fanning out together.
+    await asyncio.to_thread(ensure_pools, config)
+    players = [f"co{uuid.uuid4().hex[:6]}-{i}" for i in range(96)]
+    matches = matches_over(players, 32, seed=7, size=16)
+    grains = RayPlayerGrains(PlacementCache(config.namespace))
+    results = await asyncio.gather(*(grains.update(batch) for batch in updates_for(matches)))
+    assert all(r.ok and r.changed for batch in results for r in batch)
+    shards = [
+        await ray.get_actor(member_name("player", i), config.namespace).stats.remote()
+        for i in range(config.player_pool_size)
+    ]
+    sent = grains.stats()
+    served = [s["calls_served"] for s in shards]
+    print(f"\ncoalescing: {len(matches)} matches, {sent}, calls served per shard {served}")
+    # Each batch (one saga's players on one shard) was one Ray call before; now the
+    # shards served no more calls than were sent, a fraction of the batches.
+    assert sum(served) == sent["shard_calls"]
+    assert sent["shard_batches"] >= len(matches) and sent["shard_calls"] <= len(matches) // 4
+    assert await wrong_records(azurite, config, matches) == []
+
+
 async def wrong_records(
     azurite: Azurite, config: ActorConfig, matches: list[dict[str, Any]]
 ) -> list[str]:

@@ -353,3 +353,28 @@ async def test_blind_inserts_can_be_turned_off() -> None:
     (r,) = await host.update([PlayerUpdate(Action.APPLY, d)])
     assert r.ok and r.changed
     assert store.loads["off"] == 1 and host.stats()["blind_inserts"] == 0
+
+
+async def test_a_bad_match_in_one_call_with_other_matches_of_its_player_fails_alone() -> None:
+    # A shard call carries the batches of several sagas: one player, several matches.
+    store = _Gated()
+    store.gate.set()
+    host = PlayerGrainHost(store)
+    deltas = [d for d in deltas_for(["hot", "x"], 4, seed=8, size=2) if d.player_id == "hot"]
+    store.bad = deltas[1].match_id
+    results = await host.update([PlayerUpdate(Action.APPLY, d) for d in deltas])
+    assert [r.match_id for r in results] == [d.match_id for d in deltas]
+    assert [r.ok for r in results] == [True, False, True, True]
+    assert store.applies[0] == [d.match_id for d in deltas]  # tried in one turn first
+    assert (await host.service_record("hot")).counters["matches"] == len(deltas) - 1
+
+
+async def test_one_call_holding_an_update_twice_answers_both_and_counts_it_once() -> None:
+    # Two sagas' batches in one call, both with the same player and match (a scheduled
+    # retry racing the run it retries): each caller needs its answer.
+    host = PlayerGrainHost(InMemoryPlayerStore())
+    (delta,) = deltas_for(["solo"], 1, size=1)
+    update = PlayerUpdate(Action.APPLY, delta)
+    results = await host.update([update, update])
+    assert len(results) == 2 and all(r.ok and r.match_id == delta.match_id for r in results)
+    assert (await host.service_record("solo")).counters["matches"] == 1
