@@ -114,8 +114,9 @@ class Match:
     @classmethod
     def from_canonical(cls, data: Mapping[str, Any]) -> Match:
         """Inverse of ``to_dict``, without validation: only for a payload that passed
-        ``parse_match`` already (carried with its hash checked). About 6x cheaper than
-        validating again (32 players with events: ~0.2 ms against ~1.1 ms)."""
+        ``parse_match`` already (carried with its hash checked). With the JSON decode,
+        2.4-2.7x cheaper than validating again (16v16 with 223 kill events: 0.48 ms
+        against 1.31 ms; without events: 0.19 against 0.47 ms)."""
         return cls(
             match_id=data["match_id"],
             mode=data["mode"],
