@@ -16,7 +16,7 @@ from actors.player_grains import RayPlayerGrains
 from actors.routing import PlacementCache
 from app.domain.placement import Moved, Placement
 from app.logs import bind
-from app.ports import PlayerGrains, SagaReply
+from app.ports import CarriedStart, PlayerGrains, SagaReply
 from app.runner import LocalSagaRunner
 
 if TYPE_CHECKING:
@@ -76,9 +76,15 @@ class GameActor:
                 self._sagas += 1
                 return await work(runner)
 
-    async def run(self, match_id: str, placement: Placement | None = None) -> SagaReply | Moved:
-        """Start or resume the saga of ``match_id``."""
-        return await self._serve(match_id, placement, lambda r: r.run(match_id))
+    async def run(
+        self,
+        match_id: str,
+        start: CarriedStart | None = None,
+        placement: Placement | None = None,
+    ) -> SagaReply | Moved:
+        """Start or resume the saga of ``match_id``; ``start``: what its message carried
+        (the record as created and the payload's JSON text), on its first delivery."""
+        return await self._serve(match_id, placement, lambda r: r.run(match_id, start))
 
     async def resume(self, match_id: str, placement: Placement | None = None) -> SagaReply | Moved:
         """Move a stalled saga on."""

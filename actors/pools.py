@@ -28,7 +28,7 @@ from actors.routing import (
 from app.domain.errors import PoolUnavailable
 from app.domain.placement import Placement, PoolName
 from app.logs import adopt_loggers
-from app.ports import SagaReply
+from app.ports import CarriedStart, SagaReply
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,9 @@ class GamePool:
         reply: SagaReply = await self._router.call_for(match_id, method, *args)
         return reply
 
-    async def run(self, match_id: str) -> SagaReply:
-        """Start or resume a saga."""
-        return await self._call(match_id, "run", match_id)
+    async def run(self, match_id: str, start: CarriedStart | None = None) -> SagaReply:
+        """Start or resume a saga (``start``: what its message carried, first delivery)."""
+        return await self._call(match_id, "run", match_id, start)
 
     async def resume(self, match_id: str) -> SagaReply:
         """Move a stalled saga on."""

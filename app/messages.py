@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from app.domain.ids import bus_message_id
-from app.domain.saga import Action
-from app.ports import BusMessage
+from app.domain.saga import Action, Saga, SagaState
+from app.ports import BusMessage, CarriedStart, MatchSummary, SagaRecord
 
+log = logging.getLogger(__name__)
 MATCHES_QUEUE = "matches"
+# A saga start carries the match's payload while its body stays under this; past it the
+# payload stays in the blob (a claim check). Service Bus refuses a message over 256 KiB
+# (``MAX_MESSAGE_BYTES``), and the SDK adds headers and properties to the body.
+CARRY_LIMIT_BYTES = 192 * 1024
 MAX_REASON_CHARS = 4096
 PLAYER_UPDATES_QUEUE = "player-updates"
 # Subjects of ``matches`` messages: what the saga message asks for.
@@ -22,9 +30,93 @@ COMPLETED, INVALIDATED, RESUME, REDRIVE = (
 )
 
 
-def match_completed(match_id: str) -> BusMessage:
-    """Starts (or resumes) a match saga; the id doubles as the duplicate-detection key."""
-    return BusMessage(bus_message_id(match_id), {"match_id": match_id}, subject=COMPLETED)
+def match_completed(match_id: str, start: CarriedStart | None = None) -> BusMessage:
+    """Starts (or resumes) a match saga; the id doubles as the duplicate-detection key.
+
+    ``start`` (the API's publish): the record as created and the payload go with it, so
+    that the Game actor reads nothing on the message's first delivery; the payload is
+    left out (the blob is the claim check) when the body would reach
+    ``CARRY_LIMIT_BYTES``. A bare body (the outbox sweeper's) makes the actor load."""
+    body: dict[str, Any] = {"match_id": match_id}
+    if start is not None:
+        if start.record.saga.state is not SagaState.ACCEPTED or start.record.seq != 0:
+            raise ValueError(f"match {match_id!r}: only a saga not yet started is carried")
+        body["start"] = _record_to_dict(start.record)
+        if start.payload is not None:
+            carried = {**body, "payload": start.payload}
+            if len(json.dumps(carried, separators=(",", ":"))) < CARRY_LIMIT_BYTES:
+                body = carried
+    return BusMessage(bus_message_id(match_id), body, subject=COMPLETED)
+
+
+def carried_start(body: Mapping[str, Any]) -> CarriedStart | None:
+    """The start a ``match.completed`` body carries; ``None`` for a bare body. A malformed
+    one is logged and ignored: the coordinator then loads the saga, which is always right."""
+    raw = body.get("start")
+    if raw is None:
+        return None
+    try:
+        record = _record_from_dict(str(body["match_id"]), raw)
+        payload = body.get("payload")
+        if payload is not None and not isinstance(payload, str):
+            raise TypeError(f"payload is a {type(payload).__name__}, not a JSON text")
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning(
+            "ignoring the malformed start the message carries (%s: %s)", type(exc).__name__, exc
+        )
+        return None
+    return CarriedStart(record, payload)
+
+
+_TIMES = ("started_at", "ended_at", "accepted_at", "updated_at", "finished_at", "began_at")
+
+
+def _record_to_dict(record: SagaRecord) -> dict[str, Any]:
+    """A not-yet-started saga's record as JSON: its summary, seq and etag (the state and
+    players of an accepted saga are implied)."""
+    s = record.summary
+    summary: dict[str, Any] = {
+        "mode": s.mode,
+        "map": s.map,
+        "payload_hash": s.payload_hash,
+        "player_ids": list(s.player_ids),
+        "published": s.published,
+        "index_etag": s.index_etag,
+    }
+    for name in _TIMES:
+        moment: datetime | None = getattr(s, name)
+        summary[name] = None if moment is None else moment.isoformat()
+    return {"etag": record.etag, "seq": record.seq, "summary": summary}
+
+
+def _record_from_dict(match_id: str, data: Mapping[str, Any]) -> SagaRecord:
+    """Inverse of ``_record_to_dict``; ``KeyError``/``TypeError``/``ValueError`` if malformed."""
+    raw = data["summary"]
+    t = {n: None if raw[n] is None else datetime.fromisoformat(raw[n]) for n in _TIMES}
+    summary = MatchSummary(
+        match_id=match_id,
+        mode=str(raw["mode"]),
+        map=str(raw["map"]),
+        started_at=_required(t["started_at"]),
+        ended_at=_required(t["ended_at"]),
+        payload_hash=str(raw["payload_hash"]),
+        player_ids=tuple(str(p) for p in raw["player_ids"]),
+        accepted_at=_required(t["accepted_at"]),
+        published=bool(raw["published"]),
+        updated_at=t["updated_at"],
+        finished_at=t["finished_at"],
+        began_at=t["began_at"],
+        index_etag=None if raw["index_etag"] is None else str(raw["index_etag"]),
+    )
+    if int(data["seq"]) != 0:
+        raise ValueError("only a saga not yet started is carried")
+    return SagaRecord(summary, Saga(match_id), 0, str(data["etag"]))
+
+
+def _required(moment: datetime | None) -> datetime:
+    if moment is None:
+        raise ValueError("a required time is missing")
+    return moment
 
 
 def match_resume(match_id: str, seq: int) -> BusMessage:

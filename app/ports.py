@@ -128,6 +128,18 @@ class SagaRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class CarriedStart:
+    """What a saga-start message carries so that the Game actor reads nothing on its first
+    delivery: the record ``create`` returned (a saga not yet started: its etag is the
+    lease of the first save) and the match's canonical JSON, or ``None`` when the payload
+    did not fit in the message (a claim check: it is in the archive under the summary's
+    hash)."""
+
+    record: SagaRecord
+    payload: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LogEntry:
     """One row of the saga log."""
 
@@ -143,9 +155,10 @@ class SagaLog(Protocol):
         self, match: Match, accepted_at: datetime, deltas: Mapping[str, StatDelta]
     ) -> tuple[SagaRecord, bool]:
         """Store an accepted match (state ``accepted``, not yet published) with its players'
-        ``deltas``, at once. Returns the record and whether it was created now; an existing
-        match with the same payload hash is returned as it is; with another hash, raises
-        ``DuplicateMatch``."""
+        ``deltas``, at once (the API passes none: the Game actor aggregates the match, and
+        the saga's first save writes them). Returns the record and whether it was created
+        now; an existing match with the same payload hash is returned as it is; with
+        another hash, raises ``DuplicateMatch``."""
         ...
 
     async def load(self, match_id: str) -> SagaRecord:
@@ -392,8 +405,9 @@ class SagaReply:
 class SagaRunner(Protocol):
     """Where sagas run: the GameActor pool, or in process for tests."""
 
-    async def run(self, match_id: str) -> SagaReply:
-        """Start or resume the saga of an accepted match."""
+    async def run(self, match_id: str, start: CarriedStart | None = None) -> SagaReply:
+        """Start or resume the saga of an accepted match; ``start``: what the message
+        carried, given on its first delivery only (a redelivery reads the log)."""
         ...
 
     async def resume(self, match_id: str) -> SagaReply:

@@ -12,7 +12,7 @@ from app.domain.saga import SagaState
 from app.logs import bind
 from app.messages import PlayerRetry
 from app.outbox import OutboxBus
-from app.ports import PayloadArchive, PlayerGrains, SagaLog, SagaReply
+from app.ports import CarriedStart, PayloadArchive, PlayerGrains, SagaLog, SagaReply
 from app.sagas import SagaCoordinator
 
 
@@ -40,9 +40,9 @@ class LocalSagaRunner:
             state = await work(coordinator)
             return SagaReply(state.value, tuple(outbox.sent), coordinator.finished)
 
-    async def run(self, match_id: str) -> SagaReply:
-        """Start or resume a saga."""
-        return await self._call(lambda c: c.run(match_id), match_id)
+    async def run(self, match_id: str, start: CarriedStart | None = None) -> SagaReply:
+        """Start or resume a saga (``start``: what its message carried, first delivery)."""
+        return await self._call(lambda c: c.run(match_id, start), match_id)
 
     async def resume(self, match_id: str) -> SagaReply:
         """Move a stalled saga on, retrying overdue players now."""

@@ -10,6 +10,7 @@ what the winner wrote.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -20,11 +21,14 @@ from app.domain import saga as s
 from app.domain.aggregation import aggregate
 from app.domain.codec import event_to_dict
 from app.domain.errors import ConcurrencyConflict, NotFound, clip_error
+from app.domain.model import Match, payload_hash_of
 from app.domain.retry import RetryPolicy, next_delay
 from app.domain.stats import StatDelta
 from app.domain.validation import parse_match
 from app.messages import PLAYER_UPDATES_QUEUE, PlayerRetry
 from app.ports import (
+    CarriedStart,
+    MatchSummary,
     MessageBus,
     PayloadArchive,
     PlayerGrains,
@@ -58,24 +62,34 @@ class SagaCoordinator:
     # Set when a save of this coordinator finished the saga (the worker's metrics).
     finished: SagaFinish | None = field(default=None, init=False)
 
-    async def run(self, match_id: str) -> s.SagaState:
+    async def run(self, match_id: str, start: CarriedStart | None = None) -> s.SagaState:
         """Start the saga of an accepted match, or resume it from the log.
 
-        The start is logged with the first round's results, in one save: the deltas were
-        stored with the match, so the round needs nothing logged first. A crash before
-        that save leaves the saga accepted, and the redelivered message runs the round
-        again (player steps are idempotent)."""
-        record, deltas = await self.sagas.load_with_deltas(match_id)
-        if record.saga.state is not s.SagaState.ACCEPTED:
-            return (await self._execute(record, s.resume(record.saga), deltas)).saga.state
+        ``start``: what the message carried on its first delivery (the record as created
+        and the payload): the saga is taken on without reading anything, the match is
+        aggregated here, and the first save logs the deltas. Without it (a redelivery, an
+        outbox or resume message) the saga and its deltas are loaded; a match whose deltas
+        are not logged yet is aggregated from its archived payload.
+
+        The start is logged with the first round's results, in one save (the deltas with
+        them). A crash before that save leaves the saga accepted, and the redelivered
+        message runs the round again (player steps are idempotent). A carried record that
+        is stale (another coordinator saved since) loses that save's etag check: the
+        lease logic reloads and folds the round into what the other one wrote."""
         began = self.clock()
-        stored = bool(deltas)
-        if not stored:  # a match stored before deltas came with it
-            payload = await self.archive.get(match_id, record.summary.payload_hash)
-            deltas = aggregate(parse_match(payload, now=None))
-        start = s.SagaStarted(record.summary.player_ids)
+        if start is not None and _startable(start, match_id):
+            record, stored = start.record, False
+            deltas = aggregate(await self._carried_match(start))
+        else:
+            record, deltas = await self.sagas.load_with_deltas(match_id)
+            if record.saga.state is not s.SagaState.ACCEPTED:
+                return (await self._execute(record, s.resume(record.saga), deltas)).saga.state
+            stored = bool(deltas)
+            if not stored:  # stored without deltas: the Game actor aggregates
+                deltas = await self._aggregate(record)
+        start_event = s.SagaStarted(record.summary.player_ids)
         # A start commands one thing: apply every player (the state machine decides it).
-        (apply,) = s.transition(record.saga, start, self.policy).commands
+        (apply,) = s.transition(record.saga, start_event, self.policy).commands
         if not isinstance(apply, s.ApplyPlayers):
             raise TypeError(f"a saga start commands {apply!r}, not ApplyPlayers")
         results = await self.grains.update(
@@ -84,7 +98,7 @@ class SagaCoordinator:
         record, more = await self._commit(
             record,
             _facts(results, s.Action.APPLY),
-            opening=start,
+            opening=start_event,
             deltas=None if stored else deltas,
             began_at=began,
         )
@@ -127,13 +141,22 @@ class SagaCoordinator:
 
     async def invalidate(self, match_id: str, reason: str) -> s.SagaState:
         """Backward recovery: compensate every player of the match. Asked again (a
-        redelivered message after a crash mid-compensation), it resumes the compensation."""
+        redelivered message after a crash mid-compensation), it resumes the compensation.
+
+        A saga not yet started has no deltas logged (its start logs them): they are
+        aggregated from the payload and logged with the compensation's start, so that
+        its retries read them as any saga's."""
         record = await self.sagas.load(match_id)
+        deltas = unlogged = None
+        if record.saga.state is s.SagaState.ACCEPTED:
+            deltas = await self.sagas.deltas(match_id)
+            if not deltas:
+                deltas = unlogged = await self._aggregate(record)
         void = s.CompensationStarted(reason, record.summary.player_ids)
-        record, commands = await self._commit(record, [void])
+        record, commands = await self._commit(record, [void], deltas=unlogged)
         if not commands:
             commands = list(s.resume(record.saga))
-        return (await self._execute(record, commands)).saga.state
+        return (await self._execute(record, commands, deltas)).saga.state
 
     async def redrive(self, match_id: str) -> s.SagaState:
         """Try the dead players of a stuck saga again from attempt zero (a saga that is not
@@ -183,6 +206,30 @@ class SagaCoordinator:
                 record = await self.sagas.load(record.summary.match_id)
         raise ConcurrencyConflict(f"match {record.summary.match_id}: saga lease kept changing")
 
+    async def _carried_match(self, start: CarriedStart) -> Match:
+        """The match a start message carried: its payload, trusted (the API validated it)
+        once its hash is the summary's; else (a claim check, or bytes that are not the
+        stored payload) the archived payload."""
+        payload, summary = start.payload, start.record.summary
+        if payload is not None and payload_hash_of(payload) == summary.payload_hash:
+            return Match.from_canonical(json.loads(payload))
+        if payload is not None:
+            log.warning("the payload the message carried is not the stored one: reading it")
+        return await self._archived_match(summary)
+
+    async def _archived_match(self, summary: MatchSummary) -> Match:
+        payload = await self.archive.get(summary.match_id, summary.payload_hash)
+        return parse_match(payload, now=None)
+
+    async def _aggregate(self, record: SagaRecord) -> dict[str, StatDelta]:
+        """The match's deltas, aggregated from its archived payload."""
+        return aggregate(await self._archived_match(record.summary))
+
+    async def _logged_deltas(self, record: SagaRecord) -> dict[str, StatDelta]:
+        """The saga's logged deltas; for a saga that has none (stored without them and
+        voided before it started), aggregated from its payload."""
+        return await self.sagas.deltas(record.summary.match_id) or await self._aggregate(record)
+
     async def _execute(
         self,
         record: SagaRecord,
@@ -196,13 +243,13 @@ class SagaCoordinator:
             command = todo.pop(0)
             match command:
                 case s.ApplyPlayers(player_ids=ids) if ids:
-                    deltas = deltas or await self.sagas.deltas(record.summary.match_id)
+                    deltas = deltas or await self._logged_deltas(record)
                     updates = [PlayerUpdate(s.Action.APPLY, deltas[p]) for p in ids]
                     results = await self.grains.update(updates)
                     record, more = await self._commit(record, _facts(results, s.Action.APPLY))
                     todo += more
                 case s.CompensatePlayers(player_ids=ids) if ids:
-                    deltas = deltas or await self.sagas.deltas(record.summary.match_id)
+                    deltas = deltas or await self._logged_deltas(record)
                     # One at a time, in order: compensations run latest-applied first.
                     for pid in ids:
                         result = await self.grains.update(
@@ -269,6 +316,16 @@ def saga_finish(before: SagaRecord, saved: SagaRecord) -> SagaFinish | None:
         saved.saga.state.value,
         seconds(summary.began_at),
         seconds(summary.accepted_at) if first else None,
+    )
+
+
+def _startable(start: CarriedStart, match_id: str) -> bool:
+    """A carried start this coordinator may take on: of this match, not yet started."""
+    record = start.record
+    return (
+        record.summary.match_id == match_id
+        and record.saga.state is s.SagaState.ACCEPTED
+        and record.seq == 0
     )
 
 

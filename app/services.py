@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from app.domain.aggregation import aggregate
 from app.domain.errors import BusUnavailable, NotFound
 from app.domain.retry import InProcessRetry
+from app.domain.saga import SagaState
 from app.domain.stats import public_mode_record, public_record
 from app.domain.validation import parse_match
 from app.logs import bind
 from app.messages import MATCHES_QUEUE, match_completed
 from app.ports import (
+    CarriedStart,
     HistoryPage,
     MessageBus,
     PayloadArchive,
@@ -98,8 +99,10 @@ class StatsService:
         self._lines = _Lru(self.match_cache)
 
     async def submit_match(self, body: object) -> Submitted:
-        """Validate, store (payload blob, then the summary row with the players' deltas:
-        the outbox), then publish.
+        """Validate, store (payload blob, then the summary row: the outbox), then publish
+        the saga start with the summary as stored and the payload (a claim check past the
+        message's size bound): the Game actor aggregates the match, and on the message's
+        first delivery it reads nothing (``app.sagas``).
 
         Raises ``InvalidMatch`` (nothing stored) or ``DuplicateMatch`` (same id, other body).
         An identical re-post publishes again unless the saga has started; the bus's
@@ -117,13 +120,14 @@ class StatsService:
         deadline = Deadline(self.retry)
         # One acceptance time for every attempt: a row found by a retry that carries it was
         # written by this very POST (the attempt whose answer was lost), not by another.
-        accepted_at, deltas = self.clock(), aggregate(match)
+        accepted_at = self.clock()
         attempts = 0
 
         async def create() -> tuple[SagaRecord, bool]:
             nonlocal attempts
             attempts += 1
-            return await self.sagas.create(match, accepted_at, deltas)
+            # No deltas: the Game actor aggregates, and the saga's first save logs them.
+            return await self.sagas.create(match, accepted_at, {})
 
         with bind(match_id=match.match_id):
             await retry_transient(lambda: self.archive.put(match), deadline, "storing the payload")
@@ -133,9 +137,14 @@ class StatsService:
             if not record.summary.published:
                 if deadline.remaining() < MIN_PUBLISH_S:
                     deadline = Deadline(InProcessRetry(MIN_PUBLISH_S, self.retry.backoff))
+                # Only a saga not yet started is carried: one voided before it started is
+                # still unpublished, but its start goes bare (the coordinator loads it).
+                accepted = record.saga.state is SagaState.ACCEPTED and record.seq == 0
+                start = CarriedStart(record, match.canonical_json()) if accepted else None
+                message = match_completed(match.match_id, start)
                 try:
                     await retry_transient(
-                        lambda: self.bus.publish(MATCHES_QUEUE, match_completed(match.match_id)),
+                        lambda: self.bus.publish(MATCHES_QUEUE, message),
                         deadline,
                         "publishing",
                         retry_on=(BusUnavailable,),

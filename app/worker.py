@@ -229,7 +229,10 @@ class Worker:
             case messages.REDRIVE:
                 return await self.runner.redrive(match_id)
             case _:
-                return await self.runner.run(match_id)
+                # What the message carries is used on its first delivery only: a delivery
+                # after a failed one may follow a save, and the log says what is true.
+                start = messages.carried_start(body) if received.delivery_count == 0 else None
+                return await self.runner.run(match_id, start)
 
     async def _dead_letter(
         self, queue: str, received: ReceivedMessage, reason: str, description: str

@@ -21,7 +21,7 @@ def blob_name(match_id: str, payload_hash: str) -> str:
 
 def canonical_body(match: Match) -> bytes:
     """The bytes whose SHA-256 is ``match.payload_hash()``."""
-    return json.dumps(match.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+    return match.canonical_json().encode()
 
 
 class BlobPayloadArchive:

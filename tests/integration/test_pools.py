@@ -27,11 +27,13 @@ from actors.routing import PlacementCache
 from actors.shard import PlayerShard
 from app.devstack import Azurite, RayHead
 from app.domain.aggregation import aggregate
+from app.domain.errors import NotFound
 from app.domain.placement import owner
 from app.domain.saga import Action
 from app.domain.validation import parse_match
-from app.ports import PlayerUpdate
+from app.ports import CarriedStart, PlayerUpdate
 from storage.entities import RECORD_KEY, record_from_entity
+from storage.tables import open_table_storage
 from tests.support.matches import expected_totals, random_match
 from tests.support.raypools import joined
 
@@ -132,6 +134,35 @@ async def test_the_worker_stays_ready_through_a_game_pool_shrink(config: ActorCo
     # Members 1 and 2 are gone; the stale placement is looked up again, not reported.
     assert not exists(config.namespace, member_name("game", 2))
     assert await pool.ping()
+
+
+async def test_a_game_actor_starts_a_saga_from_what_its_message_carried(
+    config: ActorConfig, azurite: Azurite
+) -> None:
+    # The summary is stored and its payload blob is not: only the payload the start
+    # carried, through a caller that missed a resize (``Moved``, then re-routed with the
+    # same arguments), can start this saga on the owning GameActor.
+    first = await asyncio.to_thread(ensure_pools, config)
+    stale = GamePool(PlacementCache(config.namespace, first))
+    await RayPoolAdmin(config.namespace).resize("game", 2)
+    run = uuid.uuid4().hex[:6]
+    match_id = next(f"g{run}-{i}" for i in range(100) if owner(f"g{run}-{i}", 2) == 1)
+    players = [f"g{run}-p{i}" for i in range(6)]
+    body = random_match(random.Random(12), match_id, players, size=6)
+    match = parse_match(body, now=None)
+    storage = await open_table_storage(azurite.connection_string, config.storage_prefix)
+    try:
+        record, _ = await storage.sagas.create(match, datetime.now(UTC), {})
+        reply = await stale.run(match_id, CarriedStart(record, match.canonical_json()))
+        assert reply.state == "completed"
+        assert await storage.sagas.deltas(match_id) == aggregate(match)
+        with pytest.raises(NotFound):  # what a start that reads would have needed
+            await storage.archive.get(match_id, match.payload_hash())
+    finally:
+        await storage.close()
+    assert stale._router.placements.current is not None
+    assert stale._router.placements.current.game == 2  # told by Moved
+    assert await wrong_records(azurite, config, [body]) == []
 
 
 async def test_grains_move_with_their_players_and_stale_callers_follow(
