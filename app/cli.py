@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from app.eventloop import loop_name, run
 from app.settings import Role, Settings, parse_api_keys
 
 if TYPE_CHECKING:  # imported when used: `statsaga queues` needs neither
@@ -130,7 +131,7 @@ async def serve(settings: Settings, *, api: bool = True, worker: bool = True) ->
     where = f" on http://{settings.host}:{settings.port}" if server else ""
     if stop_metrics is not None:
         where += f" (metrics on http://{settings.host}:{settings.metrics_port}/metrics)"
-    log.info("statsaga %s is up%s (pid %d)", roles, where, os.getpid())
+    log.info("statsaga %s is up%s (pid %d, %s loop)", roles, where, os.getpid(), loop_name())
     try:
         await stopping.wait()
     finally:
@@ -214,20 +215,22 @@ def _stop_ray() -> None:
         ray.shutdown()
 
 
+# The long-running roles run on uvloop when it is installed (app/eventloop.py); the
+# one-shot operator commands below keep asyncio.run, as they spend their time waiting.
 def _cmd_run(settings: Settings) -> int:
-    asyncio.run(serve(_dev_keys(settings, "run")))
+    run(serve(_dev_keys(settings, "run")))
     return 0
 
 
 def _cmd_api(settings: Settings) -> int:
-    asyncio.run(serve(_dev_keys(settings, "api"), worker=False))
+    run(serve(_dev_keys(settings, "api"), worker=False))
     return 0
 
 
 def _cmd_worker(settings: Settings) -> int:
     if not settings.ray_address:
         log.warning("no Ray address: this worker starts an embedded Ray of its own")
-    asyncio.run(serve(settings, api=False))
+    run(serve(settings, api=False))
     return 0
 
 
