@@ -169,6 +169,7 @@ def _http_server(settings: Settings, runtime: Runtime) -> uvicorn.Server:
     import uvicorn
 
     from app.api import create_app
+    from app.http_protocol import BoundedHttpToolsProtocol
 
     assert runtime.service is not None and runtime.operations is not None
     app = create_app(
@@ -192,9 +193,9 @@ def _http_server(settings: Settings, runtime: Runtime) -> uvicorn.Server:
         limit_concurrency=settings.http_limit_concurrency,
         timeout_keep_alive=settings.http_keep_alive_s,
         backlog=settings.http_backlog,
-        # h11 by name: the header bound is h11's, and "auto" would pick httptools
-        # (which ignores it) wherever that happens to be installed.
-        http="h11",
+        # httptools, with the bound on a request's head that h11 has and it lacks (the
+        # setting keeps h11's name).
+        http=BoundedHttpToolsProtocol,
         h11_max_incomplete_event_size=settings.http_max_header_bytes,
     )
 
