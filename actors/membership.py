@@ -17,6 +17,7 @@ from typing import Any
 import ray
 
 from app.domain.placement import Moved, Placement, PoolName
+from app.eventloop import loop_name
 
 
 class Membership:
@@ -74,6 +75,8 @@ class Membership:
             "pid": os.getpid(),
             # This process replaced one that died (Ray restarted the actor).
             "restarted": context.was_current_actor_reconstructed,
+            # uvloop, installed by Ray's worker process when it is importable.
+            "event_loop": loop_name(),
             "placement_version": self.placement.version,
             "calls_in_flight": self.in_flight,
             "calls_served": self.served,

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from app.eventloop import loop_name, run
 from app.settings import Role, Settings, parse_api_keys
 
 if TYPE_CHECKING:  # imported when used: `statsaga queues` needs neither
@@ -130,7 +131,7 @@ async def serve(settings: Settings, *, api: bool = True, worker: bool = True) ->
     where = f" on http://{settings.host}:{settings.port}" if server else ""
     if stop_metrics is not None:
         where += f" (metrics on http://{settings.host}:{settings.metrics_port}/metrics)"
-    log.info("statsaga %s is up%s (pid %d)", roles, where, os.getpid())
+    log.info("statsaga %s is up%s (pid %d, %s loop)", roles, where, os.getpid(), loop_name())
     try:
         await stopping.wait()
     finally:
@@ -168,6 +169,7 @@ def _http_server(settings: Settings, runtime: Runtime) -> uvicorn.Server:
     import uvicorn
 
     from app.api import create_app
+    from app.http_protocol import BoundedHttpToolsProtocol
 
     assert runtime.service is not None and runtime.operations is not None
     app = create_app(
@@ -191,9 +193,9 @@ def _http_server(settings: Settings, runtime: Runtime) -> uvicorn.Server:
         limit_concurrency=settings.http_limit_concurrency,
         timeout_keep_alive=settings.http_keep_alive_s,
         backlog=settings.http_backlog,
-        # h11 by name: the header bound is h11's, and "auto" would pick httptools
-        # (which ignores it) wherever that happens to be installed.
-        http="h11",
+        # httptools, with the bound on a request's head that h11 has and it lacks (the
+        # setting keeps h11's name).
+        http=BoundedHttpToolsProtocol,
         h11_max_incomplete_event_size=settings.http_max_header_bytes,
     )
 
@@ -214,20 +216,22 @@ def _stop_ray() -> None:
         ray.shutdown()
 
 
+# The long-running roles run on uvloop when it is installed (app/eventloop.py); the
+# one-shot operator commands below keep asyncio.run, as they spend their time waiting.
 def _cmd_run(settings: Settings) -> int:
-    asyncio.run(serve(_dev_keys(settings, "run")))
+    run(serve(_dev_keys(settings, "run")))
     return 0
 
 
 def _cmd_api(settings: Settings) -> int:
-    asyncio.run(serve(_dev_keys(settings, "api"), worker=False))
+    run(serve(_dev_keys(settings, "api"), worker=False))
     return 0
 
 
 def _cmd_worker(settings: Settings) -> int:
     if not settings.ray_address:
         log.warning("no Ray address: this worker starts an embedded Ray of its own")
-    asyncio.run(serve(settings, api=False))
+    run(serve(settings, api=False))
     return 0
 
 

@@ -22,6 +22,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from app.domain import codec
 from app.domain.errors import PermanentError
 from app.domain.model import Match
@@ -56,8 +58,33 @@ _MARKER_RE = re.compile(r"m:\d{13}:.+", re.DOTALL)
 
 
 def dumps(value: Any) -> str:
-    """Compact, key-sorted JSON: equal values give equal strings."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    """Compact, key-sorted JSON: equal values give equal strings.
+
+    orjson, about 8 times faster than ``json`` on a record (docs/performance.md). Where
+    ``json.dumps`` wrote ASCII text and integers (ids, times, counters: all of a record)
+    it writes the same characters; other text as itself rather than as ``\\u`` escapes,
+    and floats (a retry's delay) maybe in another notation: either way every JSON reader,
+    old code's ``json.loads`` included, reads the same values. What orjson refuses (a
+    lone surrogate, an integer past 64 bits) is written by ``json``, as before."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def loads(text: str | bytes) -> Any:
+    """Inverse of ``dumps``, for rows of any version. orjson, and ``json`` for what only it
+    reads (an escaped lone surrogate). Every integer stored is far inside the 64 bits that
+    orjson reads exactly (a match adds at most 10^7 to a counter)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def utf16_units(text: str) -> int:
+    """The length of ``text`` as Table Storage counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -148,7 +175,7 @@ def checked(entity: dict[str, Any]) -> dict[str, Any]:
     """``entity`` itself, or ``PermanentError`` when Table Storage could not store it."""
     total = 0
     for name, value in entity.items():
-        size = len(value.encode("utf-16-le")) if isinstance(value, str) else 8
+        size = 2 * utf16_units(value) if isinstance(value, str) else 8
         if isinstance(value, str) and size > MAX_PROPERTY_BYTES:
             raise PermanentError(
                 f"row {entity.get('PartitionKey')!r}/{entity.get('RowKey')!r}: property "
@@ -181,7 +208,7 @@ def record_entity(record: ServiceRecord) -> dict[str, Any]:
 
 def record_from_entity(entity: Mapping[str, Any]) -> ServiceRecord:
     """Inverse of ``record_entity``."""
-    return ServiceRecord.from_dict(json.loads(entity["data"]))
+    return ServiceRecord.from_dict(loads(entity["data"]))
 
 
 def marker_entity(delta: StatDelta, void: bool) -> dict[str, Any]:
@@ -204,7 +231,7 @@ def undo_entity(player_id: str, match_id: str) -> dict[str, Any]:
 
 def delta_from_entity(entity: Mapping[str, Any]) -> StatDelta:
     """The delta stored in an ``m:`` or ``p:`` row."""
-    return StatDelta.from_dict(json.loads(entity["data"]))
+    return StatDelta.from_dict(loads(entity["data"]))
 
 
 # ---- matches ---------------------------------------------------------------------------
@@ -307,7 +334,7 @@ def saga_record_from_entity(entity: Mapping[str, Any], etag: str) -> SagaRecord:
         started_at=started,
         ended_at=ended,
         payload_hash=entity["payload_hash"],
-        player_ids=tuple(json.loads(entity["player_ids"])),
+        player_ids=tuple(loads(entity["player_ids"])),
         accepted_at=accepted,
         published=bool(entity.get("published", False)),
         updated_at=_time(entity.get("updated_at")),
@@ -315,7 +342,7 @@ def saga_record_from_entity(entity: Mapping[str, Any], etag: str) -> SagaRecord:
         began_at=_time(entity.get("began_at")),
         index_etag=entity.get("index_etag") or None,
     )
-    players = json.loads(entity["players"])
+    players = loads(entity["players"])
     saga = Saga(
         match_id=match_id,
         state=SagaState(entity["state"]),

@@ -27,7 +27,6 @@ such a row once lost a reopened saga from the index (found by the chaos tests).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -51,7 +50,8 @@ from storage.table_batch import submit_transaction
 log = logging.getLogger(__name__)
 # Longer than any save can take (the SDKs give up well within it).
 INDEX_SETTLE_S = 300.0
-# A string property holds 64 KiB of UTF-16: 32,768 characters; room kept for escapes.
+# A string property holds 64 KiB of UTF-16: 32,768 code units (counted as such: text
+# beyond the BMP takes two); room kept.
 MAX_PROPERTY_CHARS = 30_000
 # Rows of the deltas (``p:`` then a chunk number: no player id starts with ``+``).
 DELTAS_KEY = f"{ent.DELTA_PREFIX}+"
@@ -92,7 +92,7 @@ def _chunks(items: list[dict[str, Any]]) -> list[tuple[int, list[dict[str, Any]]
     out: list[tuple[int, list[dict[str, Any]]]] = []
     size = 0
     for i, item in enumerate(items):
-        n = len(ent.dumps(item)) + 1
+        n = ent.utf16_units(ent.dumps(item)) + 1
         if n > MAX_PROPERTY_CHARS:
             # The ingest bounds keep a delta or an event far below this: a bug if reached.
             what = item.get("type") or item.get("player_id")
@@ -128,7 +128,7 @@ def _deltas_of(rows: Iterable[Mapping[str, Any]]) -> dict[str, StatDelta]:
     found: dict[str, StatDelta] = {}
     for r in rows:
         if r.get("deltas"):
-            for item in json.loads(r["deltas"]):
+            for item in ent.loads(r["deltas"]):
                 found[item.pop("player_id")] = StatDelta.from_dict(item)
         else:
             found[r["RowKey"][len(ent.DELTA_PREFIX) :]] = ent.delta_from_entity(r)
@@ -232,7 +232,7 @@ class TableSagaLog:
         rows = await self._range(match_id, ent.LOG_PREFIX, ent.LOG_END, ["RowKey", "data", "at"])
         entries = []
         for r in rows:
-            first, data = int(r["RowKey"][len(ent.LOG_PREFIX) :]), json.loads(r["data"])
+            first, data = int(r["RowKey"][len(ent.LOG_PREFIX) :]), ent.loads(r["data"])
             at = datetime.fromisoformat(r["at"])
             for i, item in enumerate(data if isinstance(data, list) else [data]):
                 entries.append(LogEntry(seq=first + i, at=at, event=codec.event_from_dict(item)))

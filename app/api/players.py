@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
 
 from app.api.deps import ServiceDep, read_caller
@@ -27,7 +27,10 @@ MAX_PAGE = 25
 
 def etag_of(body: Any) -> str:
     """A strong validator of a JSON body: equal bodies, equal tags."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    # orjson: a full record's JSON in a ninth of json's time (docs/performance.md). The
+    # tag of the same record may differ from an older version's (a float's notation):
+    # across an upgrade, a client's cached copy is sent again once.
+    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
     return '"' + hashlib.sha256(canonical).hexdigest()[:32] + '"'
 
 

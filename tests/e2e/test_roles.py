@@ -89,6 +89,13 @@ def assert_each_counted_once(client: StatsClient, matches: list[dict[str, Any]])
         assert kinds.count("SagaStarted") == 1 and kinds.count("SagaCompleted") == 1, kinds
 
 
+def test_both_roles_run_on_uvloop(roles: Roles) -> None:
+    # Installed with statsaga; each role names its loop in the line saying it is up.
+    for role in (roles.api, roles.worker):
+        (up,) = [line for line in role.output().splitlines() if "is up" in line]
+        assert "uvloop loop)" in up, up
+
+
 def test_killing_the_worker_while_matches_arrive_loses_and_doubles_nothing(roles: Roles) -> None:
     before, during = new_matches(12, seed=21), new_matches(12, seed=22)
     post_all(roles.client, before)

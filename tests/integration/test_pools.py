@@ -96,6 +96,9 @@ async def test_the_directory_creates_resizes_and_remembers_the_pools(config: Act
     described = await admin.describe()
     members = described["pools"]["player"]["members"]
     assert [m["index"] for m in members] == [0, 1] and all(m["node_id"] for m in members)
+    # Ray's worker processes run the actors on uvloop, installed with statsaga.
+    every = members + described["pools"]["game"]["members"]
+    assert {m["event_loop"] for m in every} == {"uvloop"}
 
     described = await admin.resize("player", 4)
     assert described["pools"]["player"]["size"] == 4

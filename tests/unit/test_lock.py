@@ -32,7 +32,8 @@ def locked(lock: str) -> dict[str, tuple[str, int]]:
 def pins(requirements: list[str]) -> dict[str, str]:
     return {
         canonical(name): version
-        for name, version in (r.split("==") for r in requirements)  # all pinned exactly
+        # All pinned exactly; an environment marker (`; sys_platform != 'win32'`) aside.
+        for name, version in (r.partition(";")[0].strip().split("==") for r in requirements)
     }
 
 
