@@ -12,6 +12,7 @@ see when each match became consistent.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import aiohttp
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -32,48 +34,59 @@ Report = Callable[[float], None]
 
 
 class Api:
-    """The statsaga HTTP API with the benchmark's keys."""
+    """The statsaga HTTP API with the benchmark's keys.
+
+    On aiohttp rather than httpx (the project's client elsewhere): the load generator
+    shares the two cores with the service it measures, and httpx cost about five times
+    aiohttp's CPU per POST (docs/performance.md), time the service could not use."""
 
     def __init__(self, base_url: str, connections: int = 64) -> None:
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        self.http = httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60.0)
+        self._base = base_url.rstrip("/")
+        self.http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=connections),
+            timeout=aiohttp.ClientTimeout(total=60.0),
+        )
         self.retried = 0  # posts answered 503 (or not at all) and sent again
 
     async def post_match(self, body: dict[str, Any]) -> None:
         """Post until accepted, as a game client would: a 503 or a lost answer is sent
         again (the match id makes that safe); anything else unexpected raises."""
+        data = json.dumps(body).encode()
+        headers = {**_auth("ingest"), "Content-Type": "application/json"}
         for attempt in range(20):
+            status, text = 0, ""
             try:
-                response = await self.http.post("/v1/matches", json=body, headers=_auth("ingest"))
-            except httpx.TransportError:
-                response = None
-            if response is not None and response.status_code in (200, 201, 202):
+                async with self.http.post(
+                    f"{self._base}/v1/matches", data=data, headers=headers
+                ) as response:
+                    status, text = response.status, await response.text()
+            except (aiohttp.ClientError, TimeoutError):
+                status = 0  # no answer: sent again
+            if status in (200, 201, 202):
                 return
-            if response is not None and response.status_code != 503:
-                raise RuntimeError(
-                    f"POST {body['match_id']}: {response.status_code} {response.text}"
-                )
+            if status not in (0, 503):
+                raise RuntimeError(f"POST {body['match_id']}: {status} {text}")
             self.retried += 1
             await asyncio.sleep(min(0.05 * 2**attempt, 2.0))
         raise RuntimeError(f"POST {body['match_id']}: not accepted after 20 tries")
 
     async def stats(self, player_id: str) -> dict[str, Any]:
         """A player's service record."""
-        response = await self.http.get(f"/v1/players/{player_id}/stats", headers=_auth("read"))
-        response.raise_for_status()
-        body: dict[str, Any] = response.json()
+        url = f"{self._base}/v1/players/{player_id}/stats"
+        async with self.http.get(url, headers=_auth("read")) as response:
+            response.raise_for_status()
+            body: dict[str, Any] = await response.json()
         return body
 
     async def resize(self, pool: str, size: int) -> None:
         """Resize a pool; returns once the resize is done."""
-        response = await self.http.put(
-            f"/v1/admin/pools/{pool}", json={"size": size}, headers=_auth("admin")
-        )
-        response.raise_for_status()
+        url = f"{self._base}/v1/admin/pools/{pool}"
+        async with self.http.put(url, json={"size": size}, headers=_auth("admin")) as response:
+            response.raise_for_status()
 
     async def close(self) -> None:
         """Close the connections."""
-        await self.http.aclose()
+        await self.http.close()
 
 
 def _auth(role: str) -> dict[str, str]:
@@ -105,11 +118,12 @@ class FinishedCount:
 
     def __init__(self, metrics_url: str) -> None:
         self._url = metrics_url
-        self._http = httpx.AsyncClient(timeout=10)
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
 
     async def __call__(self) -> float:
         """The worker's finished-saga counter, every final state together."""
-        text = (await self._http.get(self._url)).text
+        async with self._http.get(self._url) as response:
+            text = await response.text()
         return sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
@@ -118,7 +132,7 @@ class FinishedCount:
 
     async def close(self) -> None:
         """Close the connection."""
-        await self._http.aclose()
+        await self._http.close()
 
 
 @dataclass
