@@ -155,7 +155,9 @@ class Settings(BaseSettings):
         description="How long a POST retries its storage writes and publish on transient "
         "errors before it answers 503 (with Retry-After).",
     )
-    worker_concurrency: int = Field(32, ge=1, le=1024, description="Sagas run at once.")
+    # 64: at 32 a full pipeline left a sixth of two cores idle, sagas waiting on one
+    # another's storage round trips (issue 21's paired bench runs, docs/performance.md).
+    worker_concurrency: int = Field(64, ge=1, le=1024, description="Sagas run at once.")
     lock_renewal_s: float = Field(
         300.0, gt=0, description="How long the worker keeps renewing a held message's lock."
     )
