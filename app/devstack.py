@@ -120,8 +120,13 @@ def start_azurite(
     blob_port: int | None = None,
     table_port: int | None = None,
     log: Path | None = None,
+    in_memory: bool = False,
 ) -> Azurite:
-    """Start Azurite (Blob + Table; Queue on a throwaway port) with data in ``location``."""
+    """Start Azurite (Blob + Table; Queue on a throwaway port) with data in ``location``.
+
+    ``in_memory``: keep nothing on disk. Persisted, Azurite writes its whole database to
+    disk every 5 s on its one thread (LokiJS autosave), a pause that grows with the data
+    and holds every request behind it."""
     node = shutil.which("node")
     if node is None:
         raise RuntimeError("node is not on PATH: install Node.js 20 (see README)")
@@ -149,8 +154,9 @@ def start_azurite(
         "127.0.0.1",
         "--queuePort",
         str(free_port()),
-        "--location",
-        str(location),
+        # Azurite refuses a location with in-memory persistence (its debug log, when
+        # asked for, still goes to ``log``).
+        *(["--inMemoryPersistence"] if in_memory else ["--location", str(location)]),
         "--skipApiVersionCheck",
         "--loose",
         "--disableTelemetry",

@@ -63,8 +63,10 @@ def dependencies(root: Path) -> Iterator[Dependencies]:
     """Start Azurite, the broker and a Ray head under ``root``; stop them when done."""
     started: list[Azurite | LocalBroker | RayHead] = []
     try:
-        # Silent: its access log (a line per request) costs CPU that Azure would not.
-        started.append(azurite := start_azurite(root / "azurite"))
+        # Silent: its access log (a line per request) costs CPU that Azure would not. In
+        # memory: persisted, it stops every 5 s to write its whole database, pauses that
+        # grow through a run and that Azure does not have (docs/performance.md).
+        started.append(azurite := start_azurite(root / "azurite", in_memory=True))
         log = root / "servicebus.log"
         started.append(
             broker := start_broker(
