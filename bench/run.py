@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from app.domain.codec import event_to_dict
 from bench.cpu import cpu_by_kind, share
 from bench.floor import storage_floor
 from bench.load import (
@@ -315,6 +316,7 @@ async def _fault_phase(
         done_at = max((f.finished_at.timestamp() for f in finished), default=last_post)
         metrics = await scrape(metrics_url)
         checked, wrong = await _check_records(api, posted)
+        stalled = [await _saga_story(storage, i) for i in ids if i not in tracker.done]
         report(1.0)
         return {
             "faults": faults,
@@ -334,11 +336,30 @@ async def _fault_phase(
             "records_checked": checked,
             "records_wrong": wrong,
             "ingest": ingest.summary(),
+            # What the log says of each saga that did not finish in time, to find why.
+            "unfinished_sagas": stalled,
         }
     finally:
         await api.close()
         await storage.close()
         deployment.stop()
+
+
+async def _saga_story(storage: TableStorage, match_id: str) -> dict[str, Any]:
+    """A saga's state, its players' progress and its logged events, as JSON."""
+    record = await storage.sagas.load(match_id)
+    return {
+        "match_id": match_id,
+        "state": record.saga.state.value,
+        "players": {
+            p: {**dataclasses.asdict(g), "status": g.status.value}
+            for p, g in record.saga.players.items()
+        },
+        "log": [
+            {"seq": e.seq, "at": e.at.isoformat(), **event_to_dict(e.event)}
+            for e in await storage.sagas.log(match_id)
+        ],
+    }
 
 
 async def _check_records(api: Api, posted: list[dict[str, Any]]) -> tuple[int, int]:

@@ -79,7 +79,9 @@ def table(o: dict[str, Any]) -> str:
         f"Load: playlist mix 1v1/4v4/8v8/16v16/FFA8 ({w['mean_players_per_match']} players a "
         f"match on average), {w['population']:,} players, Zipf s={w['zipf_s']}, raw events: "
         f"{'yes' if w['events'] else 'no'}. Plan `{o['plan']['name']}`, "
-        f"{o['plan']['concurrency']} sagas at once; whole run {o.get('wall_s', '?')} s.",
+        f"floor {o['plan']['concurrency']} matches at once, worker "
+        f"{o['plan'].get('worker_concurrency', o['plan']['concurrency'])} sagas at once; "
+        f"whole run {o.get('wall_s', '?')} s.",
     ]
     return "\n".join(rows)
 
