@@ -12,7 +12,7 @@ import pytest
 
 from actors.grains import GrainSettings, PlayerGrainHost
 from app.domain.aggregation import aggregate
-from app.domain.errors import StorageUnavailable
+from app.domain.errors import ConcurrencyConflict, StorageUnavailable
 from app.domain.retry import RetryPolicy
 from app.domain.saga import Action
 from app.domain.stats import public_record
@@ -331,3 +331,32 @@ async def test_a_match_voided_while_its_first_round_runs_unlogged_counts_for_nob
     assert set(record.saga.players) == {line["player_id"] for line in posted[0]["players"]}
     names = [type(e.event).__name__ for e in await s.sagas.log(mid)]
     assert names.count("SagaCompensated") == 1 and "SagaStarted" not in names
+
+
+class AnswerLostOnFailure(InMemorySagaLog):
+    """The save that logs a player's first failure is written, but its answer is lost and
+    the SDK's retry of it meets its own write: the coordinator sees a lease conflict for a
+    save that went through, and must still send the retry that failure commands."""
+
+    lost = False
+
+    async def save(self, record, saga, events, at, deltas=None, began_at=None):  # type: ignore[no-untyped-def]
+        saved = await super().save(record, saga, events, at, deltas, began_at)
+        if not self.lost and any(type(e).__name__ == "PlayerFailed" for e in events):
+            self.lost = True
+            raise ConcurrencyConflict("injected: written, and the retried request met it")
+        return saved
+
+
+async def test_a_save_written_but_answered_as_a_conflict_still_sends_its_retry() -> None:
+    posted = matches(1, players=4, seed=14)
+    victim = posted[0]["players"][0]["player_id"]
+    s = stack(transient={victim: 2})  # the first round fails the victim once (two tries)
+    s.sagas = s.service.sagas = s.runner.sagas = lossy = AnswerLostOnFailure()
+    mid = posted[0]["match_id"]
+    await s.service.submit_match(posted[0])
+    # The reloaded saga already holds the failure: the fact, folded again, must not be
+    # dropped with the retry it commands (or the saga waits for the stall sweeper).
+    assert await drain(s, [mid], timeout_s=5.0) == {mid: "completed"}
+    assert lossy.lost
+    await assert_exact(s, posted)
