@@ -37,7 +37,7 @@ class Api:
     """The statsaga HTTP API with the benchmark's keys.
 
     On aiohttp rather than httpx (the project's client elsewhere): the load generator
-    shares the two cores with the service it measures, and httpx cost about five times
+    shares the two cores with the service it measures, and httpx cost four to five times
     aiohttp's CPU per POST (docs/performance.md), time the service could not use."""
 
     def __init__(self, base_url: str, connections: int = 64) -> None:
