@@ -95,17 +95,16 @@ class _Grain:
     waiting: int = 0  # callers in or queued for a turn
     retiring: bool = False  # its player moved: deactivate once the last caller leaves
     fresh: bool = True  # no turn has touched storage yet: its first apply is a cold one
-    # Calls waiting for a turn; whoever holds the lock next runs them all (group commit).
+    # Updates waiting for a turn; whoever holds the lock next runs them all (group commit).
     queued: list[_Call] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class _Call:
-    """Updates of this player that succeed or fail together (one, as ``update`` queues
-    them), and where their results go."""
+    """One queued update of this player, and where its result goes."""
 
-    updates: list[PlayerUpdate]
-    results: asyncio.Future[list[UpdateResult]]
+    update: PlayerUpdate
+    result: asyncio.Future[UpdateResult]
 
 
 @dataclass
@@ -282,39 +281,36 @@ class PlayerGrainHost:
         grain = await self._enter(player_id)
         try:
             loop = asyncio.get_running_loop()
-            calls = [_Call([u], loop.create_future()) for u in updates]
+            calls = [_Call(u, loop.create_future()) for u in updates]
             grain.queued.extend(calls)
             async with grain.lock:
-                while not all(call.results.done() for call in calls):
+                while not all(call.result.done() for call in calls):
                     await self._run_queued(player_id, grain)
-            return [r for call in calls for r in call.results.result()]
+            return [call.result.result() for call in calls]
         finally:
             await self._leave(player_id, grain)
 
     async def _run_queued(self, player_id: str, grain: _Grain) -> None:
-        """One turn over the oldest queued calls (``turn_batch`` updates at most)."""
-        batch: list[_Call] = []
-        size = 0
-        while grain.queued and (not batch or size + len(grain.queued[0].updates) <= self._batch):
-            batch.append(grain.queued.pop(0))
-            size += len(batch[-1].updates)
+        """One turn over the oldest queued updates (``turn_batch`` at most)."""
+        batch = grain.queued[: self._batch]
+        del grain.queued[: len(batch)]
         try:
             if len(batch) > 1:
                 self.counters.batched += len(batch)
-            results = await self._checked_turn(player_id, grain, batch)
-            for call, answer in zip(batch, results, strict=True):
-                _answer(call, answer)
+            results = await self._checked_turn(player_id, grain, [c.update for c in batch])
+            for call, result in zip(batch, results, strict=True):
+                _answer(call, result)
         finally:
             # Cancelled mid-turn (the actor is stopping): the others must not wait forever.
-            for call in batch:
-                _answer(call, _failed(call.updates, "the turn was interrupted", transient=True))
+            interrupted = _failed([c.update for c in batch], "the turn was interrupted", True)
+            for call, result in zip(batch, interrupted, strict=True):
+                _answer(call, result)
 
     async def _checked_turn(
-        self, player_id: str, grain: _Grain, batch: list[_Call]
-    ) -> list[list[UpdateResult]]:
-        """Each call's results; when the batch fails, its calls run one by one, so that
+        self, player_id: str, grain: _Grain, updates: list[PlayerUpdate]
+    ) -> list[UpdateResult]:
+        """Each update's result; when the turn fails, its updates run one by one, so that
         one bad match cannot fail the updates it happened to be batched with."""
-        updates = [u for call in batch for u in call.updates]
         self.counters.calls += 1
         try:
             results = await self._run(player_id, grain, updates)
@@ -325,18 +321,14 @@ class PlayerGrainHost:
             )
         except Exception as exc:  # reported per player, never lost
             grain.snapshot = None  # reload next time: the cache may be stale
-            if len(batch) > 1:
-                return [(await self._checked_turn(player_id, grain, [c]))[0] for c in batch]
+            if len(updates) > 1:
+                return [(await self._checked_turn(player_id, grain, [u]))[0] for u in updates]
             self.counters.failures += 1
             transient = not isinstance(exc, _PERMANENT)
             if not transient:
                 log.exception("player %s: permanent failure", player_id)
-            return [_failed(updates, f"{type(exc).__name__}: {exc}", transient)]
-        answers, start = [], 0
-        for call in batch:
-            answers.append(results[start : start + len(call.updates)])
-            start += len(call.updates)
-        return answers
+            return _failed(updates, f"{type(exc).__name__}: {exc}", transient)
+        return results
 
     async def _run(
         self, player_id: str, grain: _Grain, updates: list[PlayerUpdate]
@@ -441,10 +433,10 @@ def _failed(updates: Sequence[PlayerUpdate], error: str, transient: bool) -> lis
     ]
 
 
-def _answer(call: _Call, results: list[UpdateResult]) -> None:
-    """Hand ``results`` to a call once (a caller that gave up no longer listens)."""
-    if not call.results.done():
-        call.results.set_result(results)
+def _answer(call: _Call, result: UpdateResult) -> None:
+    """Hand ``result`` to a call once (a caller that gave up no longer listens)."""
+    if not call.result.done():
+        call.result.set_result(result)
 
 
 def _idle(grain: _Grain) -> bool:
