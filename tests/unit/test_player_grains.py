@@ -74,14 +74,20 @@ def keys(updates: Sequence[PlayerUpdate]) -> list[tuple[str, str]]:
     return [(u.delta.player_id, u.delta.match_id) for u in updates]
 
 
+def assert_each_applied_its_own(
+    batches: Sequence[Sequence[PlayerUpdate]], results: Sequence[Sequence[UpdateResult]]
+) -> None:
+    """Every caller got a result for each of its own updates, in order, and all applied."""
+    for batch, answer in zip(batches, results, strict=True):
+        assert [(r.player_id, r.match_id) for r in answer] == keys(batch)
+        assert all(r.ok for r in answer), [r.error for r in answer]
+
+
 async def test_concurrent_sagas_share_calls_and_each_gets_its_own_results() -> None:
     shards = FakeShards()
     grains = grains_over(shards, NEW)
     batches = sagas(8)
-    results = await asyncio.gather(*(grains.update(b) for b in batches))
-    for batch, answer in zip(batches, results, strict=True):
-        assert [(r.player_id, r.match_id) for r in answer] == keys(batch)
-        assert all(r.ok for r in answer)
+    assert_each_applied_its_own(batches, await asyncio.gather(*map(grains.update, batches)))
     # Without coalescing: one call per saga per shard (16). With it: the first saga's
     # call to each shard at once, and everything queued behind it in one more.
     assert len(shards.calls) == 4
@@ -96,10 +102,7 @@ async def test_a_moved_answer_to_a_shared_call_re_routes_each_callers_own_update
     shards = FakeShards()
     grains = grains_over(shards, OLD)
     batches = sagas(5)
-    results = await asyncio.gather(*(grains.update(b) for b in batches))
-    for batch, answer in zip(batches, results, strict=True):
-        assert [(r.player_id, r.match_id) for r in answer] == keys(batch)
-        assert all(r.ok for r in answer), [r.error for r in answer]
+    assert_each_applied_its_own(batches, await asyncio.gather(*map(grains.update, batches)))
     # Two calls on the old placement (the first caller's, then the others' together)
     # answered Moved; then each caller's updates went by the new one.
     assert [v for _, _, v in shards.calls[:2]] == [1, 1]
