@@ -7,96 +7,25 @@ the store is only touched from here.
 
 from __future__ import annotations
 
-import functools
 import logging
-import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from proton import Condition, Delivery, Endpoint, Link, Message, symbol
+from proton import Delivery, Endpoint, Link, Message, symbol
 from proton.handlers import MessagingHandler
 from proton.reactor import Container
 
 from sbemu import codec
 from sbemu.config import QueueConfig
+from sbemu.links import LinkInfo, error, guarded, new_tag, open_links, parse_address
+from sbemu.locks import Locks
 from sbemu.management import MAX_MESSAGE_BYTES, SIZE_EXCEEDED, Management, ManagementError
-from sbemu.store import DEAD_LETTER, DEFERRED, MAIN, NewMessage, Row, Store
+from sbemu.store import MAIN, NewMessage, Store
 
 log = logging.getLogger("sbemu")
 CREDIT = 200
 TICK_S = 0.05
-DEAD_LETTER_CONDITION = "com.microsoft:dead-letter"
-LOCK_LOST = "com.microsoft:message-lock-lost"
-
-
-@dataclass
-class LinkInfo:
-    """What one attached link is for."""
-
-    kind: str  # "queue", "cbs" or "management"
-    queue: str = ""
-    sub: str = MAIN
-    outbox: list[Message] = field(default_factory=list)  # replies waiting for credit
-
-
-@dataclass
-class Lock:
-    """A peek-lock held through one delivery."""
-
-    seq: int
-    queue: str
-    sub: str
-    until: float
-    link: Link | None
-
-
-def new_tag() -> bytes:
-    """A lock token: 16 random bytes that the SDK reads as ``UUID(bytes_le=tag)``. Each byte
-    is ASCII because proton hands delivery tags back decoded as UTF-8 text."""
-    return bytes(secrets.randbelow(127) + 1 for _ in range(16))
-
-
-def error(name: str, description: str) -> Condition:
-    """An AMQP error with a non-empty info map: the SDK reads the info field of a rejected
-    outcome by position, and proton leaves an empty one out."""
-    return Condition(name, description, {symbol("broker"): "sbemu"})
-
-
-def _tag_of(dlv: Any) -> bytes:
-    tag = dlv.tag
-    return tag.encode() if isinstance(tag, str) else bytes(tag)
-
-
-def guarded(method: Callable[..., None]) -> Callable[..., None]:
-    """One bad event must not stop the broker: log it and go on."""
-
-    @functools.wraps(method)
-    def run(self: Any, event: Any) -> None:
-        try:
-            method(self, event)
-        except Exception:
-            log.exception("error handling %s", method.__name__)
-
-    return run
-
-
-def parse_address(address: str | None) -> tuple[str, str, str]:
-    """``(kind, queue, sub)`` of a link address."""
-    path = (address or "").strip()
-    if "://" in path:
-        path = path.split("://", 1)[1].partition("/")[2]
-    path = path.strip("/")
-    lower = path.lower()
-    if lower == "$cbs":
-        return "cbs", "", MAIN
-    if lower.endswith("/$management"):
-        _, queue, sub = parse_address(lower[: -len("/$management")])
-        return "management", queue, sub
-    if lower.endswith("/$deadletterqueue"):
-        return "queue", lower[: -len("/$deadletterqueue")], DEAD_LETTER
-    return "queue", lower, MAIN
 
 
 class Broker(MessagingHandler):
@@ -116,7 +45,7 @@ class Broker(MessagingHandler):
         self.store = store
         self.host, self.port = host, port
         self.clock = clock
-        self.locks: dict[bytes, Lock] = {}
+        self.locks = Locks(queues, store, self.wake, clock)
         # When each queue last took or gave a message (the admin API's AccessedAt).
         self.accessed: dict[str, float] = {}
         self.senders: dict[tuple[str, str], list[Link]] = {}
@@ -166,9 +95,7 @@ class Broker(MessagingHandler):
         # Locks outlive their link, as in Service Bus: they expire on their own.
         for links in self.senders.values():
             links[:] = [link for link in links if link.connection != connection]
-        for lock in self.locks.values():
-            if lock.link is not None and lock.link.connection == connection:
-                lock.link = None
+        self.locks.forget_connection(connection)
 
     # ---- links -------------------------------------------------------------------------
 
@@ -240,7 +167,7 @@ class Broker(MessagingHandler):
             return
         if link.is_sender:
             if dlv.updated:
-                self._settlement(dlv)
+                self.locks.settle(dlv)
             return
         if not dlv.readable or dlv.partial:
             return
@@ -316,7 +243,7 @@ class Broker(MessagingHandler):
 
     def _reply(self, connection: Any, info: LinkInfo, reply_to: str | None, reply: Message) -> None:
         target = None
-        for link in _links(connection):
+        for link in open_links(connection):
             other: LinkInfo | None = getattr(link, "sbemu", None)
             if other is None or not link.is_sender or other.kind != info.kind:
                 continue
@@ -356,159 +283,21 @@ class Broker(MessagingHandler):
             presettled = link.snd_settle_mode == Link.SND_SETTLED
             until = now + config.lock_duration_s
             deliveries = self.store.lock(row.seq, until)
-            tag = new_tag()
-            payload = self.render(row, deliveries - 1, None if presettled else until)
+            # A receive-and-delete delivery holds no lock: the message is gone once sent.
+            tag = (
+                new_tag()
+                if presettled
+                else self.locks.hold(row.seq, info.queue, info.sub, until, link)
+            )
+            payload = codec.render_stored(row, deliveries - 1, None if presettled else until)
             dlv = link.delivery(tag)
             link.send(payload)
             link.advance()
             if presettled:  # receive-and-delete
                 dlv.settle()
                 self.store.delete(row.seq)
-            else:
-                self.locks[tag] = Lock(row.seq, info.queue, info.sub, until, link)
             if link.credit <= 0:
                 break
-
-    def render(self, row: Row, delivery_count: int, locked_until: float | None) -> bytes:
-        """A stored message as the SDK expects to receive or peek it."""
-        annotations: dict[str, Any] = {
-            "x-opt-sequence-number": row.seq,
-            "x-opt-enqueued-time": codec.ms_timestamp(row.enqueued_at),
-        }
-        if locked_until is not None:
-            annotations["x-opt-locked-until"] = codec.ms_timestamp(locked_until)
-        if row.visible_at > row.enqueued_at:
-            annotations["x-opt-scheduled-enqueue-time"] = codec.ms_timestamp(row.visible_at)
-        props = None
-        if row.dl_reason is not None:
-            props = {
-                "DeadLetterReason": row.dl_reason,
-                "DeadLetterErrorDescription": row.dl_description or "",
-            }
-        sections = codec.parse(row.payload)
-        return codec.render(
-            sections,
-            delivery_count=max(delivery_count, 0),
-            annotations=annotations,
-            application_properties=props,
-        )
-
-    # ---- settlement ----------------------------------------------------------------------
-
-    def _settlement(self, dlv: Any) -> None:
-        state = dlv.remote_state
-        tag = _tag_of(dlv)
-        if state is None:
-            return
-        if dlv.settled and state == Delivery.RELEASED:
-            self.release_lock(tag)
-            dlv.settle()
-            return
-        try:
-            if state == Delivery.ACCEPTED:
-                self.complete(tag)
-            elif state == Delivery.REJECTED:
-                condition = dlv.remote.condition
-                info = dict(condition.info or {}) if condition else {}
-                self.dead_letter(
-                    tag,
-                    str(info.get("DeadLetterReason", info.get(symbol("DeadLetterReason"), ""))),
-                    str(
-                        info.get(
-                            "DeadLetterErrorDescription",
-                            info.get(symbol("DeadLetterErrorDescription"), ""),
-                        )
-                    ),
-                )
-            elif state == Delivery.MODIFIED:
-                if dlv.remote.undeliverable:
-                    self.defer(tag)
-                else:
-                    self.abandon(tag)
-            elif state == Delivery.RELEASED:
-                self.release_lock(tag)
-            echo = state
-        except ManagementError as exc:
-            dlv.local.condition = error(exc.condition, str(exc))
-            echo = Delivery.REJECTED
-        if echo == Delivery.MODIFIED:
-            dlv.local.failed = dlv.remote.failed
-            dlv.local.undeliverable = dlv.remote.undeliverable
-        dlv.update(echo)
-        dlv.settle()
-
-    def _take(self, tag: bytes) -> Lock:
-        lock = self.locks.pop(tag, None)
-        if lock is None or lock.until <= self.clock():
-            raise ManagementError(
-                LOCK_LOST,
-                "The lock supplied is invalid. Either the lock expired, or the message has "
-                "already been removed from the queue.",
-            )
-        return lock
-
-    def complete(self, tag: bytes) -> None:
-        """Remove the message."""
-        self.store.delete(self._take(tag).seq)
-
-    def abandon(self, tag: bytes) -> None:
-        """Unlock for redelivery, or dead-letter past the max delivery count."""
-        lock = self._take(tag)
-        self.returned(lock.seq, lock.queue, lock.sub)
-
-    def release_lock(self, tag: bytes) -> None:
-        """The client never handed the message to the application: not a failed delivery."""
-        lock = self.locks.pop(tag, None)
-        if lock is not None:
-            self.store.unlock(lock.seq, count_delivery=False)
-            self.wake(lock.queue, lock.sub)
-
-    def defer(self, tag: bytes) -> None:
-        """Set aside; only receive-by-sequence-number returns it."""
-        self.store.defer(self._take(tag).seq)
-
-    def dead_letter(self, tag: bytes, reason: str, description: str) -> None:
-        """Move to the dead-letter sub-queue with the reason."""
-        lock = self._take(tag)
-        self.store.dead_letter(lock.seq, reason, description)
-        self.wake(lock.queue, DEAD_LETTER)
-
-    def renew(self, tag: bytes) -> float:
-        """Extend the lock by the queue's lock duration; returns the new expiry."""
-        lock = self._take(tag)
-        lock.until = self.clock() + self.queues[lock.queue].lock_duration_s
-        self.store.renew(lock.seq, lock.until)
-        self.locks[tag] = lock
-        return lock.until
-
-    def lock_deferred(self, queue: str, sub: str, seq: int) -> tuple[bytes, bytes]:
-        """Lock a deferred message for a receive by sequence number; ``(tag, payload)``."""
-        row = self.store.get(seq)
-        if row is None or row.queue != queue or row.sub != sub or row.state != DEFERRED:
-            raise ManagementError(
-                "com.microsoft:message-not-found", f"no deferred message {seq} in {queue}", 404
-            )
-        until = self.clock() + self.queues[queue].lock_duration_s
-        deliveries = self.store.lock(seq, until)
-        tag = new_tag()
-        self.locks[tag] = Lock(seq, queue, sub, until, None)
-        return tag, self.render(row, deliveries - 1, until)
-
-    def returned(self, seq: int, queue: str, sub: str) -> None:
-        """A failed delivery (abandon or lock expiry)."""
-        row = self.store.get(seq)
-        if row is None:
-            return
-        if sub == MAIN and row.deliveries >= self.queues[queue].max_delivery_count:
-            self.store.dead_letter(
-                seq,
-                "MaxDeliveryCountExceeded",
-                f"Message could not be consumed after {row.deliveries} delivery attempts.",
-            )
-            self.wake(queue, DEAD_LETTER)
-        else:
-            self.store.unlock(seq)
-            self.wake(queue, sub)
 
     # ---- timers --------------------------------------------------------------------------
 
@@ -518,11 +307,7 @@ class Broker(MessagingHandler):
             event.container.stop()
             return
         now = self.clock()
-        for row in self.store.expired_locks(now):
-            for tag, lock in list(self.locks.items()):
-                if lock.seq == row.seq:
-                    del self.locks[tag]
-            self.returned(row.seq, row.queue, row.sub)
+        self.locks.expire(now)
         if now - self._last_sweep > 1.0:
             self._last_sweep = now
             self._expire(now)
@@ -541,15 +326,6 @@ class Broker(MessagingHandler):
                 self.store.delete(row.seq)
         longest = max((q.duplicate_window_s for q in self.queues.values()), default=0.0)
         self.store.forget_duplicates(now - longest)
-
-
-def _links(connection: Any) -> list[Link]:
-    links = []
-    link = connection.link_head(Endpoint.LOCAL_ACTIVE)
-    while link is not None:
-        links.append(link)
-        link = link.next(Endpoint.LOCAL_ACTIVE)
-    return links
 
 
 def run(broker: Broker) -> None:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proton import Data, Described, symbol, timestamp, ubyte, uint, ulong
+
+if TYPE_CHECKING:
+    from sbemu.store import Row
 
 HEADER, DELIVERY_ANNOTATIONS, MESSAGE_ANNOTATIONS = 0x70, 0x71, 0x72
 PROPERTIES, APPLICATION_PROPERTIES, DATA, SEQUENCE, VALUE, FOOTER = range(0x73, 0x79)
@@ -170,3 +173,27 @@ def render(
 def ms_timestamp(seconds: float) -> timestamp:
     """An AMQP timestamp (ms since the epoch)."""
     return timestamp(int(seconds * 1000))
+
+
+def render_stored(row: Row, delivery_count: int, locked_until: float | None) -> bytes:
+    """A stored message as the SDK expects to receive or peek it."""
+    annotations: dict[str, Any] = {
+        "x-opt-sequence-number": row.seq,
+        "x-opt-enqueued-time": ms_timestamp(row.enqueued_at),
+    }
+    if locked_until is not None:
+        annotations["x-opt-locked-until"] = ms_timestamp(locked_until)
+    if row.visible_at > row.enqueued_at:
+        annotations["x-opt-scheduled-enqueue-time"] = ms_timestamp(row.visible_at)
+    props = None
+    if row.dl_reason is not None:
+        props = {
+            "DeadLetterReason": row.dl_reason,
+            "DeadLetterErrorDescription": row.dl_description or "",
+        }
+    return render(
+        parse(row.payload),
+        delivery_count=max(delivery_count, 0),
+        annotations=annotations,
+        application_properties=props,
+    )

@@ -85,9 +85,8 @@ class Management:
         )
 
     def renew_lock(self, queue: str, sub: str, body: Mapping[Any, Any]) -> dict[str, Any]:
-        expirations = [
-            codec.ms_timestamp(self.broker.renew(tag)) for tag in _tags(_get(body, "lock-tokens"))
-        ]
+        renew = self.broker.locks.renew
+        expirations = [codec.ms_timestamp(renew(tag)) for tag in _tags(_get(body, "lock-tokens"))]
         return {"expirations": expirations}
 
     def schedule(self, queue: str, sub: str, body: Mapping[Any, Any]) -> dict[str, Any]:
@@ -112,13 +111,13 @@ class Management:
         status = str(_get(body, "disposition-status") or "")
         for tag in _tags(_get(body, "lock-tokens")):
             if status == "completed":
-                self.broker.complete(tag)
+                self.broker.locks.complete(tag)
             elif status == "abandoned":
-                self.broker.abandon(tag)
+                self.broker.locks.abandon(tag)
             elif status == "defered":
-                self.broker.defer(tag)
+                self.broker.locks.defer(tag)
             elif status == "suspended":
-                self.broker.dead_letter(
+                self.broker.locks.dead_letter(
                     tag,
                     str(_get(body, "deadletter-reason") or ""),
                     str(_get(body, "deadletter-description") or ""),
@@ -133,15 +132,14 @@ class Management:
         rows = self.broker.store.peek(queue, sub, start, count)
         if not rows:
             return None
-        return {
-            "messages": [{"message": self.broker.render(row, row.deliveries, None)} for row in rows]
-        }
+        rendered = [codec.render_stored(row, row.deliveries, None) for row in rows]
+        return {"messages": [{"message": message} for message in rendered]}
 
     def receive_deferred(self, queue: str, sub: str, body: Mapping[Any, Any]) -> dict[str, Any]:
         seqs = [int(s) for s in _get(body, "sequence-numbers") or []]
         messages = []
         for seq in seqs:
-            tag, payload = self.broker.lock_deferred(queue, sub, seq)
+            tag, payload = self.broker.locks.lock_deferred(queue, sub, seq)
             messages.append({"message": payload, "lock-token": uuid.UUID(bytes_le=tag)})
         if not messages:
             raise ManagementError(

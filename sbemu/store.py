@@ -211,14 +211,6 @@ class Store:
         ).fetchall()
         return [Row(*r) for r in rows]
 
-    def next_visible_at(self, now: float) -> float | None:
-        """When the next scheduled message becomes visible."""
-        row = self._db.execute(
-            "SELECT MIN(visible_at) FROM messages WHERE visible_at > ? AND state = ?",
-            (now, ACTIVE),
-        ).fetchone()
-        return float(row[0]) if row and row[0] is not None else None
-
     def cancel_scheduled(self, queue: str, seqs: Iterable[int], now: float) -> None:
         """Remove scheduled messages that are not visible yet."""
         self._db.executemany(
