@@ -9,7 +9,6 @@ no Ray in the process that issues it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import uuid
@@ -17,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from app import messages
 from app.domain.errors import Conflict
@@ -25,7 +24,7 @@ from app.domain.ids import bus_message_id
 from app.domain.saga import OPEN_STATES, PlayerStatus, SagaState
 from app.logs import bind
 from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE, log_fields
-from app.periodic import every
+from app.periodic import Sweeper
 from app.ports import (
     DEAD_LETTER_DESCRIPTION,
     DEAD_LETTER_REASON,
@@ -241,7 +240,7 @@ def _queues(queue: str | None) -> tuple[str, ...]:
 
 
 @dataclass
-class StallSweeper:
+class StallSweeper(Sweeper):
     """Every ``interval_s``, re-drives sagas unchanged for ``stall_after_s``: a saga whose
     message was dead-lettered, whose scheduled retry was lost, or whose coordinator died
     in a way the bus did not notice. Stuck sagas wait for an operator and are left alone."""
@@ -253,7 +252,7 @@ class StallSweeper:
     batch: int = 1000
     clock: Callable[[], datetime] = utc_now
     redriven: int = 0
-    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    name: ClassVar[str] = "stall sweep"
 
     async def sweep(self) -> int:
         """One pass; returns how many sagas it re-drove."""
@@ -275,11 +274,3 @@ class StallSweeper:
             count += 1
         self.redriven += count
         return count
-
-    async def run(self) -> None:
-        """Sweep until ``stop``."""
-        await every(self.interval_s, self._stopping, self.sweep, "stall sweep")
-
-    def stop(self) -> None:
-        """Ask ``run`` to return."""
-        self._stopping.set()

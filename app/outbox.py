@@ -13,15 +13,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 from app.logs import bind
 from app.messages import MATCHES_QUEUE, match_completed
-from app.periodic import every
+from app.periodic import Sweeper
 from app.ports import BusMessage, MessageBus, OutgoingMessage, ReceivedMessage, SagaLog
 from app.sagas import utc_now
 
@@ -85,7 +85,7 @@ async def publish_saga_start(sagas: SagaLog, bus: MessageBus, match_id: str) -> 
 
 
 @dataclass
-class OutboxSweeper:
+class OutboxSweeper(Sweeper):
     """Every ``interval_s``, publishes matches stored more than ``grace_s`` ago and not
     started (the grace keeps it from repeating the publish of every POST)."""
 
@@ -96,7 +96,7 @@ class OutboxSweeper:
     batch: int = 100
     clock: Callable[[], datetime] = utc_now
     published: int = 0
-    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    name: ClassVar[str] = "outbox sweep"
 
     async def sweep(self) -> int:
         """One pass; returns how many matches it published."""
@@ -112,11 +112,3 @@ class OutboxSweeper:
             self.published += len(ids)
             if len(ids) < self.batch:
                 return count
-
-    async def run(self) -> None:
-        """Sweep until ``stop``; a failed pass is logged and tried again next time."""
-        await every(self.interval_s, self._stopping, self.sweep, "outbox sweep")
-
-    def stop(self) -> None:
-        """Ask ``run`` to return."""
-        self._stopping.set()

@@ -25,6 +25,8 @@ def get_operations(request: Request) -> Operations:
 
 
 OperationsDep = Annotated[Operations, Depends(get_operations)]
+# How many a list answers at most: the same bound for every admin list.
+Limit = Annotated[int, Query(ge=1, le=1000)]
 admin = [Depends(require(Role.ADMIN))]
 # Strict: a malformed body is a 400 naming the fault, as on POST /v1/matches.
 router = APIRouter(
@@ -61,7 +63,7 @@ class Replay(BaseModel):
 async def list_sagas(
     operations: OperationsDep,
     state: Annotated[SagaState | None, Query(description="Any saga state.")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Limit = 100,
 ) -> dict[str, Any]:
     """Open states come from the open-saga index, oldest first; finished ones from a scan."""
     return {"sagas": await operations.list_sagas(state, limit)}
@@ -88,7 +90,7 @@ async def redrive(match_id: MatchId, operations: OperationsDep) -> dict[str, Any
 async def dead_letters(
     operations: OperationsDep,
     queue: Annotated[QueueName | None, Query(description="Both queues when omitted.")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Limit = 100,
 ) -> dict[str, Any]:
     """Each with its reason, description and the match (and player) it is about."""
     return {"deadletters": await operations.dead_letters(queue, limit)}
