@@ -3,224 +3,80 @@ saga, the commands the coordinator must execute, and the events to append to the
 
 Forward recovery: a failed player is retried later; applied players are never touched.
 Backward recovery: compensation reverts every player, latest applied first.
+
+Each input event has one handler, found in ``_HANDLERS`` by the event's type (as
+eventsourcing's aggregates do): a handler either ignores a stale or repeated event
+(``Step(saga)``, nothing to log) or returns what the event changed, settled by
+``_logged``. The vocabulary (states, events, commands) lives in ``saga_types`` and is
+re-exported here, so callers keep using ``app.domain.saga``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 from app.domain.retry import RetryPolicy
-
-
-class SagaState(StrEnum):
-    """Where a match saga stands; ``OPEN_STATES`` are the ones operators watch."""
-
-    ACCEPTED = "accepted"
-    RUNNING = "running"
-    RECOVERING = "recovering"
-    COMPLETED = "completed"
-    STUCK = "stuck"
-    COMPENSATING = "compensating"
-    COMPENSATED = "compensated"
-
-
-OPEN_STATES = frozenset(
-    {
-        SagaState.ACCEPTED,
-        SagaState.RUNNING,
-        SagaState.RECOVERING,
-        SagaState.STUCK,
-        SagaState.COMPENSATING,
-    }
+from app.domain.saga_types import (
+    OPEN_STATES,
+    Action,
+    ApplyPlayers,
+    Command,
+    CompensatePlayers,
+    CompensationStarted,
+    DeadLetterPlayer,
+    PlayerApplied,
+    PlayerCompensated,
+    PlayerDeadLettered,
+    PlayerFailed,
+    PlayerProgress,
+    PlayerStatus,
+    RetryScheduled,
+    Saga,
+    SagaCompensated,
+    SagaCompleted,
+    SagaEvent,
+    SagaRedriven,
+    SagaStarted,
+    SagaState,
+    SagaStuck,
+    ScheduleRetry,
+    Step,
 )
 
-
-class PlayerStatus(StrEnum):
-    """Where one player's update stands."""
-
-    PENDING = "pending"
-    APPLIED = "applied"
-    RETRYING = "retrying"
-    DEAD = "dead"
-    COMPENSATED = "compensated"
-
-
-@dataclass(frozen=True, slots=True)
-class PlayerProgress:
-    """One player's step of the saga."""
-
-    status: PlayerStatus = PlayerStatus.PENDING
-    attempts: int = 0
-    applied_order: int | None = None
-    error: str | None = None
-    # The retry of this attempt is on the bus: its ``RetryScheduled`` is logged, and the
-    # coordinator sends a schedule before logging it. Nothing sends or logs it again.
-    scheduled: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Saga:
-    """The state of one match saga, rebuilt from the saga log."""
-
-    match_id: str
-    state: SagaState = SagaState.ACCEPTED
-    players: Mapping[str, PlayerProgress] = field(default_factory=dict)
-    applied_count: int = 0
-
-
-# ---- events (what happened; each is appended to the saga log) -------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SagaStarted:
-    """The coordinator took the saga on; the deltas are stored."""
-
-    player_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class PlayerApplied:
-    """The player's record includes the match (``already``: it did before this call)."""
-
-    player_id: str
-    already: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class PlayerFailed:
-    """The player's update failed; ``transient`` failures are retried."""
-
-    player_id: str
-    error: str
-    transient: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class RetryScheduled:
-    """A durable retry of the player's update was scheduled ``delay_s`` from now."""
-
-    player_id: str
-    attempt: int
-    delay_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class PlayerDeadLettered:
-    """Retries are exhausted; the update waits for an operator."""
-
-    player_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class SagaCompleted:
-    """Every player's record includes the match."""
-
-
-@dataclass(frozen=True, slots=True)
-class SagaStuck:
-    """Some player's update is dead-lettered; the rest are done."""
-
-    dead: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SagaRedriven:
-    """An operator asked to try the dead players again from attempt zero."""
-
-
-@dataclass(frozen=True, slots=True)
-class CompensationStarted:
-    """An operator voided the match: every player is to be reverted.
-
-    ``player_ids``: the match's players. A saga not yet started needs them: its start is
-    logged with its first round, so that round may be updating players unlogged, and every
-    player is voided (a late apply then lands on a void marker, or is reverted)."""
-
-    reason: str = ""
-    player_ids: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class PlayerCompensated:
-    """The player's record no longer includes the match (``reverted``: it had included it)."""
-
-    player_id: str
-    reverted: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class SagaCompensated:
-    """The match counts for nobody."""
-
-
-SagaEvent = (
-    SagaStarted
-    | PlayerApplied
-    | PlayerFailed
-    | RetryScheduled
-    | PlayerDeadLettered
-    | SagaCompleted
-    | SagaStuck
-    | SagaRedriven
-    | CompensationStarted
-    | PlayerCompensated
-    | SagaCompensated
-)
-
-# ---- commands (what the coordinator must do next) -------------------------------------
-
-
-class Action(StrEnum):
-    """What a player step does to the player's partition."""
-
-    APPLY = "apply"
-    COMPENSATE = "compensate"
-
-
-@dataclass(frozen=True, slots=True)
-class ApplyPlayers:
-    """Apply these players' deltas now (one call per shard)."""
-
-    player_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CompensatePlayers:
-    """Revert these players, one after another in this order."""
-
-    player_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleRetry:
-    """Schedule a durable retry of one player's step (attempt numbers start at 1)."""
-
-    player_id: str
-    attempt: int
-    action: Action
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetterPlayer:
-    """Hand the player's step to the operators."""
-
-    player_id: str
-    reason: str
-
-
-Command = ApplyPlayers | CompensatePlayers | ScheduleRetry | DeadLetterPlayer
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """The result of one transition."""
-
-    saga: Saga
-    commands: tuple[Command, ...] = ()
-    events: tuple[SagaEvent, ...] = ()
+# The vocabulary is re-exported: callers import the whole saga from this module.
+__all__ = [
+    "OPEN_STATES",
+    "Action",
+    "ApplyPlayers",
+    "Command",
+    "CompensatePlayers",
+    "CompensationStarted",
+    "DeadLetterPlayer",
+    "IllegalTransition",
+    "PlayerApplied",
+    "PlayerCompensated",
+    "PlayerDeadLettered",
+    "PlayerFailed",
+    "PlayerProgress",
+    "PlayerStatus",
+    "RetryScheduled",
+    "Saga",
+    "SagaCompensated",
+    "SagaCompleted",
+    "SagaEvent",
+    "SagaRedriven",
+    "SagaStarted",
+    "SagaState",
+    "SagaStuck",
+    "ScheduleRetry",
+    "Step",
+    "compensation_order",
+    "outstanding",
+    "resume",
+    "transition",
+]
 
 
 class IllegalTransition(ValueError):
@@ -230,6 +86,148 @@ class IllegalTransition(ValueError):
 _TERMINAL = {SagaState.COMPLETED, SagaState.COMPENSATED}
 _COMPENSATION = {SagaState.COMPENSATING, SagaState.COMPENSATED}
 _SETTLED = {PlayerStatus.APPLIED, PlayerStatus.COMPENSATED}
+
+
+def transition(saga: Saga, event: SagaEvent, policy: RetryPolicy) -> Step:
+    """Apply one event to the saga: the next state, the commands, and the events to log."""
+    handler = _HANDLERS.get(type(event))
+    if handler is None:
+        # Outcome events (completed, stuck, ...) are derived here, never fed back in.
+        raise IllegalTransition(f"{type(event).__name__} is not an input event")
+    return handler(saga, event, policy)
+
+
+# ---- one handler per input event --------------------------------------------------------
+
+
+def _on_saga_started(saga: Saga, event: SagaStarted, policy: RetryPolicy) -> Step:
+    if saga.state is not SagaState.ACCEPTED:
+        raise IllegalTransition(f"saga {saga.match_id!r} already started")
+    players = {pid: PlayerProgress() for pid in event.player_ids}
+    saga = replace(saga, state=SagaState.RUNNING, players=players)
+    return _logged(saga, event, ApplyPlayers(tuple(event.player_ids)))
+
+
+def _on_player_applied(saga: Saga, event: PlayerApplied, policy: RetryPolicy) -> Step:
+    pid = event.player_id
+    current = saga.players.get(pid)
+    if current is not None and current.status in _SETTLED:
+        return Step(saga)  # a duplicate or stale report: nothing new to log
+    order = saga.applied_count + 1
+    applied = _set(
+        saga, pid, status=PlayerStatus.APPLIED, applied_order=order, error=None, scheduled=False
+    )
+    applied = replace(applied, applied_count=order)
+    if _action(saga) is Action.COMPENSATE:
+        # A late apply landed during compensation: it must be reverted too.
+        return _logged(applied, event, CompensatePlayers((pid,)))
+    return _logged(applied, event)
+
+
+def _on_player_failed(saga: Saga, event: PlayerFailed, policy: RetryPolicy) -> Step:
+    pid, action = event.player_id, _action(saga)
+    done = (
+        {PlayerStatus.COMPENSATED}
+        if action is Action.COMPENSATE
+        else {PlayerStatus.APPLIED, PlayerStatus.DEAD}
+    )
+    if pid in saga.players and saga.players[pid].status in done:
+        # Stale: another coordinator (or a faster attempt) already settled this
+        # player; a failure report from a slower attempt must not undo that.
+        # A dead player waits for an operator: a redelivered failure must neither
+        # dead-letter it twice nor quietly start retrying it again.
+        return Step(saga)
+    attempts = saga.players[pid].attempts + 1 if pid in saga.players else 1
+    # Compensation must finish: it keeps retrying at the capped delay.
+    if (event.transient and attempts < policy.max_attempts) or action is Action.COMPENSATE:
+        saga = _set(
+            saga,
+            pid,
+            status=PlayerStatus.RETRYING,
+            attempts=attempts,
+            error=event.error,
+            scheduled=False,
+        )
+        return _logged(saga, event, ScheduleRetry(pid, attempts, action))
+    reason = (
+        event.error if not event.transient else f"gave up after {attempts} attempts: {event.error}"
+    )
+    saga = _set(
+        saga, pid, status=PlayerStatus.DEAD, attempts=attempts, error=event.error, scheduled=False
+    )
+    return _logged(
+        saga, event, DeadLetterPlayer(pid, reason), also=(PlayerDeadLettered(pid, reason),)
+    )
+
+
+def _on_retry_scheduled(saga: Saga, event: RetryScheduled, policy: RetryPolicy) -> Step:
+    pid = event.player_id
+    progress = _set(saga, pid).players[pid]  # checks the player belongs to the match
+    if (
+        progress.status is not PlayerStatus.RETRYING
+        or progress.attempts != event.attempt
+        or progress.scheduled
+    ):
+        # Logged already (a redelivered message scheduled it again: the bus drops
+        # the repeat, whose delay never applied), or stale: the log keeps the first.
+        return Step(saga)
+    return _logged(_set(saga, pid, scheduled=True), event)
+
+
+def _on_saga_redriven(saga: Saga, event: SagaRedriven, policy: RetryPolicy) -> Step:
+    if saga.state in _COMPENSATION or saga.state is SagaState.ACCEPTED:
+        raise IllegalTransition(f"saga {saga.match_id!r} is {saga.state}: no redrive")
+    dead = [p for p, s in saga.players.items() if s.status is PlayerStatus.DEAD]
+    for pid in dead:
+        saga = _set(saga, pid, status=PlayerStatus.PENDING, attempts=0, error=None)
+    return _logged(saga, event, ApplyPlayers(tuple(dead)))
+
+
+def _on_compensation_started(saga: Saga, event: CompensationStarted, policy: RetryPolicy) -> Step:
+    if saga.state in _COMPENSATION:
+        return Step(saga)
+    if saga.state is SagaState.ACCEPTED:
+        if not event.player_ids:
+            raise IllegalTransition(f"saga {saga.match_id!r} not started: void whom?")
+        saga = replace(saga, players={pid: PlayerProgress() for pid in event.player_ids})
+    saga = replace(saga, state=SagaState.COMPENSATING)
+    return _logged(saga, event, CompensatePlayers(compensation_order(saga)))
+
+
+def _on_player_compensated(saga: Saga, event: PlayerCompensated, policy: RetryPolicy) -> Step:
+    if saga.state is not SagaState.COMPENSATING:
+        raise IllegalTransition(f"saga {saga.match_id!r} is not compensating")
+    saga = _set(saga, event.player_id, status=PlayerStatus.COMPENSATED, error=None)
+    return _logged(saga, event)
+
+
+# Each handler takes the event type it is listed under; outcome events have none.
+_HANDLERS: dict[type[SagaEvent], Callable[[Saga, Any, RetryPolicy], Step]] = {
+    SagaStarted: _on_saga_started,
+    PlayerApplied: _on_player_applied,
+    PlayerFailed: _on_player_failed,
+    RetryScheduled: _on_retry_scheduled,
+    SagaRedriven: _on_saga_redriven,
+    CompensationStarted: _on_compensation_started,
+    PlayerCompensated: _on_player_compensated,
+}
+
+
+# ---- what the handlers share ------------------------------------------------------------
+
+
+def _action(saga: Saga) -> Action:
+    """What a player step does in the saga's current state."""
+    return Action.COMPENSATE if saga.state in _COMPENSATION else Action.APPLY
+
+
+def _logged(
+    saga: Saga, event: SagaEvent, *commands: Command, also: tuple[SagaEvent, ...] = ()
+) -> Step:
+    """The step for an event that changed the saga: the event is logged (then ``also``),
+    and the saga settled, which may log its terminal event too."""
+    events: list[SagaEvent] = [event, *also]
+    return Step(_settle(saga, events), commands, tuple(events))
 
 
 def _set(saga: Saga, player_id: str, **changes: object) -> Saga:
@@ -267,107 +265,6 @@ def _settle(saga: Saga, events: list[SagaEvent]) -> Saga:
     return replace(saga, state=state)
 
 
-def transition(saga: Saga, event: SagaEvent, policy: RetryPolicy) -> Step:
-    """Apply one event to the saga: the next state, the commands, and the events to log."""
-    events: list[SagaEvent] = [event]
-    commands: list[Command] = []
-    action = Action.COMPENSATE if saga.state in _COMPENSATION else Action.APPLY
-    match event:
-        case SagaStarted(player_ids=ids):
-            if saga.state is not SagaState.ACCEPTED:
-                raise IllegalTransition(f"saga {saga.match_id!r} already started")
-            players = {pid: PlayerProgress() for pid in ids}
-            saga = replace(saga, state=SagaState.RUNNING, players=players)
-            commands.append(ApplyPlayers(tuple(ids)))
-        case PlayerApplied(player_id=pid):
-            current = saga.players.get(pid)
-            if current is not None and current.status in _SETTLED:
-                return Step(saga)  # a duplicate or stale report: nothing new to log
-            order = saga.applied_count + 1
-            saga = _set(
-                saga,
-                pid,
-                status=PlayerStatus.APPLIED,
-                applied_order=order,
-                error=None,
-                scheduled=False,
-            )
-            saga = replace(saga, applied_count=order)
-            if action is Action.COMPENSATE:
-                # A late apply landed during compensation: it must be reverted too.
-                commands.append(CompensatePlayers((pid,)))
-        case PlayerFailed(player_id=pid, error=error, transient=transient):
-            done = (
-                {PlayerStatus.COMPENSATED}
-                if action is Action.COMPENSATE
-                else {PlayerStatus.APPLIED, PlayerStatus.DEAD}
-            )
-            if pid in saga.players and saga.players[pid].status in done:
-                # Stale: another coordinator (or a faster attempt) already settled this
-                # player; a failure report from a slower attempt must not undo that.
-                # A dead player waits for an operator: a redelivered failure must neither
-                # dead-letter it twice nor quietly start retrying it again.
-                return Step(saga)
-            attempts = saga.players[pid].attempts + 1 if pid in saga.players else 1
-            # Compensation must finish: it keeps retrying at the capped delay.
-            if (transient and attempts < policy.max_attempts) or action is Action.COMPENSATE:
-                saga = _set(
-                    saga,
-                    pid,
-                    status=PlayerStatus.RETRYING,
-                    attempts=attempts,
-                    error=error,
-                    scheduled=False,
-                )
-                commands.append(ScheduleRetry(pid, attempts, action))
-            else:
-                reason = error if not transient else f"gave up after {attempts} attempts: {error}"
-                saga = _set(
-                    saga,
-                    pid,
-                    status=PlayerStatus.DEAD,
-                    attempts=attempts,
-                    error=error,
-                    scheduled=False,
-                )
-                commands.append(DeadLetterPlayer(pid, reason))
-                events.append(PlayerDeadLettered(pid, reason))
-        case RetryScheduled(player_id=pid, attempt=attempt):
-            progress = _set(saga, pid).players[pid]  # checks the player belongs to the match
-            if (
-                progress.status is not PlayerStatus.RETRYING
-                or progress.attempts != attempt
-                or progress.scheduled
-            ):
-                # Logged already (a redelivered message scheduled it again: the bus drops
-                # the repeat, whose delay never applied), or stale: the log keeps the first.
-                return Step(saga)
-            saga = _set(saga, pid, scheduled=True)
-        case SagaRedriven():
-            if saga.state in _COMPENSATION or saga.state is SagaState.ACCEPTED:
-                raise IllegalTransition(f"saga {saga.match_id!r} is {saga.state}: no redrive")
-            dead = [p for p, s in saga.players.items() if s.status is PlayerStatus.DEAD]
-            for pid in dead:
-                saga = _set(saga, pid, status=PlayerStatus.PENDING, attempts=0, error=None)
-            commands.append(ApplyPlayers(tuple(dead)))
-        case CompensationStarted(player_ids=ids):
-            if saga.state in _COMPENSATION:
-                return Step(saga)
-            if saga.state is SagaState.ACCEPTED:
-                if not ids:
-                    raise IllegalTransition(f"saga {saga.match_id!r} not started: void whom?")
-                saga = replace(saga, players={pid: PlayerProgress() for pid in ids})
-            saga = replace(saga, state=SagaState.COMPENSATING)
-            commands.append(CompensatePlayers(compensation_order(saga)))
-        case PlayerCompensated(player_id=pid):
-            if saga.state is not SagaState.COMPENSATING:
-                raise IllegalTransition(f"saga {saga.match_id!r} is not compensating")
-            saga = _set(saga, pid, status=PlayerStatus.COMPENSATED, error=None)
-        case _:
-            raise IllegalTransition(f"{type(event).__name__} is not an input event")
-    return Step(_settle(saga, events), tuple(commands), tuple(events))
-
-
 def compensation_order(saga: Saga) -> tuple[str, ...]:
     """Players to revert: applied ones latest first, then those never applied (voided)."""
     applied = sorted(
@@ -395,7 +292,7 @@ def resume(saga: Saga, overdue: bool = False) -> tuple[Command, ...]:
     """
     if saga.state in _TERMINAL or saga.state is SagaState.ACCEPTED:
         return ()
-    action = Action.COMPENSATE if saga.state is SagaState.COMPENSATING else Action.APPLY
+    action = _action(saga)  # COMPENSATE means compensating: a compensated saga returned above
     retrying = tuple(
         ScheduleRetry(p, s.attempts, action)
         for p, s in saga.players.items()
@@ -423,8 +320,7 @@ def outstanding(saga: Saga, player_id: str) -> tuple[Command, ...]:
     that logged it died before sending.)"""
     progress = saga.players[player_id]
     if progress.status is PlayerStatus.RETRYING and not progress.scheduled:
-        action = Action.COMPENSATE if saga.state in _COMPENSATION else Action.APPLY
-        return (ScheduleRetry(player_id, progress.attempts, action),)
+        return (ScheduleRetry(player_id, progress.attempts, _action(saga)),)
     if progress.status is PlayerStatus.DEAD:
         return (DeadLetterPlayer(player_id, progress.error or "dead"),)
     return ()
