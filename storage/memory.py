@@ -29,7 +29,7 @@ from app.ports import (
 )
 from storage import entities as ent
 from storage.blob_archive import canonical_body
-from storage.table_sagas import save_size
+from storage.saga_rows import save_size
 
 T = TypeVar("T")
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -38,101 +38,19 @@ from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from app.domain import codec
-from app.domain.errors import ConcurrencyConflict, DuplicateMatch, NotFound, PermanentError
+from app.domain.errors import ConcurrencyConflict, DuplicateMatch, NotFound
 from app.domain.model import Match
 from app.domain.saga import Saga, SagaEvent, SagaState
 from app.domain.stats import StatDelta
 from app.ports import LogEntry, SagaRecord
 from storage import entities as ent
 from storage.azure_errors import EntityExists, map_azure_errors
+from storage.saga_rows import checked_size, delta_entities, deltas_of, log_entities
 from storage.table_batch import submit_transaction
 
 log = logging.getLogger(__name__)
 # Longer than any save can take (the SDKs give up well within it).
 INDEX_SETTLE_S = 300.0
-# A string property holds 64 KiB of UTF-16: 32,768 code units (counted as such: text
-# beyond the BMP takes two); room kept.
-MAX_PROPERTY_CHARS = 30_000
-# Rows of the deltas (``p:`` then a chunk number: no player id starts with ``+``).
-DELTAS_KEY = f"{ent.DELTA_PREFIX}+"
-
-
-def log_entities(
-    match_id: str, first_seq: int, events: Sequence[SagaEvent], at: datetime
-) -> list[dict[str, Any]]:
-    """The ``log:`` rows of one save: its events together, in as few rows as their size
-    allows (a row is keyed by the seq of its first event; one event is stored as an object,
-    several as a list). One row per event made a 32-player save 35 rows (bench)."""
-    rows = []
-    for start, chunk in _chunks([codec.event_to_dict(e) for e in events]):
-        rows.append(
-            {
-                "PartitionKey": match_id,
-                "RowKey": ent.log_key(first_seq + start),
-                "data": ent.dumps(chunk[0] if len(chunk) == 1 else chunk),
-                "type": chunk[0]["type"] if len(chunk) == 1 else "batch",
-                "at": at.isoformat(),
-            }
-        )
-    return rows
-
-
-def delta_entities(match_id: str, deltas: Mapping[str, StatDelta]) -> list[dict[str, Any]]:
-    """The ``p:`` rows: every player's delta, as few rows as their size allows."""
-    items = [{"player_id": pid, **d.to_dict()} for pid, d in deltas.items()]
-    return [
-        {"PartitionKey": match_id, "RowKey": f"{DELTAS_KEY}{i:03d}", "deltas": ent.dumps(chunk)}
-        for i, (_, chunk) in enumerate(_chunks(items))
-    ]
-
-
-def _chunks(items: list[dict[str, Any]]) -> list[tuple[int, list[dict[str, Any]]]]:
-    """``items`` split in order into runs whose JSON fits one string property; each with
-    the index of its first item."""
-    out: list[tuple[int, list[dict[str, Any]]]] = []
-    size = 0
-    for i, item in enumerate(items):
-        n = ent.utf16_units(ent.dumps(item)) + 1
-        if n > MAX_PROPERTY_CHARS:
-            # The ingest bounds keep a delta or an event far below this: a bug if reached.
-            what = item.get("type") or item.get("player_id")
-            raise PermanentError(f"a saga row item ({what!r}) of {n} characters is too large")
-        if not out or size + n > MAX_PROPERTY_CHARS:
-            out.append((i, []))
-            size = 0
-        out[-1][1].append(item)
-        size += n
-    return out
-
-
-def save_size(events: Sequence[SagaEvent], deltas: Mapping[str, StatDelta] | None) -> int:
-    """Rows in the transaction of one save (for adapters that keep no rows)."""
-    return _checked_size(
-        1
-        + len(_chunks([codec.event_to_dict(e) for e in events]))
-        + len(_chunks([d.to_dict() for d in (deltas or {}).values()]))
-    )
-
-
-def _checked_size(size: int) -> int:
-    """``ValueError`` above the batch limit (splitting a save would break the atomicity
-    of state + log)."""
-    if size > ent.MAX_BATCH:
-        raise ValueError(f"a save is one transaction of at most {ent.MAX_BATCH} rows, got {size}")
-    return size
-
-
-def _deltas_of(rows: Iterable[Mapping[str, Any]]) -> dict[str, StatDelta]:
-    """``p:`` rows as ``{player_id: delta}``: packed ``p:+NNN`` rows, and the rows of one
-    player each that were written before the deltas were packed."""
-    found: dict[str, StatDelta] = {}
-    for r in rows:
-        if r.get("deltas"):
-            for item in ent.loads(r["deltas"]):
-                found[item.pop("player_id")] = StatDelta.from_dict(item)
-        else:
-            found[r["RowKey"][len(ent.DELTA_PREFIX) :]] = ent.delta_from_entity(r)
-    return found
 
 
 def _indexed_at(row: TableEntity) -> datetime:
@@ -156,7 +74,7 @@ class TableSagaLog:
         saga = Saga(match.match_id)
         ops: list[tuple[Any, ...]] = [("create", ent.summary_entity(summary, saga, 0))]
         ops += [("create", row) for row in delta_entities(match.match_id, deltas)]
-        _checked_size(len(ops))
+        checked_size(len(ops))
         try:
             with map_azure_errors():
                 result = await submit_transaction(self._table, ops)
@@ -184,7 +102,7 @@ class TableSagaLog:
         if summary is None:
             raise NotFound(f"match {match_id!r} not found")
         record = ent.saga_record_from_entity(summary, ent.etag_of(summary.metadata))
-        return record, _deltas_of(r for r in rows if r["RowKey"].startswith(ent.DELTA_PREFIX))
+        return record, deltas_of(r for r in rows if r["RowKey"].startswith(ent.DELTA_PREFIX))
 
     async def save(
         self,
@@ -211,7 +129,7 @@ class TableSagaLog:
         ops: list[tuple[Any, ...]] = [("update", ent.saga_fields(saga, seq, summary), guard)]
         ops += [("create", row) for row in log_entities(match_id, record.seq + 1, events, at)]
         ops += [("upsert", row) for row in delta_entities(match_id, deltas or {})]
-        _checked_size(len(ops))
+        checked_size(len(ops))
         try:
             with map_azure_errors():
                 result = await submit_transaction(self._table, ops)
@@ -225,7 +143,7 @@ class TableSagaLog:
     async def deltas(self, match_id: str) -> dict[str, StatDelta]:
         """The ``p:`` rows as ``{player_id: delta}``."""
         rows = await self._range(match_id, ent.DELTA_PREFIX, "p;", ["RowKey", "data", "deltas"])
-        return _deltas_of(rows)
+        return deltas_of(rows)
 
     async def log(self, match_id: str) -> list[LogEntry]:
         """The ``log:`` rows in sequence order (RowKeys are zero-padded)."""

@@ -18,7 +18,7 @@ from app.domain.stats import ServiceRecord, apply_fitted
 from app.domain.validation import parse_match
 from bench.floor import todays_json
 from storage import entities as ent
-from storage.table_sagas import MAX_PROPERTY_CHARS, log_entities
+from storage.saga_rows import MAX_PROPERTY_CHARS, log_entities
 from tests.support.matches import random_match
 
 AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
