@@ -28,6 +28,7 @@ from app.ports import (
     StoredPlacement,
 )
 from storage import entities as ent
+from storage import summary_entities as summaries
 from storage.blob_archive import canonical_body
 from storage.saga_rows import save_size
 
@@ -171,7 +172,9 @@ class InMemorySagaLog:
             if existing.summary.payload_hash != match.payload_hash():
                 raise DuplicateMatch(match.match_id)
             return _copy(existing), False
-        record = SagaRecord(ent.new_summary(match, accepted_at), Saga(match.match_id), 0, _etag())
+        record = SagaRecord(
+            summaries.new_summary(match, accepted_at), Saga(match.match_id), 0, _etag()
+        )
         self._records[match.match_id] = _copy(record)
         self._deltas[match.match_id] = _copy(dict(deltas))
         return record, True
@@ -204,7 +207,7 @@ class InMemorySagaLog:
         log = self._logs.setdefault(match_id, [])
         log += [LogEntry(record.seq + i, at, _copy(e)) for i, e in enumerate(events, start=1)]
         self._deltas.setdefault(match_id, {}).update(_copy(dict(deltas or {})))
-        summary = ent.next_summary(current.summary, saga, at, events, began_at)
+        summary = summaries.next_summary(current.summary, saga, at, events, began_at)
         saved = SagaRecord(summary, _copy(saga), record.seq + len(events), _etag())
         self._records[match_id] = saved
         if ent.is_finished(saga.state):

@@ -44,6 +44,7 @@ from app.domain.saga import Saga, SagaEvent, SagaState
 from app.domain.stats import StatDelta
 from app.ports import LogEntry, SagaRecord
 from storage import entities as ent
+from storage import summary_entities as summaries
 from storage.azure_errors import EntityExists, map_azure_errors
 from storage.saga_rows import checked_size, delta_entities, deltas_of, log_entities
 from storage.table_batch import submit_transaction
@@ -70,9 +71,9 @@ class TableSagaLog:
         """Insert the summary and the deltas in one transaction; an existing match with the
         same payload hash is returned."""
         index_etag = await self._index(match.match_id, accepted_at, published=False)
-        summary = replace(ent.new_summary(match, accepted_at), index_etag=index_etag)
+        summary = replace(summaries.new_summary(match, accepted_at), index_etag=index_etag)
         saga = Saga(match.match_id)
-        ops: list[tuple[Any, ...]] = [("create", ent.summary_entity(summary, saga, 0))]
+        ops: list[tuple[Any, ...]] = [("create", summaries.summary_entity(summary, saga, 0))]
         ops += [("create", row) for row in delta_entities(match.match_id, deltas)]
         checked_size(len(ops))
         try:
@@ -92,7 +93,7 @@ class TableSagaLog:
                 entity = await self._table.get_entity(match_id, ent.SUMMARY_KEY)
         except NotFound:
             raise NotFound(f"match {match_id!r} not found") from None
-        return ent.saga_record_from_entity(entity, ent.etag_of(entity.metadata))
+        return summaries.saga_record_from_entity(entity, ent.etag_of(entity.metadata))
 
     async def load_with_deltas(self, match_id: str) -> tuple[SagaRecord, dict[str, StatDelta]]:
         """One query from ``p:`` on: the delta rows, then ``summary`` (``log:`` sorts
@@ -101,7 +102,7 @@ class TableSagaLog:
         summary = next((r for r in rows if r["RowKey"] == ent.SUMMARY_KEY), None)
         if summary is None:
             raise NotFound(f"match {match_id!r} not found")
-        record = ent.saga_record_from_entity(summary, ent.etag_of(summary.metadata))
+        record = summaries.saga_record_from_entity(summary, ent.etag_of(summary.metadata))
         return record, deltas_of(r for r in rows if r["RowKey"].startswith(ent.DELTA_PREFIX))
 
     async def save(
@@ -116,7 +117,7 @@ class TableSagaLog:
         """Summary (If-Match) + log rows + delta rows, in one transaction."""
         match_id = record.summary.match_id
         was_finished, finishes = ent.is_finished(record.saga.state), ent.is_finished(saga.state)
-        summary = ent.next_summary(record.summary, saga, at, events, began_at)
+        summary = summaries.next_summary(record.summary, saga, at, events, began_at)
         if was_finished and not finishes:  # an operator reopened it (compensation)
             index_etag = await self._index(match_id, summary.accepted_at, published=True)
             summary = replace(summary, index_etag=index_etag)
@@ -126,7 +127,7 @@ class TableSagaLog:
             "etag": record.etag,
             "match_condition": MatchConditions.IfNotModified,
         }
-        ops: list[tuple[Any, ...]] = [("update", ent.saga_fields(saga, seq, summary), guard)]
+        ops: list[tuple[Any, ...]] = [("update", summaries.saga_fields(saga, seq, summary), guard)]
         ops += [("create", row) for row in log_entities(match_id, record.seq + 1, events, at)]
         ops += [("upsert", row) for row in delta_entities(match_id, deltas or {})]
         checked_size(len(ops))
@@ -211,7 +212,7 @@ class TableSagaLog:
             )
             found: list[SagaRecord] = []
             async for row in pages:
-                found.append(ent.saga_record_from_entity(row, ent.etag_of(row.metadata)))
+                found.append(summaries.saga_record_from_entity(row, ent.etag_of(row.metadata)))
                 if len(found) >= limit:
                     break
         return found

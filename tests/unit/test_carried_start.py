@@ -33,9 +33,9 @@ from app.ports import BusMessage, CarriedStart, ReceivedMessage, SagaRecord
 from app.runner import LocalSagaRunner
 from app.services import StatsService
 from app.worker import Worker
-from storage.entities import new_summary
 from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemorySagaLog
 from storage.memory_bus import InMemoryMessageBus, check_limits
+from storage.summary_entities import new_summary
 from tests.support.faults import FlakyPlayerStore
 from tests.support.matches import expected_totals, mismatches, random_match
 
