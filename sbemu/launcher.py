@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sbemu.depths import QueueDepth, queue_depths
 
@@ -126,57 +127,58 @@ def start_broker(
         if wanted and not _port_free(wanted):
             # Otherwise the wait below would find the other server and take it for ours.
             raise RuntimeError(f"port {wanted} is taken: stop what uses it, or pick another port")
-    args = [
-        sys.executable,
-        "-m",
-        "sbemu",
-        "serve",
-        "--config",
-        str(config),
-        "--data-dir",
-        str(data_dir),
-        "--port",
-        str(port or 0),
-        *(["--admin-port", str(admin_port)] if admin_port is not None else []),
-    ]
+    args = ["--config", str(config), "--data-dir", str(data_dir), "--port", str(port or 0)]
+    args += ["--admin-port", str(admin_port)] if admin_port is not None else []
     err = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
-    project = str(Path(__file__).resolve().parent.parent)
-    path = os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path}
-    proc = subprocess.Popen(
-        args,
-        stdout=subprocess.PIPE,
-        stderr=err,
-        start_new_session=True,
-        env=env,
-        preexec_fn=preexec_fn,
-    )
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + timeout_s
-        line = b""
-        # The broker prints one line once it listens:
-        # "sbemu listening on HOST:PORT[ admin http://HOST:ADMIN_PORT]".
-        while b"listening on" not in line:
-            if proc.poll() is not None:
-                raise RuntimeError(f"sbemu exited with {proc.returncode} during start (log: {log})")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"sbemu not listening after {timeout_s}s (log: {log})")
-            ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.5))
-            if ready:
-                line = proc.stdout.readline()
-        found = _LISTENING.search(line.decode())
-        if found is None:
-            raise RuntimeError(f"sbemu printed an unexpected first line: {line!r}")
-        bound = int(found["port"])
-        bound_admin = int(found["admin"]) if found["admin"] else None
+        proc = _spawn(args, err, preexec_fn)
+    finally:
+        if not isinstance(err, int):
+            err.close()
+    try:
+        bound, bound_admin = _wait_listening(proc, timeout_s, log)
     except BaseException:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         proc.wait(5)
         raise
-    finally:
-        if not isinstance(err, int):
-            err.close()
     return LocalBroker(proc, bound, data_dir, config, log, bound_admin, preexec_fn)
+
+
+def _spawn(
+    args: list[str], err: Any, preexec_fn: Callable[[], None] | None
+) -> subprocess.Popen[bytes]:
+    """``python -m sbemu serve ARGS``, this project importable, in a session of its own."""
+    project = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")]))
+    return subprocess.Popen(
+        [sys.executable, "-m", "sbemu", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=err,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": path},
+        preexec_fn=preexec_fn,
+    )
+
+
+def _wait_listening(
+    proc: subprocess.Popen[bytes], timeout_s: float, log: Path | None
+) -> tuple[int, int | None]:
+    """The ports the broker says it listens on (AMQP, admin): it prints one line once it
+    does, "sbemu listening on HOST:PORT[ admin http://HOST:ADMIN_PORT]"."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    line = b""
+    while b"listening on" not in line:
+        if proc.poll() is not None:
+            raise RuntimeError(f"sbemu exited with {proc.returncode} during start (log: {log})")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"sbemu not listening after {timeout_s}s (log: {log})")
+        ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.5))
+        if ready:
+            line = proc.stdout.readline()
+    found = _LISTENING.search(line.decode())
+    if found is None:
+        raise RuntimeError(f"sbemu printed an unexpected first line: {line!r}")
+    return int(found["port"]), int(found["admin"]) if found["admin"] else None
