@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from app.domain.errors import BusUnavailable, NotFound
+from app.domain.model import Match
 from app.domain.retry import InProcessRetry
 from app.domain.saga import SagaState
 from app.domain.stats import public_mode_record, public_record
@@ -135,30 +136,35 @@ class StatsService:
             if attempts > 1 and record.summary.accepted_at == accepted_at:
                 created = True
             if not record.summary.published:
-                if deadline.remaining() < MIN_PUBLISH_S:
-                    deadline = Deadline(InProcessRetry(MIN_PUBLISH_S, self.retry.backoff))
-                # Only a saga not yet started is carried: one voided before it started is
-                # still unpublished, but its start goes bare (the coordinator loads it).
-                accepted = record.saga.state is SagaState.ACCEPTED and record.seq == 0
-                start = CarriedStart(record, match.canonical_json()) if accepted else None
-                message = match_completed(match.match_id, start)
-                try:
-                    await retry_transient(
-                        lambda: self.bus.publish(MATCHES_QUEUE, message),
-                        deadline,
-                        "publishing",
-                        retry_on=(BusUnavailable,),
-                        timeout_error=BusUnavailable,
-                        cut_off=False,
-                    )
-                except Exception as exc:  # stored: the sweeper publishes it later
-                    log.warning(
-                        "match %s stored but not published (%s: %s); the outbox sweeper will",
-                        match.match_id,
-                        type(exc).__name__,
-                        exc,
-                    )
+                await self._publish_start(match, record, deadline)
             return Submitted(match.match_id, created, record.saga.state.value)
+
+    async def _publish_start(self, match: Match, record: SagaRecord, deadline: Deadline) -> None:
+        """Publish the saga's start; a failure is logged and left to the outbox sweeper
+        (the match is stored). The publish gets at least ``MIN_PUBLISH_S`` of its own."""
+        if deadline.remaining() < MIN_PUBLISH_S:
+            deadline = Deadline(InProcessRetry(MIN_PUBLISH_S, self.retry.backoff))
+        # Only a saga not yet started is carried: one voided before it started is still
+        # unpublished, but its start goes bare (the coordinator loads it).
+        accepted = record.saga.state is SagaState.ACCEPTED and record.seq == 0
+        start = CarriedStart(record, match.canonical_json()) if accepted else None
+        message = match_completed(match.match_id, start)
+        try:
+            await retry_transient(
+                lambda: self.bus.publish(MATCHES_QUEUE, message),
+                deadline,
+                "publishing",
+                retry_on=(BusUnavailable,),
+                timeout_error=BusUnavailable,
+                cut_off=False,
+            )
+        except Exception as exc:  # stored: the sweeper publishes it later
+            log.warning(
+                "match %s stored but not published (%s: %s); the outbox sweeper will",
+                match.match_id,
+                type(exc).__name__,
+                exc,
+            )
 
     async def match(
         self, match_id: str, known: Callable[[str], bool] = lambda _: False
