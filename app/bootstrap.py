@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenacity import (
     AsyncRetrying,
@@ -35,6 +35,10 @@ from app.ports import MessageBus, PoolAdmin, QueueStats
 from app.services import StatsService
 from app.settings import Settings
 from app.worker import Worker
+
+if TYPE_CHECKING:
+    from actors.routing import PlacementCache
+    from storage.tables import TableStorage
 
 log = logging.getLogger(__name__)
 READINESS_PROBE_ID = "readiness-probe"
@@ -149,28 +153,10 @@ async def build_runtime(
 ) -> Runtime:
     """Open storage and the bus, and wire the services of the chosen roles (and their
     metrics, into ``metrics`` when given)."""
-    from actors.player_grains import RayPlayerGrains
-    from actors.pools import GamePool, RayPoolAdmin
+    from actors.pools import GamePool
     from actors.routing import PlacementCache
-    from storage.tables import open_table_storage
 
-    # Storage that is briefly unavailable at start must not stop the process.
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception_type(TransientError),
-        wait=wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.2),
-        stop=stop_after_attempt(STORAGE_OPEN_ATTEMPTS),
-        reraise=True,
-        before_sleep=lambda state: log.warning(
-            "opening storage failed (%s); retrying", state.outcome and state.outcome.exception()
-        ),
-    ):
-        with attempt:
-            storage = await open_table_storage(
-                settings.storage_connection_string.get_secret_value(),
-                settings.storage_prefix,
-                settings.fault_plan,
-                settings.storage_sdk_retries,
-            )
+    storage = await _open_storage(settings)
     bus = bus or open_bus(settings)
     metrics = metrics or Metrics(api=api, worker=worker)
     runtime = Runtime(settings, bus, metrics=metrics, _closers=[storage.close, bus.close])
@@ -184,26 +170,65 @@ async def build_runtime(
     placements = PlacementCache(settings.ray_namespace)
     runner = GamePool(placements)
     if api:
-        grains = RayPlayerGrains(placements)
-        runtime.service = StatsService(
-            storage.sagas,
-            storage.archive,
-            storage.players,
-            grains,
-            bus,
-            retry=settings.ingest_retry,
-        )
-        runtime.operations = Operations(storage.sagas, bus)
-        runtime.pools = RayPoolAdmin(settings.ray_namespace)
-        runtime.queue_stats = queue_stats or open_queue_stats(settings)
-        runtime._closers.append(runtime.queue_stats.close)
-        runtime.sweepers = [
-            OutboxSweeper(storage.sagas, bus, settings.outbox_interval_s, settings.outbox_grace_s),
-            StallSweeper(storage.sagas, bus, settings.stall_after_s, settings.stall_interval_s),
-        ]
+        _wire_api(runtime, storage, placements, queue_stats)
     if worker:
         runtime.worker = Worker(bus, runner, settings.worker_concurrency, observer=metrics.worker)
         runtime.readiness["ray"] = runner.ping
     if api:  # the deployment's views: every api process serves them
         metrics.views.watch(storage.sagas, runtime.pools, runtime.queue_stats)
     return runtime
+
+
+async def _open_storage(settings: Settings) -> TableStorage:
+    """Open the tables; storage that is briefly unavailable at start must not stop the
+    process (``STORAGE_OPEN_ATTEMPTS`` tries with back-off)."""
+    from storage.tables import open_table_storage
+
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(TransientError),
+        wait=wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.2),
+        stop=stop_after_attempt(STORAGE_OPEN_ATTEMPTS),
+        reraise=True,
+        before_sleep=lambda state: log.warning(
+            "opening storage failed (%s); retrying", state.outcome and state.outcome.exception()
+        ),
+    ):
+        with attempt:
+            return await open_table_storage(
+                settings.storage_connection_string.get_secret_value(),
+                settings.storage_prefix,
+                settings.fault_plan,
+                settings.storage_sdk_retries,
+            )
+    raise AssertionError("unreachable: tenacity reraises")
+
+
+def _wire_api(
+    runtime: Runtime,
+    storage: TableStorage,
+    placements: PlacementCache,
+    queue_stats: QueueStats | None,
+) -> None:
+    """The api role's services: ingest and reads, operations, pool admin, queue stats and
+    the sweepers (every api process runs them: they are idempotent)."""
+    from actors.player_grains import RayPlayerGrains
+    from actors.pools import RayPoolAdmin
+
+    settings, bus = runtime.settings, runtime.bus
+    grains = RayPlayerGrains(placements)
+    runtime.service = StatsService(
+        storage.sagas,
+        storage.archive,
+        storage.players,
+        grains,
+        bus,
+        retry=settings.ingest_retry,
+    )
+    runtime.operations = Operations(storage.sagas, bus)
+    runtime.pools = RayPoolAdmin(settings.ray_namespace)
+    runtime.queue_stats = queue_stats or open_queue_stats(settings)
+    runtime._closers.append(runtime.queue_stats.close)
+    runtime.sweepers = [
+        OutboxSweeper(storage.sagas, bus, settings.outbox_interval_s, settings.outbox_grace_s),
+        StallSweeper(storage.sagas, bus, settings.stall_after_s, settings.stall_interval_s),
+    ]
