@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from app.dev_endpoints import DEV_RAY_FILE
 from app.eventloop import loop_name, run
 from app.settings import Role, Settings, parse_api_keys
 
@@ -42,7 +43,6 @@ if TYPE_CHECKING:  # imported when used: `statsaga queues` needs neither
 
 log = logging.getLogger("statsaga")
 DEV_KEYS_FILE = "dev-keys.env"
-DEV_RAY_FILE = "ray.env"  # where `statsaga dev` says how to join its Ray head
 SERVICEBUS_CONFIG = Path(__file__).resolve().parent.parent / "config" / "servicebus.json"
 
 
@@ -236,7 +236,7 @@ def _cmd_worker(settings: Settings) -> int:
 
 
 def _cmd_dev(settings: Settings, free_ports: bool = False, with_parent: bool = False) -> int:
-    from app.devstack import dev_stack
+    from app.devsupervisor import dev_stack
     from app.lifeline import follow_parent
 
     if with_parent:
