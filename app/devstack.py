@@ -111,28 +111,7 @@ def start_azurite(
             raise RuntimeError(f"port {wanted} is taken: stop what uses it, or pick other ports")
     blob_port = blob_port or free_port()
     table_port = table_port or free_port()
-    args = [
-        node,
-        str(AZURITE_MAIN),
-        "--blobHost",
-        "127.0.0.1",
-        "--blobPort",
-        str(blob_port),
-        "--tableHost",
-        "127.0.0.1",
-        "--tablePort",
-        str(table_port),
-        "--queueHost",
-        "127.0.0.1",
-        "--queuePort",
-        str(free_port()),
-        # Azurite refuses a location with in-memory persistence (its debug log, when
-        # asked for, still goes to ``log``).
-        *(["--inMemoryPersistence"] if in_memory else ["--location", str(location)]),
-        "--skipApiVersionCheck",
-        "--loose",
-        "--disableTelemetry",
-    ]
+    args = [node, str(AZURITE_MAIN), *_azurite_options(location, blob_port, table_port, in_memory)]
     if log is None:
         args.append("--silent")
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - child owns it
@@ -153,6 +132,29 @@ def start_azurite(
         stop_process(proc)
         raise
     return Azurite(proc, blob_port, table_port, location)
+
+
+def _azurite_options(location: Path, blob_port: int, table_port: int, in_memory: bool) -> list[str]:
+    return [
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(blob_port),
+        "--tableHost",
+        "127.0.0.1",
+        "--tablePort",
+        str(table_port),
+        "--queueHost",
+        "127.0.0.1",
+        "--queuePort",
+        str(free_port()),
+        # Azurite refuses a location with in-memory persistence (its debug log, when
+        # asked for, still goes to ``log``).
+        *(["--inMemoryPersistence"] if in_memory else ["--location", str(location)]),
+        "--skipApiVersionCheck",
+        "--loose",
+        "--disableTelemetry",
+    ]
 
 
 @dataclass
