@@ -1,6 +1,6 @@
 """Local dependencies as child processes, started on loopback ports and stopped by PID:
-Azurite from the project's node_modules, a Ray head, and ``statsaga dev``'s supervisor of
-the api and worker roles. Used by ``statsaga dev`` and the test fixtures."""
+Azurite from the project's node_modules, a Ray head (and more Ray nodes), a statsaga role.
+Used by ``statsaga dev`` (app/devsupervisor.py), the test fixtures and the benchmarks."""
 
 from __future__ import annotations
 
@@ -13,25 +13,15 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from app.dev_endpoints import connection_string
 from app.lifeline import die_with_parent
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 AZURITE_MAIN = PROJECT_ROOT / "node_modules" / "azurite" / "dist" / "src" / "azurite.js"
-# Azurite's well-known development account (public, documented by Microsoft).
-DEV_ACCOUNT = "devstoreaccount1"
-# `statsaga dev` uses the usual local ports, so that tools such as Azure Storage Explorer
-# and Service Bus Explorer find them.
-DEV_BLOB_PORT, DEV_TABLE_PORT, DEV_BUS_PORT = 10000, 10002, 5672
-# Where Microsoft's Service Bus emulator serves the administration API (queue depths).
-DEV_BUS_ADMIN_PORT = 5300
-DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 def free_port() -> int:
@@ -64,24 +54,6 @@ def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | N
             return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s}s")
-
-
-def servicebus_connection_string(port: int, host: str = "127.0.0.1") -> str:
-    """Connection string for a local Service Bus broker (sbemu, or Microsoft's emulator):
-    ``UseDevelopmentEmulator=true`` turns TLS off and keeps the port."""
-    return (
-        f"Endpoint=sb://{host}:{port};SharedAccessKeyName=RootManageSharedAccessKey;"
-        "SharedAccessKey=local;UseDevelopmentEmulator=true"
-    )
-
-
-def connection_string(blob_port: int, table_port: int, host: str = "127.0.0.1") -> str:
-    """Connection string for Azurite's Blob and Table services on these ports."""
-    return (
-        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
-        f"BlobEndpoint=http://{host}:{blob_port}/{DEV_ACCOUNT};"
-        f"TableEndpoint=http://{host}:{table_port}/{DEV_ACCOUNT};"
-    )
 
 
 @dataclass
@@ -139,28 +111,7 @@ def start_azurite(
             raise RuntimeError(f"port {wanted} is taken: stop what uses it, or pick other ports")
     blob_port = blob_port or free_port()
     table_port = table_port or free_port()
-    args = [
-        node,
-        str(AZURITE_MAIN),
-        "--blobHost",
-        "127.0.0.1",
-        "--blobPort",
-        str(blob_port),
-        "--tableHost",
-        "127.0.0.1",
-        "--tablePort",
-        str(table_port),
-        "--queueHost",
-        "127.0.0.1",
-        "--queuePort",
-        str(free_port()),
-        # Azurite refuses a location with in-memory persistence (its debug log, when
-        # asked for, still goes to ``log``).
-        *(["--inMemoryPersistence"] if in_memory else ["--location", str(location)]),
-        "--skipApiVersionCheck",
-        "--loose",
-        "--disableTelemetry",
-    ]
+    args = [node, str(AZURITE_MAIN), *_azurite_options(location, blob_port, table_port, in_memory)]
     if log is None:
         args.append("--silent")
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - child owns it
@@ -183,14 +134,27 @@ def start_azurite(
     return Azurite(proc, blob_port, table_port, location)
 
 
-@contextlib.contextmanager
-def running_azurite(location: Path) -> Iterator[Azurite]:
-    """``start_azurite`` as a context manager that always stops it."""
-    azurite = start_azurite(location)
-    try:
-        yield azurite
-    finally:
-        azurite.stop()
+def _azurite_options(location: Path, blob_port: int, table_port: int, in_memory: bool) -> list[str]:
+    return [
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(blob_port),
+        "--tableHost",
+        "127.0.0.1",
+        "--tablePort",
+        str(table_port),
+        "--queueHost",
+        "127.0.0.1",
+        "--queuePort",
+        str(free_port()),
+        # Azurite refuses a location with in-memory persistence (its debug log, when
+        # asked for, still goes to ``log``).
+        *(["--inMemoryPersistence"] if in_memory else ["--location", str(location)]),
+        "--skipApiVersionCheck",
+        "--loose",
+        "--disableTelemetry",
+    ]
 
 
 @dataclass
@@ -215,10 +179,7 @@ class RayHead:
     def stop(self) -> None:
         """Stop it by PID (the actors go with it), then whatever of its session is left:
         its dashboard and runtime-env agents were seen to outlive it."""
-        stop_process(self.proc, grace_s=15.0)
-        # The head was started in a session of its own: its process group is ours alone.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        _stop_ray_session(self.proc)
 
 
 # A local head stops at once on SIGTERM: by default Ray waits up to 30 s to drain nodes
@@ -293,11 +254,17 @@ def _ray_start(
                 raise TimeoutError(f"{what} not up after 60s; see {log}")
             time.sleep(0.2)
     except BaseException:
-        stop_process(proc, grace_s=15.0)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        _stop_ray_session(proc)
         raise
     return proc
+
+
+def _stop_ray_session(proc: subprocess.Popen[bytes]) -> None:
+    """Stop ``ray start --block`` by PID, then whatever is left of its session: it was
+    started in a session of its own, so its process group is ours alone."""
+    stop_process(proc, grace_s=15.0)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 @dataclass
@@ -322,9 +289,7 @@ class RayNode:
 
     def stop(self) -> None:
         """Stop it by PID, then whatever is left of its session."""
-        stop_process(self.proc, grace_s=15.0)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        _stop_ray_session(self.proc)
 
 
 def start_ray_node(
@@ -367,155 +332,3 @@ def spawn_role(role: str, env: dict[str, str], log: Path) -> subprocess.Popen[by
             # SIGTERM: the role's own graceful stop, as `statsaga dev`'s Ctrl-C does.
             preexec_fn=die_with_parent(),
         )
-
-
-@dataclass
-class Role:
-    """One statsaga role run as a child process by ``statsaga dev``, restarted if it dies."""
-
-    name: str
-    env: dict[str, str]
-    log: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start it; its output goes to its log file."""
-        self.proc = spawn_role(self.name, self.env, self.log)
-        print(f"  {self.name:<6} pid {self.proc.pid} (log {self.log})", flush=True)
-
-    def stop(self) -> None:
-        """SIGTERM (a graceful stop: in-flight messages finish), SIGKILL after 30 s."""
-        if self.proc is not None:
-            stop_process(self.proc, grace_s=30.0)
-
-
-@dataclass
-class _Removed:
-    """A file of the running stack, removed when it stops (it would point at nothing)."""
-
-    path: Path
-
-    def stop(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-
-# Signals that stop `statsaga dev`: Ctrl-C is the usual way (exit 0); SIGTERM and SIGHUP (a
-# closed terminal) stop it the same way but exit 128 + the signal, as a killed process does.
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def _exit_code(signum: int | None) -> int:
-    return 0 if signum in (None, signal.SIGINT) else 128 + signum
-
-
-def dev_stack(
-    settings: Any,
-    servicebus_config: Path,
-    restart_after_s: float = 2.0,
-    free_ports: bool = False,
-) -> int:
-    """``statsaga dev``: Azurite, the local Service Bus broker and a Ray head as child
-    processes, then the ``api`` and ``worker`` roles; a role that dies is restarted, so
-    killing the worker by PID shows matches waiting in the queue and then completing.
-    Ctrl-C, SIGTERM or SIGHUP stop everything, each by its PID; if this process dies
-    without stopping them (SIGKILL), each child gets SIGTERM from the kernel.
-    ``free_ports``: Azurite and the broker on free ports, not the well-known ones."""
-    from sbemu.launcher import start_broker
-
-    data = Path(settings.data_dir).resolve()
-    data.mkdir(parents=True, exist_ok=True)
-    stack: list[Any] = []
-    roles: list[Role] = []
-    stopped_by: int | None = None
-    ray_dir: Path | None = None
-
-    def _stop(signum: int, frame: object) -> None:
-        nonlocal stopped_by
-        first = stopped_by is None
-        stopped_by = signum
-        if first and not roles:
-            # Still starting (a start can take a minute): stop now, not after it.
-            raise KeyboardInterrupt
-
-    previous = {s: signal.signal(s, _stop) for s in _STOP_SIGNALS}
-    blob_port, table_port = (None, None) if free_ports else (DEV_BLOB_PORT, DEV_TABLE_PORT)
-    try:
-        print(f"Starting Azurite (data in {data / 'azurite'}) ...", flush=True)
-        azurite = start_azurite(data / "azurite", blob_port, table_port, log=data / "azurite.log")
-        stack.append(azurite)
-        print(
-            f"  azurite pid {azurite.proc.pid}: "
-            f"blob :{azurite.blob_port}, table :{azurite.table_port}",
-            flush=True,
-        )
-        print(f"Starting the Service Bus broker (data in {data / 'servicebus'}) ...", flush=True)
-        broker = start_broker(
-            data / "servicebus",
-            servicebus_config,
-            None if free_ports else DEV_BUS_PORT,
-            log=data / "servicebus.log",
-            admin_port=0 if free_ports else DEV_BUS_ADMIN_PORT,
-            preexec_fn=die_with_parent(),
-        )
-        stack.append(broker)
-        print(
-            f"  broker  pid {broker.pid}: amqp :{broker.port}, admin http :{broker.admin_port}",
-            flush=True,
-        )
-        print("Starting a Ray head ...", flush=True)
-        # Ray's socket paths must stay short: keep its session outside the project tree.
-        ray_dir = Path(tempfile.mkdtemp(prefix="statsaga-ray-"))
-        head = start_ray_head(ray_dir, num_cpus=settings.ray_num_cpus, log=data / "ray.log")
-        stack.append(head)
-        print(f"  ray     pid {head.proc.pid}: {head.address}, actor logs in", flush=True)
-        print(f"          {ray_dir / 'session_latest' / 'logs'}/worker-*.err", flush=True)
-        print(f"Ray head ready. Join it with: {' '.join(f'{k}={v}' for k, v in head.env.items())}")
-        # For `statsaga pools` run in another terminal: how to join this head.
-        ray_env = data / "ray.env"
-        ray_env.write_text("".join(f"{k}={v}\n" for k, v in head.env.items()))
-        stack.append(_Removed(ray_env))
-        env = {
-            **os.environ,
-            "STATSAGA_STORAGE_CONNECTION_STRING": azurite.connection_string,
-            "STATSAGA_SERVICEBUS_CONNECTION_STRING": broker.connection_string,
-            "STATSAGA_SERVICEBUS_ADMIN_CONNECTION_STRING": broker.admin_connection_string,
-            "STATSAGA_API_KEYS": ",".join(f"{k}:{r.value}" for k, r in settings.api_keys.items()),
-            **head.env,
-        }
-        roles = [Role(n, env, data / f"{n}.log") for n in ("worker", "api")]
-        print("Starting statsaga (ctrl-C stops everything):", flush=True)
-        for role in roles:
-            role.start()
-        url = f"http://{settings.host}:{settings.port}"
-        print(f"API on {url}", flush=True)
-        print(f"Pages: {url}/ops (operator console, admin key), {url}/players/ID", flush=True)
-        print(f"Metrics: {url}/metrics (api)", flush=True)
-        if settings.metrics_port:
-            print(
-                f"         http://{settings.host}:{settings.metrics_port}/metrics (worker)",
-                flush=True,
-            )
-        while stopped_by is None:
-            time.sleep(0.5)
-            for role in roles:
-                if role.proc is not None and role.proc.poll() is not None and stopped_by is None:
-                    code = role.proc.returncode
-                    print(f"{role.name} exited ({code}); restarting it", flush=True)
-                    time.sleep(restart_after_s)
-                    role.start()
-        return _exit_code(stopped_by)
-    except KeyboardInterrupt:
-        return _exit_code(stopped_by)
-    finally:
-        for sig in _STOP_SIGNALS:
-            signal.signal(sig, signal.SIG_IGN)
-        print("Stopping ...", flush=True)
-        for role in reversed(roles):
-            role.stop()
-        for part in reversed(stack):
-            part.stop()
-        if ray_dir is not None:
-            shutil.rmtree(ray_dir, ignore_errors=True)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        print("Stopped.", flush=True)

@@ -9,7 +9,7 @@ from typing import Annotated, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.devstack import (
+from app.dev_endpoints import (
     DEV_BLOB_PORT,
     DEV_BUS_ADMIN_PORT,
     DEV_BUS_PORT,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app import cli
+from app import cli_serving
 from app.eventloop import loop_name, run
 from app.settings import Settings
 
@@ -23,9 +23,14 @@ def test_the_roles_serve_on_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
     async def serve(settings: Settings, **roles: Any) -> None:
         seen.append((loop_name(), roles))
 
-    monkeypatch.setattr(cli, "serve", serve)
+    monkeypatch.setattr(cli_serving, "serve", serve)
     settings = Settings(api_keys="an-ingest-key-of-length:ingest", ray_address="127.0.0.1:1")
-    assert cli._cmd_worker(settings) == cli._cmd_api(settings) == cli._cmd_run(settings) == 0
+    assert (
+        cli_serving.cmd_worker(settings)
+        == cli_serving.cmd_api(settings)
+        == cli_serving.cmd_run(settings)
+        == 0
+    )
     assert seen == [
         ("uvloop", {"api": False}),
         ("uvloop", {"worker": False}),

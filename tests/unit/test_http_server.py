@@ -16,8 +16,8 @@ import uvicorn
 
 from actors.grains import GrainSettings, PlayerGrainHost
 from app.bootstrap import Runtime
-from app.cli import _http_server
 from app.devstack import free_port
+from app.hosting import http_server
 from app.http_protocol import BoundedHttpToolsProtocol
 from app.operations import Operations
 from app.services import StatsService
@@ -32,7 +32,7 @@ def _server(settings: Settings) -> uvicorn.Server:
         sagas, InMemoryPayloadArchive(), store, PlayerGrainHost(store, GrainSettings()), bus
     )
     runtime = Runtime(settings, bus, service=service, operations=Operations(sagas, bus))
-    return _http_server(settings, runtime)
+    return http_server(settings, runtime)
 
 
 def test_the_environment_sets_the_server_limits(monkeypatch: pytest.MonkeyPatch) -> None:

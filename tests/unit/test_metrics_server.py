@@ -7,8 +7,8 @@ import socket
 import httpx
 import pytest
 
-from app.cli import _serve_worker_metrics
 from app.devstack import free_port
+from app.hosting import serve_worker_metrics
 from app.metrics import Metrics
 from app.settings import Settings
 
@@ -18,7 +18,7 @@ def test_a_worker_serves_its_registry_on_the_metrics_port_until_stopped() -> Non
     assert metrics.worker is not None
     metrics.worker.retries.inc(2)
     port = free_port()
-    stop = _serve_worker_metrics(Settings(metrics_port=port), metrics)
+    stop = serve_worker_metrics(Settings(metrics_port=port), metrics)
     assert stop is not None
     try:
         response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
@@ -37,10 +37,10 @@ def test_a_taken_metrics_port_stops_the_worker_with_what_to_do() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(SystemExit) as stopped:
-            _serve_worker_metrics(Settings(metrics_port=port), Metrics(api=False))
+            serve_worker_metrics(Settings(metrics_port=port), Metrics(api=False))
     message = str(stopped.value)
     assert f"127.0.0.1:{port}" in message and "STATSAGA_METRICS_PORT" in message
 
 
 def test_metrics_port_zero_serves_nothing() -> None:
-    assert _serve_worker_metrics(Settings(metrics_port=0), Metrics(api=False)) is None
+    assert serve_worker_metrics(Settings(metrics_port=0), Metrics(api=False)) is None

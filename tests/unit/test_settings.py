@@ -125,11 +125,11 @@ def test_readme_documents_every_setting() -> None:
 def test_the_keys_make_run_generates_are_accepted(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from app import cli
+    from app import cli_settings
 
-    monkeypatch.setattr(cli, "_configure_logging", lambda settings, role: None)
-    generated = cli._dev_keys(Settings(data_dir=str(tmp_path)), "api").api_keys
-    raw = (tmp_path / cli.DEV_KEYS_FILE).read_text().strip().partition("=")[2]
+    monkeypatch.setattr(cli_settings, "configure_logging", lambda settings, role: None)
+    generated = cli_settings.with_dev_keys(Settings(data_dir=str(tmp_path)), "api").api_keys
+    raw = (tmp_path / cli_settings.DEV_KEYS_FILE).read_text().strip().partition("=")[2]
     monkeypatch.setenv("STATSAGA_API_KEYS", raw)
     assert Settings().api_keys == generated and set(generated.values()) == set(Role)
 

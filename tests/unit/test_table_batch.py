@@ -12,7 +12,7 @@ from azure.data.tables import UpdateMode
 from azure.data.tables._table_batch import TableBatchOperations
 from azure.data.tables.aio import TableClient
 
-from app.devstack import connection_string
+from app.dev_endpoints import connection_string
 from app.domain.errors import PermanentError
 from app.domain.stats import sum_deltas
 from storage import entities as ent
