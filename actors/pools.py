@@ -96,7 +96,9 @@ class GamePool:
 
     async def handle(self, command: SagaCommand) -> SagaReply:
         """Run ``command`` on the GameActor that owns its match."""
-        reply: SagaReply = await self._router.call_for(command.match_id, "handle", command)
+        reply: SagaReply = await self._router.call_for(
+            command.match_id, lambda game, placement: game.handle.remote(command, placement)
+        )
         return reply
 
     async def ping(self) -> bool:
@@ -110,7 +112,10 @@ class GamePool:
         return True
 
     async def _ping_all(self, placement: Placement) -> None:
-        await asyncio.gather(*(self._router.call(i, "ping") for i in range(placement.game)))
+        pings = (
+            self._router.call(i, lambda game: game.ping.remote()) for i in range(placement.game)
+        )
+        await asyncio.gather(*pings)
 
 
 class RayPoolAdmin:
