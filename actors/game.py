@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import ray
@@ -14,9 +13,10 @@ from actors.config import ActorConfig, configure_actor_logging, member_name, ope
 from actors.membership import Membership
 from actors.player_grains import RayPlayerGrains
 from actors.routing import PlacementCache
+from app.commands import SagaCommand
 from app.domain.placement import Moved, Placement
 from app.logs import bind
-from app.ports import CarriedStart, PlayerGrains, SagaReply
+from app.ports import PlayerGrains, SagaReply
 from app.runner import LocalSagaRunner
 
 if TYPE_CHECKING:
@@ -59,53 +59,21 @@ class GameActor:
                     )
         return self._runner
 
-    async def _serve(
-        self,
-        match_id: str,
-        placement: Placement | None,
-        work: Callable[[LocalSagaRunner], Awaitable[SagaReply]],
+    async def handle(
+        self, command: SagaCommand, placement: Placement | None = None
     ) -> SagaReply | Moved:
+        """Run one saga command, unless its match is not this actor's under the newer of
+        ``placement`` (the caller's) and ours: then ``Moved``."""
         # The runner binds the match too; this covers opening storage and routing.
-        with bind(match_id=match_id or None):
+        with bind(match_id=command.match_id):
             runner = await self._ready()
-            moved = self._member.check([match_id], placement)
+            moved = self._member.check([command.match_id], placement)
             if moved:
                 return moved
             self._placements.adopt(self._member.placement)
             with self._member.call():
                 self._sagas += 1
-                return await work(runner)
-
-    async def run(
-        self,
-        match_id: str,
-        start: CarriedStart | None = None,
-        placement: Placement | None = None,
-    ) -> SagaReply | Moved:
-        """Start or resume the saga of ``match_id``; ``start``: what its message carried
-        (the record as created and the payload's JSON text), on its first delivery."""
-        return await self._serve(match_id, placement, lambda r: r.run(match_id, start))
-
-    async def resume(self, match_id: str, placement: Placement | None = None) -> SagaReply | Moved:
-        """Move a stalled saga on."""
-        return await self._serve(match_id, placement, lambda r: r.resume(match_id))
-
-    async def retry(
-        self, body: Mapping[str, Any], placement: Placement | None = None
-    ) -> SagaReply | Moved:
-        """Run one scheduled player retry."""
-        match_id = str(body.get("match_id", ""))
-        return await self._serve(match_id, placement, lambda r: r.retry(body))
-
-    async def invalidate(
-        self, match_id: str, reason: str, placement: Placement | None = None
-    ) -> SagaReply | Moved:
-        """Compensate the match (backward recovery)."""
-        return await self._serve(match_id, placement, lambda r: r.invalidate(match_id, reason))
-
-    async def redrive(self, match_id: str, placement: Placement | None = None) -> SagaReply | Moved:
-        """Retry the dead players of a stuck saga."""
-        return await self._serve(match_id, placement, lambda r: r.redrive(match_id))
+                return await runner.handle(command)
 
     async def adopt(self, placement: Placement) -> int:
         """Take a newer placement (pushed by the pool directory on a resize)."""

@@ -94,7 +94,7 @@ class RayPlayerGrains:
     ) -> list[UpdateResult] | Moved | _Gone | str:
         try:
             answer: list[UpdateResult] | Moved = await self._router.call(
-                index, "update", batch, placement
+                index, lambda shard: shard.update.remote(batch, placement)
             )
             return answer
         except MemberGone:
@@ -108,7 +108,8 @@ class RayPlayerGrains:
         """Read through the player's grain; a shard that is down is ``StorageUnavailable``."""
         try:
             record: ServiceRecord = await self._router.call_for(
-                player_id, "service_record", player_id
+                player_id,
+                lambda shard, placement: shard.service_record.remote(player_id, placement),
             )
             return record
         except RayError as exc:

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Mapping
 from typing import Any
 
 import ray
@@ -25,10 +24,11 @@ from actors.routing import (
     pool_directory,
     while_restarting,
 )
+from app.commands import SagaCommand
 from app.domain.errors import PoolUnavailable
 from app.domain.placement import Placement, PoolName
 from app.logs import adopt_loggers
-from app.ports import CarriedStart, SagaReply
+from app.ports import SagaReply
 
 log = logging.getLogger(__name__)
 
@@ -94,29 +94,12 @@ class GamePool:
     def __init__(self, placements: PlacementCache) -> None:
         self._router = PoolRouter("game", placements)
 
-    async def _call(self, match_id: str, method: str, *args: Any) -> SagaReply:
-        reply: SagaReply = await self._router.call_for(match_id, method, *args)
+    async def handle(self, command: SagaCommand) -> SagaReply:
+        """Run ``command`` on the GameActor that owns its match."""
+        reply: SagaReply = await self._router.call_for(
+            command.match_id, lambda game, placement: game.handle.remote(command, placement)
+        )
         return reply
-
-    async def run(self, match_id: str, start: CarriedStart | None = None) -> SagaReply:
-        """Start or resume a saga (``start``: what its message carried, first delivery)."""
-        return await self._call(match_id, "run", match_id, start)
-
-    async def resume(self, match_id: str) -> SagaReply:
-        """Move a stalled saga on."""
-        return await self._call(match_id, "resume", match_id)
-
-    async def retry(self, body: Mapping[str, Any]) -> SagaReply:
-        """Run one player retry."""
-        return await self._call(str(body.get("match_id", "")), "retry", body)
-
-    async def invalidate(self, match_id: str, reason: str) -> SagaReply:
-        """Compensate a match."""
-        return await self._call(match_id, "invalidate", match_id, reason)
-
-    async def redrive(self, match_id: str) -> SagaReply:
-        """Re-drive a stuck saga."""
-        return await self._call(match_id, "redrive", match_id)
 
     async def ping(self) -> bool:
         """True when every GameActor answers. A member gone since this process last
@@ -129,7 +112,10 @@ class GamePool:
         return True
 
     async def _ping_all(self, placement: Placement) -> None:
-        await asyncio.gather(*(self._router.call(i, "ping") for i in range(placement.game)))
+        pings = (
+            self._router.call(i, lambda game: game.ping.remote()) for i in range(placement.game)
+        )
+        await asyncio.gather(*pings)
 
 
 class RayPoolAdmin:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayError
@@ -25,6 +26,7 @@ from app.domain.errors import PoolUnavailable, TransientError
 from app.domain.placement import Moved, Placement, PoolName
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 # Rounds of re-routing one call may take (each follows a newer placement or a refresh);
 # more means the pools are being resized faster than a call can be routed.
 MAX_ROUNDS = 4
@@ -135,27 +137,30 @@ class PoolRouter:
             self._handles[index] = handle
         return handle
 
-    async def call(self, index: int, method: str, *args: Any) -> Any:
-        """Call member ``index``, retrying while it restarts. Raises ``MemberGone``, or
-        ``ActorUnavailableError`` when it stayed unavailable through the retries."""
+    async def call(self, index: int, send: Callable[[Any], Awaitable[T]]) -> T:
+        """``send`` to member ``index`` the call it makes of the member's handle (say
+        ``lambda shard: shard.update.remote(batch, placement)``), retrying while the member
+        restarts. Raises ``MemberGone``, or ``ActorUnavailableError`` when it stayed
+        unavailable through the retries."""
         retrying = while_restarting(f"{self.pool} member {index}", self._attempts, self._backoff_s)
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await getattr(self.handle(index), method).remote(*args)
+                    return await send(self.handle(index))
         except ActorDiedError as exc:  # killed for good (a shrink), or out of restarts
             self._handles.pop(index, None)
             raise MemberGone(f"{self.pool} member {index} died: {exc}") from exc
         raise AssertionError("unreachable: tenacity reraises")
 
-    async def call_for(self, key: str, method: str, *args: Any) -> Any:
-        """Call the member that owns ``key`` (the placement is passed last), following
-        ``Moved`` answers and refreshing the placement when a member has gone."""
+    async def call_for(self, key: str, send: Callable[[Any, Placement], Awaitable[T | Moved]]) -> T:
+        """Call the member that owns ``key``: ``send`` gets its handle and the placement the
+        call is routed by (for the member to check), and ``Moved`` answers are followed,
+        the placement refreshed when a member has gone."""
         for _ in range(MAX_ROUNDS):
             placement = await self.placements.get()
             index = placement.owner(self.pool, key)
             try:
-                answer = await self.call(index, method, *args, placement)
+                answer = await self.call(index, _routed_by(send, placement))
             except MemberGone:
                 await self.placements.refresh()
                 continue
@@ -164,3 +169,10 @@ class PoolRouter:
                 continue
             return answer
         raise PlacementUnsettled(f"{self.pool} pool: {key!r} could not be routed (resizing)")
+
+
+def _routed_by(
+    send: Callable[[Any, Placement], Awaitable[T]], placement: Placement
+) -> Callable[[Any], Awaitable[T]]:
+    """``send`` with the placement its call is routed by (bound here, not in the loop)."""
+    return lambda member: send(member, placement)

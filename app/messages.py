@@ -9,6 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from app.commands import (
+    RedriveSaga,
+    ResumeSaga,
+    RetryPlayer,
+    SagaCommand,
+    StartSaga,
+    VoidMatch,
+)
 from app.domain.ids import bus_message_id
 from app.domain.saga import Action, Saga, SagaState
 from app.ports import BusMessage, CarriedStart, MatchSummary, SagaRecord
@@ -145,7 +153,8 @@ def match_invalidated(match_id: str, reason: str) -> BusMessage:
 
 @dataclass(frozen=True, slots=True)
 class PlayerRetry:
-    """A durable retry of one player's step; the delta is reloaded from the match partition."""
+    """The message of a durable retry of one player's step (with ``dead_letter``: its
+    hand-over to the operators); received, it is a ``RetryPlayer`` (``to_command``)."""
 
     match_id: str
     player_id: str
@@ -168,16 +177,50 @@ class PlayerRetry:
         mid = bus_message_id(self.match_id, self.player_id, self.action.value, suffix)
         return BusMessage(mid, body, subject="player.retry")
 
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> PlayerRetry:
-        """Parse a received body; raises ``KeyError``/``ValueError`` for a malformed one."""
-        return cls(
+
+class Rejected(Exception):
+    """A received message that asks for no command the worker can run: it is
+    dead-lettered with ``reason`` and ``description`` (retrying it cannot help)."""
+
+    def __init__(self, reason: str, description: str) -> None:
+        super().__init__(f"{reason}: {description}")
+        self.reason = reason
+        self.description = description
+
+
+def to_command(queue: str, message: BusMessage, first_delivery: bool) -> SagaCommand:
+    """The saga command a message received from ``queue`` asks for: the one place a body
+    is parsed. Raises ``Rejected``: ``PlayerStepFailed`` for a player step a coordinator
+    handed to the operators, ``UnprocessableMessage`` for a malformed body.
+
+    A malformed start a ``match.completed`` body carries is not a reason to reject it
+    (``carried_start``); nor is an unknown subject on ``matches``: it starts the saga."""
+    body = message.body
+    if queue == PLAYER_UPDATES_QUEUE and body.get("dead_letter"):
+        raise Rejected("PlayerStepFailed", str(body["dead_letter"]))
+    try:
+        return _parse(queue, message, first_delivery)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Rejected("UnprocessableMessage", f"{type(exc).__name__}: {exc}") from exc
+
+
+def _parse(queue: str, message: BusMessage, first_delivery: bool) -> SagaCommand:
+    body = message.body
+    if queue == PLAYER_UPDATES_QUEUE:
+        return RetryPlayer(
             match_id=str(body["match_id"]),
             player_id=str(body["player_id"]),
             attempt=int(body["attempt"]),
             action=Action(body["action"]),
-            dead_letter=body.get("dead_letter"),
         )
+    match_id = str(body["match_id"])
+    if message.subject == INVALIDATED:
+        return VoidMatch(match_id, str(body.get("reason", "")))
+    if message.subject == RESUME:
+        return ResumeSaga(match_id)
+    if message.subject == REDRIVE:
+        return RedriveSaga(match_id)
+    return StartSaga(match_id, carried_start(body) if first_delivery else None)
 
 
 def log_fields(message: BusMessage) -> dict[str, str | None]:

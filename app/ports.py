@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app.domain.model import Match
 from app.domain.placement import Placement, PoolName
 from app.domain.saga import Action, Saga, SagaEvent, SagaState
 from app.domain.stats import ServiceRecord, StatDelta
+
+if TYPE_CHECKING:  # the commands carry a ``CarriedStart``, a port's type: no import cycle
+    from app.commands import SagaCommand
 
 # ---- players ---------------------------------------------------------------------------
 
@@ -405,25 +408,8 @@ class SagaReply:
 class SagaRunner(Protocol):
     """Where sagas run: the GameActor pool, or in process for tests."""
 
-    async def run(self, match_id: str, start: CarriedStart | None = None) -> SagaReply:
-        """Start or resume the saga of an accepted match; ``start``: what the message
-        carried, given on its first delivery only (a redelivery reads the log)."""
-        ...
-
-    async def resume(self, match_id: str) -> SagaReply:
-        """Move a saga that stopped moving (overdue retries are tried now)."""
-        ...
-
-    async def retry(self, body: Mapping[str, Any]) -> SagaReply:
-        """Run one scheduled player retry (the ``player-updates`` message body)."""
-        ...
-
-    async def invalidate(self, match_id: str, reason: str) -> SagaReply:
-        """Compensate a match."""
-        ...
-
-    async def redrive(self, match_id: str) -> SagaReply:
-        """Retry the dead players of a stuck saga."""
+    async def handle(self, command: SagaCommand) -> SagaReply:
+        """Run one saga command (the coordinator method of its type) and reply."""
         ...
 
 

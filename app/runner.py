@@ -1,18 +1,17 @@
 """Runs sagas in this process: the ``SagaRunner`` a GameActor wraps, and the one unit tests
-use without Ray. Each call gets its own outbox, handed back in the reply."""
+use without Ray. Each command gets its own coordinator and outbox, handed back in the reply."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import assert_never
 
+from app.commands import RedriveSaga, ResumeSaga, RetryPlayer, SagaCommand, StartSaga, VoidMatch
 from app.domain.retry import RetryPolicy
 from app.domain.saga import SagaState
 from app.logs import bind
-from app.messages import PlayerRetry
 from app.outbox import OutboxBus
-from app.ports import CarriedStart, PayloadArchive, PlayerGrains, SagaLog, SagaReply
+from app.ports import PayloadArchive, PlayerGrains, SagaLog, SagaReply
 from app.sagas import SagaCoordinator
 
 
@@ -25,38 +24,31 @@ class LocalSagaRunner:
     grains: PlayerGrains
     policy: RetryPolicy = field(default_factory=RetryPolicy)
 
-    async def _call(
-        self,
-        work: Callable[[SagaCoordinator], Awaitable[SagaState]],
-        match_id: str,
-        player_id: str | None = None,
-    ) -> SagaReply:
+    async def handle(self, command: SagaCommand) -> SagaReply:
+        """Run ``command`` on a coordinator of its own; reply with the saga's state and
+        the messages it asked for."""
+        player_id = command.player_id if isinstance(command, RetryPlayer) else None
         # Everything logged while the saga runs, here or in the adapters, names the match.
-        with bind(match_id=match_id, player_id=player_id):
+        with bind(match_id=command.match_id, player_id=player_id):
             outbox = OutboxBus()
             coordinator = SagaCoordinator(
                 self.sagas, self.archive, self.grains, outbox, self.policy
             )
-            state = await work(coordinator)
+            state = await _dispatch(coordinator, command)
             return SagaReply(state.value, tuple(outbox.sent), coordinator.finished)
 
-    async def run(self, match_id: str, start: CarriedStart | None = None) -> SagaReply:
-        """Start or resume a saga (``start``: what its message carried, first delivery)."""
-        return await self._call(lambda c: c.run(match_id, start), match_id)
 
-    async def resume(self, match_id: str) -> SagaReply:
-        """Move a stalled saga on, retrying overdue players now."""
-        return await self._call(lambda c: c.resume(match_id), match_id)
-
-    async def retry(self, body: Mapping[str, Any]) -> SagaReply:
-        """Run one player retry."""
-        retry = PlayerRetry.from_body(body)
-        return await self._call(lambda c: c.retry(retry), retry.match_id, retry.player_id)
-
-    async def invalidate(self, match_id: str, reason: str) -> SagaReply:
-        """Compensate a match."""
-        return await self._call(lambda c: c.invalidate(match_id, reason), match_id)
-
-    async def redrive(self, match_id: str) -> SagaReply:
-        """Re-drive a stuck saga."""
-        return await self._call(lambda c: c.redrive(match_id), match_id)
+async def _dispatch(coordinator: SagaCoordinator, command: SagaCommand) -> SagaState:
+    """The coordinator method of each command (mypy names a command left out)."""
+    match command:
+        case StartSaga(match_id, start):
+            return await coordinator.run(match_id, start)
+        case ResumeSaga(match_id):
+            return await coordinator.resume(match_id)
+        case RetryPlayer():
+            return await coordinator.retry(command)
+        case VoidMatch(match_id, reason):
+            return await coordinator.invalidate(match_id, reason)
+        case RedriveSaga(match_id):
+            return await coordinator.redrive(match_id)
+    assert_never(command)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from app.commands import RetryPlayer
 from app.domain import saga as s
 from app.domain.aggregation import aggregate
 from app.domain.codec import event_to_dict
@@ -112,7 +113,7 @@ class SagaCoordinator:
             return await self.run(match_id)
         return (await self._execute(record, s.resume(record.saga, overdue=True))).saga.state
 
-    async def retry(self, retry: PlayerRetry) -> s.SagaState:
+    async def retry(self, retry: RetryPlayer) -> s.SagaState:
         """Run a scheduled retry of one player's step, unless it is stale. A stale one
         still re-sends what the log says is outstanding for the player: a coordinator
         may have logged a newer attempt (or a dead-letter) and died before sending it."""

@@ -1,4 +1,5 @@
-"""The worker: takes saga messages off the bus and runs them on a ``SagaRunner``.
+"""The worker: takes saga messages off the bus, turns each into a saga command (a message
+that is none is dead-lettered there, with the reason) and hands it to a ``SagaRunner``.
 
 A message is settled only after the saga step it carries is durable and the follow-up
 messages (scheduled retries, dead-letters) are on the bus: a crash before that leaves the
@@ -14,10 +15,16 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from app import messages
 from app.domain.errors import DomainError, NotFound, TransientError
 from app.logs import bind
-from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE, log_fields
+from app.messages import (
+    MATCHES_QUEUE,
+    MAX_REASON_CHARS,
+    PLAYER_UPDATES_QUEUE,
+    Rejected,
+    log_fields,
+    to_command,
+)
 from app.outbox import flush
 from app.ports import MessageBus, ReceivedMessage, SagaReply, SagaRunner
 
@@ -171,16 +178,16 @@ class Worker:
             self.observer.handled(handled)
 
     async def _process(self, queue: str, received: ReceivedMessage) -> Handled:
-        body = received.message.body
         try:
-            if queue == PLAYER_UPDATES_QUEUE and body.get("dead_letter"):
-                return await self._dead_letter(
-                    queue, received, "PlayerStepFailed", str(body["dead_letter"])
-                )
-            reply = await self._dispatch(queue, received)
+            command = to_command(queue, received.message, received.delivery_count == 0)
+        except Rejected as rejected:
+            return await self._dead_letter(queue, received, rejected.reason, rejected.description)
+        try:
+            reply = await self.runner.handle(command)
             await flush(list(reply.outbox), self.bus)
         except (NotFound, KeyError, ValueError) as exc:
-            # Retrying cannot help a message about nothing we know, or a malformed one.
+            # Retrying cannot help a message about nothing we know (or whose stored saga
+            # does not parse): the operators look at it.
             return await self._dead_letter(
                 queue, received, "UnprocessableMessage", f"{type(exc).__name__}: {exc}"
             )
@@ -216,27 +223,9 @@ class Worker:
             )
             return False
 
-    async def _dispatch(self, queue: str, received: ReceivedMessage) -> SagaReply:
-        body = received.message.body
-        if queue == PLAYER_UPDATES_QUEUE:
-            return await self.runner.retry(body)
-        match_id = str(body["match_id"])
-        match received.message.subject:
-            case messages.INVALIDATED:
-                return await self.runner.invalidate(match_id, str(body.get("reason", "")))
-            case messages.RESUME:
-                return await self.runner.resume(match_id)
-            case messages.REDRIVE:
-                return await self.runner.redrive(match_id)
-            case _:
-                # What the message carries is used on its first delivery only: a delivery
-                # after a failed one may follow a save, and the log says what is true.
-                start = messages.carried_start(body) if received.delivery_count == 0 else None
-                return await self.runner.run(match_id, start)
-
     async def _dead_letter(
         self, queue: str, received: ReceivedMessage, reason: str, description: str
     ) -> Handled:
-        call = self.bus.dead_letter(received, reason, description[:4096])
+        call = self.bus.dead_letter(received, reason, description[:MAX_REASON_CHARS])
         settled = await self._settle(received, "dead-letter", call)
         return Handled(queue, "dead_lettered" if settled else "unsettled", reason=reason)

@@ -25,6 +25,7 @@ from actors.player_grains import RayPlayerGrains
 from actors.pools import GamePool, RayPoolAdmin, ensure_pools, kill_pools
 from actors.routing import PlacementCache
 from actors.shard import PlayerShard
+from app.commands import StartSaga
 from app.devstack import Azurite, RayHead
 from app.domain.aggregation import aggregate
 from app.domain.errors import NotFound
@@ -156,7 +157,8 @@ async def test_a_game_actor_starts_a_saga_from_what_its_message_carried(
     storage = await open_table_storage(azurite.connection_string, config.storage_prefix)
     try:
         record, _ = await storage.sagas.create(match, datetime.now(UTC), {})
-        reply = await stale.run(match_id, CarriedStart(record, match.canonical_json()))
+        start = CarriedStart(record, match.canonical_json())
+        reply = await stale.handle(StartSaga(match_id, start))
         assert reply.state == "completed"
         assert await storage.sagas.deltas(match_id) == aggregate(match)
         with pytest.raises(NotFound):  # what a start that reads would have needed

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from actors.grains import PlayerGrainHost
 from app.api import create_app
+from app.commands import StartSaga
 from app.devstack import Azurite
 from app.domain.model import Match
 from app.domain.ratelimit import RateLimiter
@@ -114,7 +115,7 @@ async def test_match_detail_is_conditional_and_reads_the_payload_once(api_factor
         runner = LocalSagaRunner(
             api.storage.sagas, api.storage.archive, api.app.state.service.grains
         )
-        assert (await runner.run(match["match_id"])).state == "completed"
+        assert (await runner.handle(StartSaga(match["match_id"]))).state == "completed"
         moved = await http.get(path, headers={**_auth(READ), "If-None-Match": etag})
         assert moved.status_code == 200 and moved.headers["etag"] != etag
         body = moved.json()

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from actors.grains import GrainSettings, PlayerGrainHost
+from app.commands import StartSaga, VoidMatch
 from app.domain.aggregation import aggregate
 from app.domain.retry import RetryPolicy
 from app.domain.saga import Saga
@@ -261,11 +262,11 @@ async def test_a_first_delivery_reads_nothing_and_ends_as_a_loaded_start() -> No
 
 async def _started(s: Stack, mid: str) -> None:
     """Another coordinator started the saga: one player waits for a retry."""
-    assert (await s.runner.run(mid)).state == "recovering"
+    assert (await s.runner.handle(StartSaga(mid))).state == "recovering"
 
 
 async def _finished(s: Stack, mid: str) -> None:
-    assert (await s.runner.run(mid)).state == "completed"
+    assert (await s.runner.handle(StartSaga(mid))).state == "completed"
 
 
 async def _published(s: Stack, mid: str) -> None:
@@ -329,7 +330,7 @@ async def test_a_carried_payload_that_is_not_the_stored_one_is_not_trusted(
     payload["players"][0]["kills"] += 1
     forged["payload"] = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     start = carried_start(forged)
-    assert (await s.runner.run(posted["match_id"], start)).state == "completed"
+    assert (await s.runner.handle(StartSaga(posted["match_id"], start))).state == "completed"
     assert s.archive.gets == 1 and "not the stored one" in caplog.text
     assert await s.sagas.deltas(posted["match_id"]) == aggregate(parse_match(posted, now=None))
 
@@ -340,7 +341,7 @@ async def test_a_match_voided_before_its_start_logs_its_deltas_and_counts_for_no
     for m in (voided, other):
         await s.service.submit_match(m)
     mid = voided["match_id"]
-    assert (await s.runner.invalidate(mid, "cheating")).state == "compensated"
+    assert (await s.runner.handle(VoidMatch(mid, "cheating"))).state == "compensated"
     assert await s.sagas.deltas(mid) == aggregate(parse_match(voided, now=None))
     # Its start message arrives afterwards, carrying the record as created.
     for _ in range(2):
@@ -362,7 +363,7 @@ async def test_concurrent_first_deliveries_of_one_start_count_once() -> None:
     await s.service.submit_match(posted)
     start = carried_start((await take(s)).message.body)
     mid = posted["match_id"]
-    replies = await asyncio.gather(*(s.runner.run(mid, start) for _ in range(4)))
+    replies = await asyncio.gather(*(s.runner.handle(StartSaga(mid, start)) for _ in range(4)))
     assert {r.state for r in replies} == {"completed"}
     assert s.sagas.calls["load_with_deltas"] == 0 and s.archive.gets == 0
     names = log_names(await s.sagas.log(mid))

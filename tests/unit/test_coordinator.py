@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from actors.grains import GrainSettings, PlayerGrainHost
+from app.commands import StartSaga, VoidMatch
 from app.domain.aggregation import aggregate
 from app.domain.errors import ConcurrencyConflict, StorageUnavailable
 from app.domain.retry import RetryPolicy
@@ -150,7 +151,7 @@ async def test_concurrent_duplicate_runs_count_once() -> None:
     s = stack(delay_s=0.01)
     await s.service.submit_match(posted[0])
     mid = posted[0]["match_id"]
-    replies = await asyncio.gather(*(s.runner.run(mid) for _ in range(4)))
+    replies = await asyncio.gather(*(s.runner.handle(StartSaga(mid)) for _ in range(4)))
     assert {r.state for r in replies} == {"completed"}
     await assert_exact(s, posted)
     log = [type(e.event).__name__ for e in await s.sagas.log(mid)]
@@ -177,7 +178,7 @@ async def test_invalidate_reverts_every_player(invalidate_after: bool) -> None:
     for m in posted:
         await s.service.submit_match(m)
     await drain(s, [m["match_id"] for m in posted])
-    reply = await s.runner.invalidate(posted[0]["match_id"], "cheating")
+    reply = await s.runner.handle(VoidMatch(posted[0]["match_id"], "cheating"))
     assert reply.state == "compensated"
     await assert_exact(s, posted[1:] if invalidate_after else posted)
 
@@ -288,7 +289,7 @@ async def test_a_match_stored_without_deltas_takes_them_from_its_payload() -> No
     match = parse_match(posted[0], now=None)
     await s.runner.archive.put(match)
     await s.sagas.create(match, utc_now(), {})
-    assert (await s.runner.run(match.match_id)).state == "completed"
+    assert (await s.runner.handle(StartSaga(match.match_id))).state == "completed"
     assert await s.sagas.deltas(match.match_id) == aggregate(match)
     await assert_exact(s, posted)
 
@@ -317,10 +318,12 @@ async def test_a_match_voided_while_its_first_round_runs_unlogged_counts_for_nob
     s = stack()
     mid = posted[0]["match_id"]
     grains = s.runner.grains
-    s.runner.grains = VoidedMidFirstRound(grains, lambda: s.runner.invalidate(mid, "cheating"))  # type: ignore[assignment]
+    s.runner.grains = VoidedMidFirstRound(
+        grains, lambda: s.runner.handle(VoidMatch(mid, "cheating"))
+    )  # type: ignore[assignment]
     for m in posted:
         await s.service.submit_match(m)
-    assert (await s.runner.run(mid)).state == "compensated"
+    assert (await s.runner.handle(StartSaga(mid))).state == "compensated"
     assert s.runner.grains.voided  # type: ignore[attr-defined]
     assert await drain(s, [m["match_id"] for m in posted]) == {
         mid: "compensated",

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from app.commands import VoidMatch
 from app.domain.errors import Conflict, NotFound
 from app.domain.retry import RetryPolicy
 from app.domain.saga import CompensationStarted, SagaState, transition
@@ -180,7 +181,7 @@ async def test_an_invalidation_redelivered_after_a_crash_finishes_the_compensati
     record = await s.sagas.load(mid)
     step = transition(record.saga, CompensationStarted("voided"), FAST)
     await s.sagas.save(record, step.saga, step.events, utc_now())
-    reply = await s.runner.invalidate(mid, "voided")  # the redelivered message
+    reply = await s.runner.handle(VoidMatch(mid, "voided"))  # the redelivered message
     assert reply.state == "compensated"
     await assert_exact(s, posted[1:])
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from actors.grains import PlayerGrainHost
+from app.commands import StartSaga
 from app.messages import MATCHES_QUEUE
 from app.outbox import OutboxSweeper
 from app.ports import BusMessage
@@ -85,7 +86,7 @@ async def test_a_started_saga_leaves_nothing_to_sweep() -> None:
     svc, sagas = service(bus, clock)
     await svc.submit_match(a_match(3))
     runner = LocalSagaRunner(sagas, svc.archive, svc.grains)
-    assert (await runner.run("m3")).state == "completed"
+    assert (await runner.handle(StartSaga("m3"))).state == "completed"
     clock.now = T0 + timedelta(hours=1)
     assert await OutboxSweeper(sagas, bus, grace_s=0.0, clock=clock).sweep() == 0
     assert bus.depth(MATCHES_QUEUE) == 1

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from ray.exceptions import RayError
@@ -50,10 +51,16 @@ class FakeShards:
         self.calls: list[tuple[int, int, int]] = []  # (shard, updates, placement version)
         self.failing = failing
 
-    async def call(
-        self, index: int, method: str, batch: Sequence[PlayerUpdate], placement: Placement
-    ) -> Any:
-        assert method == "update"
+    async def call(self, index: int, send: Callable[[Any], Awaitable[Any]]) -> Any:
+        """The router's call: ``send`` gets a handle whose only method is ``update``."""
+        handle = SimpleNamespace(
+            update=SimpleNamespace(
+                remote=lambda batch, placement: self.update(index, batch, placement)
+            )
+        )
+        return await send(handle)
+
+    async def update(self, index: int, batch: Sequence[PlayerUpdate], placement: Placement) -> Any:
         self.calls.append((index, len(batch), placement.version))
         await asyncio.sleep(0.001)
         if index in self.failing:

@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from actors.grains import GrainSettings, PlayerGrainHost
+from app.commands import StartSaga, VoidMatch
 from app.domain.saga import Saga, SagaState
 from app.ports import MatchSummary, SagaFinish, SagaRecord
 from app.runner import LocalSagaRunner
@@ -91,13 +92,13 @@ async def test_only_the_call_that_finishes_a_saga_says_so() -> None:
     run = uuid.uuid4().hex[:6]
     match = random_match(random.Random(1), f"m{run}", [f"p{run}-{i}" for i in range(3)])
     await service.submit_match(match)
-    first = await runner.run(match["match_id"])
+    first = await runner.handle(StartSaga(match["match_id"]))
     assert first.state == "completed" and first.finished is not None
     assert first.finished.state == "completed"
     assert first.finished.saga_s is not None and first.finished.consistency_s is not None
     assert first.finished.consistency_s >= first.finished.saga_s >= 0
-    again = await runner.run(match["match_id"])  # a redelivered start
+    again = await runner.handle(StartSaga(match["match_id"]))  # a redelivered start
     assert again.state == "completed" and again.finished is None
-    voided = await runner.invalidate(match["match_id"], "cheating")
+    voided = await runner.handle(VoidMatch(match["match_id"], "cheating"))
     assert voided.finished is not None
     assert (voided.finished.state, voided.finished.consistency_s) == ("compensated", None)

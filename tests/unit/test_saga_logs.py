@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from app.commands import RetryPlayer, StartSaga
+from app.domain.saga import Action
 from app.logs import ContextFilter
 from app.messages import log_fields
 from app.ports import BusMessage
@@ -52,7 +54,7 @@ async def test_every_line_of_concurrent_sagas_carries_its_own_match(captured: Ca
         await s.service.submit_match(m)
     captured.records.clear()  # from here on, only the sagas run
     ids = [m["match_id"] for m in posted]
-    replies = await asyncio.gather(*(s.runner.run(mid) for mid in ids))
+    replies = await asyncio.gather(*(s.runner.handle(StartSaga(mid)) for mid in ids))
     assert [r.state for r in replies] == ["stuck", "completed"]
 
     lines = captured.ours()
@@ -78,11 +80,11 @@ async def test_a_player_retry_carries_the_player(captured: Captured) -> None:
     s = stack()
     await s.service.submit_match(posted[0])
     mid = posted[0]["match_id"]
-    await s.runner.run(mid)
+    await s.runner.handle(StartSaga(mid))
     victim = posted[0]["players"][0]["player_id"]
     captured.records.clear()
-    stale = {"match_id": mid, "player_id": victim, "attempt": 1, "action": "apply"}
-    await s.runner.retry(stale)  # stale: the player is applied already
+    stale = RetryPlayer(mid, victim, 1, Action.APPLY)
+    await s.runner.handle(stale)  # stale: the player is applied already
     lines = captured.ours()
     assert lines, "a stale retry is logged"
     assert {(r.match_id, r.player_id) for r in lines} == {(mid, victim)}  # type: ignore[attr-defined]
