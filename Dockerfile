@@ -18,6 +18,7 @@ COPY app ./app
 COPY actors ./actors
 COPY storage ./storage
 COPY sbemu ./sbemu
+COPY devstack ./devstack
 COPY config ./config
 RUN pip install --no-cache-dir --no-deps .
 

@@ -9,8 +9,8 @@ import os
 import random
 from collections.abc import Sequence
 
+from app.application.ports import PlayerGrains, PlayerUpdate, UpdateResult
 from app.domain.stats import ServiceRecord
-from app.ports import PlayerGrains, PlayerUpdate, UpdateResult
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from actors.grains import GrainSettings
+from app.application.retrying import Deadline, retry_transient
 from app.domain.faults import FaultPlan
 from app.domain.placement import PoolName
 from app.domain.retry import InProcessRetry, RetryPolicy
-from app.logs import LogFormat, configure_logging, connection_secrets
-from app.retrying import Deadline, retry_transient
+from app.observability.logs import LogFormat, configure_logging, connection_secrets
 
 if TYPE_CHECKING:
     from storage.tables import TableStorage

@@ -38,8 +38,8 @@ from actors.config import (
 )
 from actors.game import GameActor
 from actors.shard import PlayerShard
+from app.application.ports import StoredPlacement
 from app.domain.placement import POOLS, Placement, PoolName
-from app.ports import StoredPlacement
 
 if TYPE_CHECKING:
     from storage.tables import TableStorage

@@ -13,11 +13,11 @@ from actors.config import ActorConfig, configure_actor_logging, member_name, ope
 from actors.membership import Membership
 from actors.player_grains import RayPlayerGrains
 from actors.routing import PlacementCache
-from app.commands import SagaCommand
+from app.application.commands import SagaCommand
+from app.application.ports import PlayerGrains, SagaReply
+from app.application.runner import LocalSagaRunner
 from app.domain.placement import Moved, Placement
-from app.logs import bind
-from app.ports import PlayerGrains, SagaReply
-from app.runner import LocalSagaRunner
+from app.observability.logs import bind
 
 if TYPE_CHECKING:
     from storage.tables import TableStorage

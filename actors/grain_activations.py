@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from actors.grain_settings import GrainSettings, HostCounters
-from app.ports import PlayerSnapshot, PlayerUpdate, UpdateResult
+from app.application.ports import PlayerSnapshot, PlayerUpdate, UpdateResult
 
 
 @dataclass(slots=True)

@@ -25,10 +25,7 @@ from tenacity import (
 
 from actors.grain_activations import Grain, QueuedUpdate
 from actors.grain_settings import GrainSettings, HostCounters
-from app.domain.errors import ConcurrencyConflict, PermanentError, TransientError
-from app.domain.saga import Action
-from app.domain.stats import ServiceRecord, StatDelta
-from app.ports import (
+from app.application.ports import (
     ApplyOutcome,
     PlayerSnapshot,
     PlayerStore,
@@ -36,6 +33,9 @@ from app.ports import (
     RevertOutcome,
     UpdateResult,
 )
+from app.domain.errors import ConcurrencyConflict, PermanentError, TransientError
+from app.domain.saga import Action
+from app.domain.stats import ServiceRecord, StatDelta
 
 # The grain's lines keep the logger name they had before the turn had a module of its
 # own: operators' filters (and tests/unit/test_saga_logs.py) select them by it.

@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from actors.grain_activations import GrainActivations
 from actors.grain_settings import GrainSettings, HostCounters
 from actors.grain_turns import NewPlayerGuess, PlayerTurns
+from app.application.ports import PlayerSnapshot, PlayerStore, PlayerUpdate, UpdateResult
 from app.domain.stats import ServiceRecord
-from app.logs import bind
-from app.ports import PlayerSnapshot, PlayerStore, PlayerUpdate, UpdateResult
+from app.observability.logs import bind
 
 __all__ = [
     "GrainSettings",

@@ -17,7 +17,7 @@ from typing import Any
 import ray
 
 from app.domain.placement import Moved, Placement, PoolName
-from app.eventloop import loop_name
+from app.runtime.eventloop import loop_name
 
 
 class Membership:

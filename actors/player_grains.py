@@ -12,10 +12,10 @@ from ray.exceptions import RayError
 
 from actors.coalescer import IN_FLIGHT, MAX_BATCH, Coalescer
 from actors.routing import MAX_ROUNDS, MemberGone, PlacementCache, PoolRouter
+from app.application.ports import PlayerUpdate, UpdateResult
 from app.domain.errors import PoolUnavailable, StorageUnavailable
 from app.domain.placement import Moved, Placement
 from app.domain.stats import ServiceRecord
-from app.ports import PlayerUpdate, UpdateResult
 
 
 class _Gone:

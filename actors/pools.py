@@ -24,11 +24,11 @@ from actors.routing import (
     pool_directory,
     while_restarting,
 )
-from app.commands import SagaCommand
+from app.application.commands import SagaCommand
+from app.application.ports import SagaReply
 from app.domain.errors import PoolUnavailable
 from app.domain.placement import Placement, PoolName
-from app.logs import adopt_loggers
-from app.ports import SagaReply
+from app.observability.logs import adopt_loggers
 
 log = logging.getLogger(__name__)
 

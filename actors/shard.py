@@ -14,10 +14,10 @@ from actors.chaos import ActorKiller
 from actors.config import ActorConfig, configure_actor_logging, member_name, open_storage
 from actors.grains import PlayerGrainHost, match_of
 from actors.membership import Membership
+from app.application.ports import PlayerUpdate, UpdateResult
 from app.domain.placement import Moved, Placement
 from app.domain.stats import ServiceRecord
-from app.logs import bind
-from app.ports import PlayerUpdate, UpdateResult
+from app.observability.logs import bind
 
 if TYPE_CHECKING:
     from storage.tables import TableStorage

@@ -27,14 +27,14 @@ from tenacity import (
 
 from actors.config import ActorConfig
 from actors.grains import GrainSettings
+from app.application.operations import Operations, StallSweeper
+from app.application.outbox import OutboxSweeper
+from app.application.ports import MessageBus, PoolAdmin, QueueStats
+from app.application.services import StatsService
+from app.application.worker import Worker
 from app.domain.errors import NotFound, TransientError
-from app.metrics import Metrics
-from app.operations import Operations, StallSweeper
-from app.outbox import OutboxSweeper
-from app.ports import MessageBus, PoolAdmin, QueueStats
-from app.services import StatsService
+from app.observability.metrics import Metrics
 from app.settings import Settings
-from app.worker import Worker
 
 if TYPE_CHECKING:
     from actors.routing import PlacementCache

@@ -1,6 +1,6 @@
 """Where the local development services listen, and the connection strings that reach
 them: what the settings default to and what ``statsaga dev`` starts. Names and strings
-only, so that the settings need not import the process spawner (app/devstack.py)."""
+only, so that the settings need not import the process spawner (devstack/processes.py)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from app.domain.faults import FaultPlan, parse_faults
 from app.domain.placement import MAX_SIZE
 from app.domain.ratelimit import RateLimit
 from app.domain.retry import InProcessRetry, RetryPolicy
-from app.logs import LEVELS, LogFormat
+from app.observability.logs import LEVELS, LogFormat
 
 # Shorter keys come within reach of guessing over the API: 16 is the length of
 # `openssl rand -hex 8` (64 bits); the README suggests twice that.

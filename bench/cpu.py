@@ -12,8 +12,8 @@ _TICK = os.sysconf("SC_CLK_TCK")
 KINDS = (
     ("azurite.js", "azurite (node)"),
     ("sbemu", "service bus broker"),
-    ("app.cli worker", "statsaga worker"),
-    ("app.cli api", "statsaga api"),
+    ("app.entrypoints.cli worker", "statsaga worker"),
+    ("app.entrypoints.cli api", "statsaga api"),
     ("ray::GameActor", "GameActor actors"),
     ("ray::PlayerShard", "PlayerShard actors"),
     ("ray::PoolDirectory", "pool directory actor"),

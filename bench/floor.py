@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from app.application.ports import PlayerSnapshot
 from app.domain.aggregation import aggregate
 from app.domain.stats import ServiceRecord, StatDelta
 from app.domain.validation import parse_match
-from app.ports import PlayerSnapshot
 from bench.measure import Latencies
 from storage import entities as ent
 from storage.tables import open_table_storage

@@ -34,11 +34,17 @@ from pathlib import Path
 from typing import Any
 
 from actors.grains import GrainSettings, PlayerGrainHost
+from app.application.ports import (
+    ApplyOutcome,
+    HistoryPage,
+    PlayerSnapshot,
+    PlayerUpdate,
+    RevertOutcome,
+)
 from app.domain.aggregation import aggregate
 from app.domain.saga import Action
 from app.domain.stats import ServiceRecord, StatDelta, sum_deltas
 from app.domain.validation import parse_match
-from app.ports import ApplyOutcome, HistoryPage, PlayerSnapshot, PlayerUpdate, RevertOutcome
 from bench.report import progress, write_results
 from storage import entities as ent
 from storage.memory import InMemoryPlayerStore

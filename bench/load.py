@@ -24,9 +24,9 @@ import aiohttp
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.application.ports import SagaLog
 from app.domain.errors import NotFound
 from app.domain.saga import OPEN_STATES
-from app.ports import SagaLog
 from bench.measure import Latencies
 from bench.stack import KEYS
 

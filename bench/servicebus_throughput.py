@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.ports import BusMessage, ReceivedMessage
+from app.application.ports import BusMessage, ReceivedMessage
 from bench.report import progress, write_results
 from sbemu.config import queue_declaration as queue
 from sbemu.config import write_config

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import httpx
 
-from app.devstack import (
+from app.runtime.lifeline import die_with_parent
+from devstack.processes import (
     Azurite,
     RayHead,
     free_port,
@@ -27,7 +28,6 @@ from app.devstack import (
     start_ray_head,
     stop_process,
 )
-from app.lifeline import die_with_parent
 from sbemu.launcher import LocalBroker, start_broker
 
 SERVICEBUS_CONFIG = Path(__file__).resolve().parent.parent / "config" / "servicebus.json"

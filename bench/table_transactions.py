@@ -27,12 +27,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from app.devstack import start_azurite
+from app.application.ports import PlayerSnapshot
 from app.domain.aggregation import aggregate
 from app.domain.stats import ServiceRecord, StatDelta
 from app.domain.validation import parse_match
-from app.ports import PlayerSnapshot
 from bench.report import progress, write_results
+from devstack.processes import start_azurite
 from storage.azure_errors import map_azure_errors
 from storage.table_players import Operation, TablePlayerStore
 from storage.tables import open_table_storage

@@ -121,7 +121,7 @@ def start_broker(
     """Start ``python -m sbemu serve`` and wait until it listens. ``port`` None: a free one;
     ``admin_port`` (the administration API's HTTP port) 0: a free one, None: not served;
     ``preexec_fn`` runs in the child before it starts (statsaga's ties it to its parent's
-    life: ``app.lifeline``); a restart reuses it."""
+    life: ``app.runtime.lifeline``); a restart reuses it."""
     data_dir.mkdir(parents=True, exist_ok=True)
     for wanted in (port, admin_port):
         if wanted and not _port_free(wanted):

@@ -13,11 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from app.domain.errors import ConcurrencyConflict, Conflict, DuplicateMatch, NotFound
-from app.domain.model import Match
-from app.domain.saga import Saga, SagaEvent, SagaState
-from app.domain.stats import ServiceRecord, StatDelta, revert_delta
-from app.ports import (
+from app.application.ports import (
     ApplyOutcome,
     HistoryEntry,
     HistoryPage,
@@ -27,6 +23,10 @@ from app.ports import (
     SagaRecord,
     StoredPlacement,
 )
+from app.domain.errors import ConcurrencyConflict, Conflict, DuplicateMatch, NotFound
+from app.domain.model import Match
+from app.domain.saga import Saga, SagaEvent, SagaState
+from app.domain.stats import ServiceRecord, StatDelta, revert_delta
 from storage import entities as ent
 from storage import summary_entities as summaries
 from storage.blob_archive import canonical_body

@@ -16,9 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from app.domain.errors import MessageRefused, NotFound
-from app.domain.ids import MAX_MESSAGE_ID_LENGTH
-from app.ports import (
+from app.application.ports import (
     DEAD_LETTER_DESCRIPTION,
     DEAD_LETTER_REASON,
     DEAD_LETTER_SUFFIX,
@@ -28,6 +26,8 @@ from app.ports import (
     ReceivedMessage,
     dead_letter_queue,
 )
+from app.domain.errors import MessageRefused, NotFound
+from app.domain.ids import MAX_MESSAGE_ID_LENGTH
 
 
 @dataclass

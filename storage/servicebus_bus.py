@@ -40,14 +40,14 @@ from azure.servicebus.exceptions import (
     ServiceBusError,
 )
 
-from app.domain.errors import BusUnavailable, MessageRefused
-from app.ports import (
+from app.application.ports import (
     DEAD_LETTER_DESCRIPTION,
     DEAD_LETTER_REASON,
     DEAD_LETTER_SUFFIX,
     BusMessage,
     ReceivedMessage,
 )
+from app.domain.errors import BusUnavailable, MessageRefused
 
 log = logging.getLogger(__name__)
 

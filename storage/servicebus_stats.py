@@ -32,8 +32,8 @@ from azure.core.exceptions import (
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.servicebus.aio.management import ServiceBusAdministrationClient
 
+from app.application.ports import QueueDepth
 from app.domain.errors import BusUnavailable, DomainError, NotFound, PermanentError
-from app.ports import QueueDepth
 
 
 def uses_emulator(connection_string: str) -> bool:

@@ -9,10 +9,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from app.application.ports import MatchSummary, SagaRecord
 from app.domain import codec
 from app.domain.model import Match
 from app.domain.saga import CompensationStarted, Saga, SagaEvent, SagaStarted, SagaState
-from app.ports import MatchSummary, SagaRecord
 from storage.entities import SUMMARY_KEY, checked, dumps, is_finished, loads
 
 

@@ -12,9 +12,9 @@ from azure.core import MatchConditions
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
+from app.application.ports import StoredPlacement
 from app.domain.errors import ConcurrencyConflict, Conflict, NotFound
 from app.domain.placement import Placement
-from app.ports import StoredPlacement
 from storage import entities as ent
 from storage.azure_errors import EntityExists, map_azure_errors
 

@@ -19,9 +19,15 @@ from azure.core import MatchConditions
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
+from app.application.ports import (
+    ApplyOutcome,
+    HistoryEntry,
+    HistoryPage,
+    PlayerSnapshot,
+    RevertOutcome,
+)
 from app.domain.errors import ConcurrencyConflict, NotFound
 from app.domain.stats import ServiceRecord, StatDelta, revert_delta
-from app.ports import ApplyOutcome, HistoryEntry, HistoryPage, PlayerSnapshot, RevertOutcome
 from storage import entities as ent
 from storage.azure_errors import EntityExists, map_azure_errors
 from storage.table_batch import submit_transaction

@@ -37,12 +37,12 @@ from azure.core import MatchConditions
 from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient
 
+from app.application.ports import LogEntry, SagaRecord
 from app.domain import codec
 from app.domain.errors import ConcurrencyConflict, DuplicateMatch, NotFound
 from app.domain.model import Match
 from app.domain.saga import Saga, SagaEvent, SagaState
 from app.domain.stats import StatDelta
-from app.ports import LogEntry, SagaRecord
 from storage import entities as ent
 from storage import summary_entities as summaries
 from storage.azure_errors import EntityExists, map_azure_errors

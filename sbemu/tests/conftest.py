@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.lifeline import die_with_parent
+from app.runtime.lifeline import die_with_parent
 from sbemu.config import queue_declaration, write_config
 from sbemu.launcher import LocalBroker, start_broker
 

@@ -20,7 +20,7 @@ import pytest
 from azure.data.tables import TableServiceClient
 from playwright.async_api import Browser, Locator, Page, ViewportSize, async_playwright
 
-from app.devstack import Azurite
+from devstack.processes import Azurite
 from tests.e2e.conftest import KEYS, Scenario, start_scenario
 from tests.support.matches import random_match
 from tests.support.runs import wait_states

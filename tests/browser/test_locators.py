@@ -7,7 +7,7 @@ from playwright.async_api import Page, expect
 
 from tests.browser.conftest import row, steps_about
 
-# The shape the match page draws (app/web/static/api.js `table`, match.js `step`).
+# The shape the match page draws (app/entrypoints/web/static/api.js `table`, match.js `step`).
 PAGE = """
 <table id="players-table"><tbody>
   <tr><th scope="row"><a href="/players/p-x-15">p-x-15</a></th><td>alpha</td><td>applied</td></tr>

@@ -14,7 +14,7 @@ import pytest
 from azure.data.tables import TableServiceClient
 from playwright.async_api import Page, Route, expect
 
-from app.devstack import Azurite
+from devstack.processes import Azurite
 from tests.browser.conftest import (
     Shoot,
     assert_fits_the_screen,

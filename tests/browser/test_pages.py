@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Locator, Page, Route, expect
 
-from app.devstack import Azurite
+from devstack.processes import Azurite
 from tests.browser.conftest import (
     Shoot,
     assert_fits_the_screen,

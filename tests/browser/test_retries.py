@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from app.devstack import Azurite
+from devstack.processes import Azurite
 from tests.browser.conftest import Shoot, row, steps_about, with_key
 from tests.e2e.conftest import StartScenario
 from tests.support.invariants import check_invariants

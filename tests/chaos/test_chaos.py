@@ -12,9 +12,9 @@ from collections import Counter
 import pytest
 from azure.data.tables import TableServiceClient
 
-from app.devstack import Azurite
-from app.messages import MATCHES_QUEUE, match_completed
-from app.ports import BusMessage
+from app.application.messages import MATCHES_QUEUE, match_completed
+from app.application.ports import BusMessage
+from devstack.processes import Azurite
 from storage.servicebus_bus import ServiceBusMessageBus
 from tests.chaos.conftest import Scenario, StartScenario
 from tests.support.client import StatsClient

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from azure.data.tables import TableServiceClient
 
-from app.devstack import Azurite
 from app.domain.ids import MAX_ID_LENGTH, MAX_MESSAGE_ID_LENGTH
+from devstack.processes import Azurite
 from tests.chaos.conftest import Scenario, StartScenario
 from tests.support.matches import random_match
 from tests.support.runs import post_all, saga_events, verify, wait_states

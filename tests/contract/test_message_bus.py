@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from app.application.ports import BusMessage, MessageBus
 from app.domain.errors import MessageRefused
-from app.ports import BusMessage, MessageBus
 from sbemu.launcher import LocalBroker
 from storage.memory_bus import InMemoryMessageBus
 from storage.servicebus_bus import ServiceBusMessageBus

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.devstack import Azurite
+from app.application.ports import PayloadArchive
 from app.domain.errors import NotFound
 from app.domain.model import Match
 from app.domain.validation import parse_match
-from app.ports import PayloadArchive
+from devstack.processes import Azurite
 from storage.memory import InMemoryPayloadArchive
 from storage.tables import open_table_storage
 from tests.support.azure import STORAGE_ENV, azure_table_storage, connection_string

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.devstack import Azurite
+from app.application.ports import PlacementStore, StoredPlacement
 from app.domain.errors import Conflict
 from app.domain.placement import Placement
-from app.ports import PlacementStore, StoredPlacement
+from devstack.processes import Azurite
 from storage.memory import InMemoryPlacementStore
 from storage.tables import open_table_storage
 from tests.support.azure import STORAGE_ENV, azure_table_storage, connection_string

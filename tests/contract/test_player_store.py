@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.devstack import Azurite
+from app.application.ports import PlayerSnapshot, PlayerStore
 from app.domain.errors import ConcurrencyConflict, PermanentError
 from app.domain.model import Outcome
 from app.domain.stats import (
@@ -23,7 +23,7 @@ from app.domain.stats import (
     delta_counters,
     sum_deltas,
 )
-from app.ports import PlayerSnapshot, PlayerStore
+from devstack.processes import Azurite
 from storage.memory import InMemoryPlayerStore
 from storage.tables import open_table_storage
 from tests.support.azure import STORAGE_ENV, azure_table_storage, connection_string

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from app.application.ports import BusMessage, MessageBus, QueueDepth, QueueStats, ReceivedMessage
 from app.domain.errors import NotFound, TransientError
-from app.ports import BusMessage, MessageBus, QueueDepth, QueueStats, ReceivedMessage
 from sbemu.launcher import LocalBroker
 from storage.memory_bus import InMemoryMessageBus, InMemoryQueueStats
 from storage.servicebus_bus import ServiceBusMessageBus

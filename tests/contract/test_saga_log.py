@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-from app.devstack import Azurite
+from app.application.messages import carried_start, match_completed
+from app.application.ports import CarriedStart, SagaLog, SagaRecord
 from app.domain.aggregation import aggregate
 from app.domain.errors import ConcurrencyConflict, DuplicateMatch, NotFound
 from app.domain.model import Match
@@ -27,8 +28,7 @@ from app.domain.saga import (
     transition,
 )
 from app.domain.validation import parse_match
-from app.messages import carried_start, match_completed
-from app.ports import CarriedStart, SagaLog, SagaRecord
+from devstack.processes import Azurite
 from storage.entities import open_partition
 from storage.memory import InMemorySagaLog
 from storage.table_sagas import TableSagaLog

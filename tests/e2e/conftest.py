@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.devstack import Azurite, RayHead, free_port, spawn_role
+from devstack.processes import Azurite, RayHead, free_port, spawn_role
 from sbemu.launcher import LocalBroker
 from tests.conftest import BrokerFactory
 from tests.support.client import StatsClient

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.devstack import Azurite, RayHead
+from devstack.processes import Azurite, RayHead
 from tests.e2e.conftest import Service, StartScenario
 
 HELD_PIDS = "STATSAGA_HELD_PIDS"

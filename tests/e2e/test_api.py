@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.devstack import free_port
+from devstack.processes import free_port
 from tests.e2e.conftest import KEYS, Service
 from tests.support.client import StatsClient
 from tests.support.matches import random_match

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.lifeline import die_with_parent
+from app.runtime.lifeline import die_with_parent
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +23,16 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def test_bench_smoke_writes_results_summary_and_plots(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STATSAGA_", "RAY_ADDRESS"))}
     run = subprocess.run(
-        [sys.executable, "-m", "app.cli", "bench", "--plan", "smoke", "--out", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "app.entrypoints.cli",
+            "bench",
+            "--plan",
+            "smoke",
+            "--out",
+            str(tmp_path),
+        ],
         env=env,
         capture_output=True,
         text=True,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from app.lifeline import die_with_parent
+from app.runtime.lifeline import die_with_parent
 from tests.e2e.conftest import KEYS, Service
 
 pytestmark = pytest.mark.e2e

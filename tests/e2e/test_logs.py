@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.devstack import Azurite, free_port
+from devstack.processes import Azurite, free_port
 from tests.conftest import BrokerFactory
 from tests.e2e.conftest import KEYS, Service, service_env
 from tests.support.client import StatsClient
@@ -46,7 +46,9 @@ def saga_lines(service: Service, match_id: str, timeout_s: float = 15.0) -> list
     deadline = time.monotonic() + timeout_s
     while True:
         records, _ = parse(service.output())
-        mine = [r for r in records if r.get("logger") == "app.sagas" and match_id in str(r)]
+        mine = [
+            r for r in records if r.get("logger") == "app.application.sagas" and match_id in str(r)
+        ]
         if any(r["msg"].endswith("-> completed") for r in mine):
             return mine
         if time.monotonic() > deadline:

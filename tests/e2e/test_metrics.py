@@ -14,10 +14,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.devstack import Azurite, RayHead, free_port
-from app.messages import MATCHES_QUEUE
-from app.metrics_views import POOLS_TTL_S
-from app.ports import BusMessage, dead_letter_queue
+from app.application.messages import MATCHES_QUEUE
+from app.application.ports import BusMessage, dead_letter_queue
+from app.observability.metrics_views import POOLS_TTL_S
+from devstack.processes import Azurite, RayHead, free_port
 from storage.servicebus_bus import ServiceBusMessageBus
 from tests.conftest import BrokerFactory
 from tests.e2e.conftest import WORKER_UP, Service, service_env

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.devstack import PROJECT_ROOT, free_port
+from devstack.processes import PROJECT_ROOT, free_port
 from tests.e2e.held_session import HELD_PIDS
 from tests.support.procs import Proc, descendants, kill_left, wait_gone
 
@@ -132,7 +132,7 @@ def test_a_killed_dev_stack_leaves_no_process(
     if via == "make run":  # what a user starts: killing make must stop the stack too
         command = ["make", "--no-print-directory", "run", "DEV_FLAGS=--free-ports"]
     else:
-        command = [sys.executable, "-m", "app.cli", "dev", "--free-ports"]
+        command = [sys.executable, "-m", "app.entrypoints.cli", "dev", "--free-ports"]
     dev = _spawn(command, env, log)
     try:
 

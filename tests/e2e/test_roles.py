@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from app.devstack import Azurite, RayHead, free_port
+from devstack.processes import Azurite, RayHead, free_port
 from sbemu.launcher import LocalBroker
 from tests.conftest import BrokerFactory
 from tests.e2e.conftest import KEYS, Service, service_env, stop_all

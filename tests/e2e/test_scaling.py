@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from app.devstack import Azurite
-from app.lifeline import die_with_parent
+from app.runtime.lifeline import die_with_parent
+from devstack.processes import Azurite
 from tests.e2e.conftest import Scenario
 from tests.support.runs import new_matches, post_all, saga_events, verify, wait_states
 
@@ -107,7 +107,7 @@ def test_the_cli_finds_the_dev_cluster_and_resizes(scaling: Scenario, tmp_path: 
 
     def cli(*args: str) -> dict:
         done = subprocess.run(
-            [sys.executable, "-m", "app.cli", "pools", *args, "--json"],
+            [sys.executable, "-m", "app.entrypoints.cli", "pools", *args, "--json"],
             env=env,
             capture_output=True,
             text=True,

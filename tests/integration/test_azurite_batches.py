@@ -16,8 +16,8 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from app.devstack import Azurite
 from app.domain.errors import ConcurrencyConflict
+from devstack.processes import Azurite
 from storage import table_batch
 from storage.azure_errors import EntityExists, map_azure_errors
 

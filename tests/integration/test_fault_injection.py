@@ -8,13 +8,13 @@ from collections import Counter
 
 import pytest
 
-from app.devstack import Azurite
+from app.application.ports import PlayerSnapshot
 from app.domain.errors import NotFound, StorageUnavailable
 from app.domain.faults import FaultPlan
 from app.domain.model import Match
 from app.domain.stats import ServiceRecord
 from app.domain.validation import parse_match
-from app.ports import PlayerSnapshot
+from devstack.processes import Azurite
 from storage.tables import TableStorage, open_table_storage
 from tests.contract.test_player_store import delta
 from tests.support.matches import random_match

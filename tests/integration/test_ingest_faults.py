@@ -17,18 +17,18 @@ import pytest
 from azure.data.tables.aio import TableServiceClient
 
 from actors.grains import PlayerGrainHost
-from app.api import create_app
-from app.devstack import Azurite
+from app.application.messages import MATCHES_QUEUE, carried_start
+from app.application.operations import Operations
+from app.application.ports import BusMessage
+from app.application.sagas import utc_now
+from app.application.services import StatsService
 from app.domain.errors import NotFound
 from app.domain.faults import FaultPlan
 from app.domain.retry import InProcessRetry
 from app.domain.validation import parse_match
-from app.messages import MATCHES_QUEUE, carried_start
-from app.operations import Operations
-from app.ports import BusMessage
-from app.sagas import utc_now
-from app.services import StatsService
+from app.entrypoints.api import create_app
 from app.settings import Settings
+from devstack.processes import Azurite
 from storage.fault_injection import FaultyTransport
 from storage.memory_bus import InMemoryMessageBus
 from storage.table_sagas import TableSagaLog

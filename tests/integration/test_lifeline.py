@@ -14,7 +14,7 @@ from tests.support.procs import Proc, read_proc, wait_gone
 # A parent that starts `sleep` tied to its life, prints the child's PID, and waits.
 _PARENT = """
 import subprocess, sys, time
-from app.lifeline import die_with_parent
+from app.runtime.lifeline import die_with_parent
 child = subprocess.Popen(["sleep", "120"], preexec_fn=die_with_parent())
 print(child.pid, flush=True)
 time.sleep(120)

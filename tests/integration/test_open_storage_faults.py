@@ -12,9 +12,9 @@ import ray
 
 from actors.config import ActorConfig, open_storage
 from actors.shard import PlayerShard
-from app.devstack import Azurite, RayHead
 from app.domain.faults import FaultPlan
 from app.domain.placement import Placement
+from devstack.processes import Azurite, RayHead
 from tests.support.raypools import joined
 
 pytestmark = [pytest.mark.azurite, pytest.mark.timeout(300)]

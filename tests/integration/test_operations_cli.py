@@ -10,13 +10,13 @@ import uuid
 
 import pytest
 
-from app.cli import main
-from app.devstack import Azurite
+from app.application.messages import MATCHES_QUEUE
+from app.application.ports import BusMessage
+from app.application.sagas import utc_now
 from app.domain.aggregation import aggregate
 from app.domain.validation import parse_match
-from app.messages import MATCHES_QUEUE
-from app.ports import BusMessage
-from app.sagas import utc_now
+from app.entrypoints.cli import main
+from devstack.processes import Azurite
 from storage.servicebus_bus import ServiceBusMessageBus
 from storage.tables import open_table_storage
 from tests.conftest import BrokerFactory

@@ -15,15 +15,15 @@ from datetime import timedelta
 import pytest
 
 from actors.grains import PlayerGrainHost
-from app.devstack import Azurite
+from app.application.messages import MATCHES_QUEUE
+from app.application.outbox import OutboxSweeper
+from app.application.ports import BusMessage, MessageBus
+from app.application.runner import LocalSagaRunner
+from app.application.sagas import utc_now
+from app.application.services import StatsService
+from app.application.worker import Worker
 from app.domain.stats import public_record
-from app.messages import MATCHES_QUEUE
-from app.outbox import OutboxSweeper
-from app.ports import BusMessage, MessageBus
-from app.runner import LocalSagaRunner
-from app.sagas import utc_now
-from app.services import StatsService
-from app.worker import Worker
+from devstack.processes import Azurite
 from storage.servicebus_bus import ServiceBusMessageBus
 from storage.tables import TableStorage, open_table_storage
 from tests.conftest import BrokerFactory

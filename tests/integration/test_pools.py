@@ -25,14 +25,14 @@ from actors.player_grains import RayPlayerGrains
 from actors.pools import GamePool, RayPoolAdmin, ensure_pools, kill_pools
 from actors.routing import PlacementCache
 from actors.shard import PlayerShard
-from app.commands import StartSaga
-from app.devstack import Azurite, RayHead
+from app.application.commands import StartSaga
+from app.application.ports import CarriedStart, PlayerUpdate
 from app.domain.aggregation import aggregate
 from app.domain.errors import NotFound
 from app.domain.placement import owner
 from app.domain.saga import Action
 from app.domain.validation import parse_match
-from app.ports import CarriedStart, PlayerUpdate
+from devstack.processes import Azurite, RayHead
 from storage.entities import RECORD_KEY, record_from_entity
 from storage.tables import open_table_storage
 from tests.support.matches import expected_totals, random_match

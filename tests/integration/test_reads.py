@@ -16,15 +16,15 @@ import pytest
 from fastapi import FastAPI
 
 from actors.grains import PlayerGrainHost
-from app.api import create_app
-from app.commands import StartSaga
-from app.devstack import Azurite
+from app.application.commands import StartSaga
+from app.application.operations import Operations
+from app.application.runner import LocalSagaRunner
+from app.application.services import StatsService
 from app.domain.model import Match
 from app.domain.ratelimit import RateLimiter
-from app.operations import Operations
-from app.runner import LocalSagaRunner
-from app.services import StatsService
+from app.entrypoints.api import create_app
 from app.settings import Settings
+from devstack.processes import Azurite
 from storage.memory_bus import InMemoryMessageBus
 from storage.tables import TableStorage, open_table_storage
 from tests.support.matches import random_match

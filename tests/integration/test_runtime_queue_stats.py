@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
+from app.application.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE, match_completed
+from app.application.ports import QueueDepth
 from app.bootstrap import build_runtime
-from app.devstack import Azurite
-from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE, match_completed
-from app.ports import QueueDepth
 from app.settings import Settings
+from devstack.processes import Azurite
 from tests.conftest import BrokerFactory
 from tests.support.servicebus import project_queues
 

@@ -10,8 +10,8 @@ import pytest
 from azure.servicebus import ServiceBusMessage
 from azure.servicebus.aio import ServiceBusClient
 
+from app.application.ports import BusMessage
 from app.domain.errors import BusUnavailable
-from app.ports import BusMessage
 from sbemu.launcher import LocalBroker
 from storage.servicebus_bus import UNREADABLE, ServiceBusMessageBus
 from tests.conftest import BrokerFactory

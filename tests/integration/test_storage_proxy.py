@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.devstack import Azurite, free_port
 from app.domain.errors import NotFound, StorageUnavailable
+from devstack.processes import Azurite, free_port
 from storage.tables import open_table_storage, proxy_configured
 
 pytestmark = [pytest.mark.azurite, pytest.mark.timeout(60)]

@@ -7,9 +7,15 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from app.application.ports import (
+    ApplyOutcome,
+    HistoryPage,
+    PlayerSnapshot,
+    PlayerStore,
+    RevertOutcome,
+)
 from app.domain.errors import PermanentError, StorageUnavailable
 from app.domain.stats import StatDelta
-from app.ports import ApplyOutcome, HistoryPage, PlayerSnapshot, PlayerStore, RevertOutcome
 
 
 @dataclass

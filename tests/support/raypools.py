@@ -9,8 +9,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from app.devstack import PROJECT_ROOT, RayHead
-from app.lifeline import die_with_parent
+from app.runtime.lifeline import die_with_parent
+from devstack.processes import PROJECT_ROOT, RayHead
 
 # A driver of its own: the test process may be a Ray driver of another namespace
 # (tests/integration/test_pools.py), or none at all.

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from app.devstack import Azurite
+from devstack.processes import Azurite
 from tests.support.client import StatsClient
 from tests.support.invariants import check_invariants
 from tests.support.matches import random_match

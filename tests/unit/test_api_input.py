@@ -15,14 +15,14 @@ import httpx
 import pytest
 
 from actors.grains import GrainSettings, PlayerGrainHost
-from app.api import create_app
-from app.api.body import MAX_DEPTH, MalformedBody, parse_json
-from app.api.errors import MAX_ERRORS
+from app.application.messages import MATCHES_QUEUE
+from app.application.operations import Operations
+from app.application.services import StatsService
 from app.domain.errors import InvalidMatch
 from app.domain.validation import parse_match
-from app.messages import MATCHES_QUEUE
-from app.operations import Operations
-from app.services import StatsService
+from app.entrypoints.api import create_app
+from app.entrypoints.api.body import MAX_DEPTH, MalformedBody, parse_json
+from app.entrypoints.api.errors import MAX_ERRORS
 from app.settings import Settings
 from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemorySagaLog
 from storage.memory_bus import InMemoryMessageBus

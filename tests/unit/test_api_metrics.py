@@ -14,10 +14,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors.grains import GrainSettings, PlayerGrainHost
-from app.api import create_app
-from app.metrics import Metrics
-from app.operations import Operations
-from app.services import StatsService
+from app.application.operations import Operations
+from app.application.services import StatsService
+from app.entrypoints.api import create_app
+from app.observability.metrics import Metrics
 from app.settings import Settings
 from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemorySagaLog
 from storage.memory_bus import InMemoryMessageBus

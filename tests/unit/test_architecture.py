@@ -1,61 +1,237 @@
-"""The domain is the pure core: it imports only the standard library and itself."""
+"""The layers are folders, and each may import only what its rule in ``LAYERS`` allows
+(docs/architecture.md, "Layers", has the table). Every module is checked, lazy imports
+inside functions included; the domain uses the standard library only, and no web
+framework, Ray, Azure SDK or AMQP library reaches the application layer."""
 
 from __future__ import annotations
 
 import ast
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-DOMAIN = Path(__file__).resolve().parents[2] / "app" / "domain"
-MODULES = sorted(DOMAIN.rglob("*.py"))
+ROOT = Path(__file__).resolve().parents[2]
+FIRST_PARTY = ("app", "actors", "storage", "sbemu", "devstack", "bench", "tests")
+ADAPTER_LIBRARIES = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "ray",
+    "azure",
+    "aiohttp",
+    "httpx",
+    "proton",
+)
 
 
-def foreign_imports(source: str, package: str = "app.domain") -> list[str]:
-    """Modules ``source`` imports that are neither standard library nor under ``package``."""
+@dataclass(frozen=True)
+class Layer:
+    """Modules under ``prefix``: the first-party prefixes they may import, and the
+    third-party packages they may not (``stdlib_only``: none at all)."""
+
+    prefix: str
+    may_import: tuple[str, ...]
+    forbidden: tuple[str, ...] = ()
+    stdlib_only: bool = False
+
+
+DOMAIN, APPLICATION, OBSERVABILITY = "app.domain", "app.application", "app.observability"
+RUNTIME, SETTINGS = "app.runtime", ("app.settings", "app.dev_endpoints")
+LAYERS = (
+    Layer(DOMAIN, (DOMAIN,), stdlib_only=True),
+    Layer(RUNTIME, (RUNTIME,)),
+    Layer(APPLICATION, (DOMAIN, APPLICATION, OBSERVABILITY), ADAPTER_LIBRARIES),
+    Layer(OBSERVABILITY, (DOMAIN, APPLICATION, OBSERVABILITY), ADAPTER_LIBRARIES),
+    Layer(
+        "storage",
+        (DOMAIN, f"{APPLICATION}.ports", f"{APPLICATION}.messages", "storage"),
+        ("fastapi", "starlette", "uvicorn", "ray"),
+    ),
+    Layer(
+        "actors",
+        (DOMAIN, APPLICATION, OBSERVABILITY, RUNTIME, "storage", "actors"),
+        ("fastapi", "starlette", "uvicorn"),
+    ),
+    *(Layer(s, (DOMAIN, OBSERVABILITY, *SETTINGS), ADAPTER_LIBRARIES) for s in SETTINGS),
+    Layer(
+        "app.bootstrap",
+        ("app.domain", APPLICATION, OBSERVABILITY, RUNTIME, *SETTINGS, "actors", "storage"),
+    ),
+    *(
+        Layer(
+            f"app.entrypoints.{part}",
+            (
+                DOMAIN,
+                APPLICATION,
+                OBSERVABILITY,
+                *SETTINGS,
+                "app.entrypoints.api",
+                "app.entrypoints.web",
+            ),
+            ("ray", "azure", "proton"),
+        )
+        for part in ("api", "web")
+    ),
+    Layer("app.entrypoints", ("app", "actors", "storage", "devstack", "bench")),
+    Layer("sbemu", ("sbemu",)),
+    Layer("devstack", ("devstack", "sbemu", RUNTIME, *SETTINGS)),
+)
+
+
+def layer_of(module: str) -> Layer:
+    """The most specific layer ``module`` belongs to."""
+    found = [layer for layer in LAYERS if _under(module, layer.prefix)]
+    if not found:
+        raise LookupError(f"{module} is in no layer: give its folder a rule")
+    return max(found, key=lambda layer: len(layer.prefix))
+
+
+def _under(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def imports(source: str, module: str) -> list[str]:
+    """Every module ``source`` imports, relative imports resolved against ``module``."""
     found = []
+    package = module.split(".")
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            found += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: stays inside the package unless it climbs out
-                if node.level > 1:
-                    found.append("." * node.level + (node.module or ""))
-                continue
-            names = [node.module or ""]
-        else:
-            continue
-        for name in names:
-            inside = name == package or name.startswith(package + ".")
-            if not inside and name.split(".")[0] not in sys.stdlib_module_names:
-                found.append(name)
+            base = node.module or ""
+            if node.level:
+                base = ".".join([*package[: len(package) - node.level], *filter(None, [base])])
+            found += [_imported(base, alias.name) for alias in node.names]
     return found
 
 
-def test_the_domain_has_modules() -> None:
-    assert {p.stem for p in MODULES} >= {"validation", "aggregation", "stats", "saga", "retry"}
+def _imported(base: str, name: str) -> str:
+    """What ``from base import name`` imports: the module ``base.name`` when there is one
+    (``from app import ports``), else ``base``."""
+    candidate = f"{base}.{name}"
+    return candidate if candidate in MODULES or base in FIRST_PARTY else base
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
-def test_domain_module_imports_only_stdlib_and_domain(path: Path) -> None:
-    assert foreign_imports(path.read_text()) == []
+def broken_rules(module: str, source: str) -> list[str]:
+    """What ``module``'s imports break of its layer's rule (empty: none)."""
+    layer = layer_of(module)
+    broken = []
+    for name in imports(source, module):
+        root = name.split(".")[0]
+        if root in FIRST_PARTY:
+            if not _under(name, module) and not any(_under(name, p) for p in layer.may_import):
+                broken.append(f"{module} imports {name} ({layer.prefix} may not)")
+        elif root in sys.stdlib_module_names or root == "__future__":
+            continue
+        elif layer.stdlib_only or root in layer.forbidden:
+            broken.append(f"{module} imports {name} ({layer.prefix} may not use {root})")
+    return broken
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for top in ("app", "actors", "storage", "sbemu", "devstack"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            if "tests" in path.relative_to(ROOT).parts:
+                continue
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    found.pop("app")  # the top package holds no code: the layers are its folders
+    return found
+
+
+MODULES = _modules()
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.prefix)
+def test_every_module_of_a_layer_imports_only_what_its_rule_allows(layer: Layer) -> None:
+    mine = [m for m in MODULES if layer_of(m) is layer]
+    assert mine, f"no module in {layer.prefix}: a rule for a folder that is gone"
+    broken = [b for m in mine for b in broken_rules(m, MODULES[m].read_text())]
+    assert broken == []
+
+
+def test_every_module_is_in_a_layer() -> None:
+    for module in MODULES:
+        layer_of(module)
+
+
+def test_the_domain_has_its_modules() -> None:
+    domain = {m.rsplit(".", 1)[-1] for m in MODULES if _under(m, DOMAIN)}
+    assert domain >= {"validation", "aggregation", "stats", "saga", "retry"}
 
 
 @pytest.mark.parametrize(
-    ("source", "foreign"),
+    ("module", "source", "broken"),
     [
-        ("import ray", ["ray"]),
-        ("from fastapi import FastAPI", ["fastapi"]),
-        ("import app.services", ["app.services"]),
-        ("from app import ports", ["app"]),
-        ("from storage.memory import X", ["storage.memory"]),
-        ("from .. import services", [".."]),
-        ("def f():\n    import azure.data.tables", ["azure.data.tables"]),
-        ("import json, hashlib\nfrom collections.abc import Mapping", []),
-        ("from __future__ import annotations\nfrom app.domain.model import Match", []),
-        ("from . import model", []),
+        ("app.domain.x", "import ray", ["app.domain.x imports ray (app.domain may not use ray)"]),
+        ("app.domain.x", "import json\nfrom app.domain.model import Match", []),
+        (
+            "app.domain.x",
+            "from app import ports",
+            ["app.domain.x imports app.ports (app.domain may not)"],
+        ),
+        (
+            "app.domain.x",
+            "from .. import services",
+            ["app.domain.x imports app.services (app.domain may not)"],
+        ),
+        (
+            "app.domain.x",
+            "def f():\n    import azure.data.tables",
+            ["app.domain.x imports azure.data.tables (app.domain may not use azure)"],
+        ),
+        (
+            "app.application.sagas",
+            "from storage.tables import open_table_storage",
+            ["app.application.sagas imports storage.tables (app.application may not)"],
+        ),
+        (
+            "app.application.worker",
+            "from fastapi import FastAPI",
+            ["app.application.worker imports fastapi (app.application may not use fastapi)"],
+        ),
+        ("app.application.worker", "import tenacity\nfrom app.observability.logs import bind", []),
+        (
+            "storage.tables",
+            "from actors.pools import GamePool",
+            ["storage.tables imports actors.pools (storage may not)"],
+        ),
+        ("storage.tables", "from app.application.ports import SagaLog", []),
+        (
+            "storage.tables",
+            "from app.application.sagas import SagaCoordinator",
+            ["storage.tables imports app.application.sagas (storage may not)"],
+        ),
+        (
+            "actors.game",
+            "from app.entrypoints.api import create_app",
+            ["actors.game imports app.entrypoints.api (actors may not)"],
+        ),
+        (
+            "app.settings",
+            "from devstack.processes import start_azurite",
+            ["app.settings imports devstack.processes (app.settings may not)"],
+        ),
+        (
+            "app.entrypoints.api.matches",
+            "from storage.tables import TableStorage",
+            ["app.entrypoints.api.matches imports storage.tables (app.entrypoints.api may not)"],
+        ),
+        ("app.entrypoints.cli_serving", "from devstack.supervisor import dev_stack", []),
+        (
+            "app.bootstrap",
+            "from devstack.processes import free_port",
+            ["app.bootstrap imports devstack.processes (app.bootstrap may not)"],
+        ),
+        (
+            "sbemu.broker",
+            "from app.runtime import lifeline",
+            ["sbemu.broker imports app.runtime.lifeline (sbemu may not)"],
+        ),
     ],
 )
-def test_the_checker_tells_foreign_imports(source: str, foreign: list[str]) -> None:
-    assert foreign_imports(source) == foreign
+def test_the_checker_tells_a_broken_rule(module: str, source: str, broken: list[str]) -> None:
+    assert broken_rules(module, source) == broken

@@ -3,9 +3,9 @@ final state summed, nothing else counted."""
 
 from __future__ import annotations
 
-from app.devstack import free_port
-from app.metrics import Metrics, serve_metrics
+from app.observability.metrics import Metrics, serve_metrics
 from bench.load import FinishedCount
+from devstack.processes import free_port
 
 
 async def test_the_count_sums_every_final_state_and_only_finished_sagas() -> None:

@@ -17,23 +17,23 @@ from typing import Any
 import pytest
 
 from actors.grains import GrainSettings, PlayerGrainHost
-from app.commands import StartSaga, VoidMatch
-from app.domain.aggregation import aggregate
-from app.domain.retry import RetryPolicy
-from app.domain.saga import Saga
-from app.domain.stats import public_record
-from app.domain.validation import parse_match
-from app.messages import (
+from app.application.commands import StartSaga, VoidMatch
+from app.application.messages import (
     CARRY_LIMIT_BYTES,
     COMPLETED,
     MATCHES_QUEUE,
     carried_start,
     match_completed,
 )
-from app.ports import BusMessage, CarriedStart, ReceivedMessage, SagaRecord
-from app.runner import LocalSagaRunner
-from app.services import StatsService
-from app.worker import Worker
+from app.application.ports import BusMessage, CarriedStart, ReceivedMessage, SagaRecord
+from app.application.runner import LocalSagaRunner
+from app.application.services import StatsService
+from app.application.worker import Worker
+from app.domain.aggregation import aggregate
+from app.domain.retry import RetryPolicy
+from app.domain.saga import Saga
+from app.domain.stats import public_record
+from app.domain.validation import parse_match
 from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemorySagaLog
 from storage.memory_bus import InMemoryMessageBus, check_limits
 from storage.summary_entities import new_summary

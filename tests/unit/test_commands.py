@@ -11,9 +11,15 @@ from typing import Any
 
 import pytest
 
-from app.commands import RedriveSaga, ResumeSaga, RetryPlayer, SagaCommand, StartSaga, VoidMatch
-from app.domain.saga import Action, SagaState
-from app.messages import (
+from app.application.commands import (
+    RedriveSaga,
+    ResumeSaga,
+    RetryPlayer,
+    SagaCommand,
+    StartSaga,
+    VoidMatch,
+)
+from app.application.messages import (
     MATCHES_QUEUE,
     PLAYER_UPDATES_QUEUE,
     PlayerRetry,
@@ -24,9 +30,10 @@ from app.messages import (
     match_resume,
     to_command,
 )
-from app.ports import BusMessage, SagaReply
-from app.runner import _dispatch
-from app.worker import Worker
+from app.application.ports import BusMessage, SagaReply
+from app.application.runner import _dispatch
+from app.application.worker import Worker
+from app.domain.saga import Action, SagaState
 from storage.memory_bus import DEAD_LETTER_DESCRIPTION, DEAD_LETTER_REASON, InMemoryMessageBus
 from tests.unit.test_carried_start import a_match, stack, take
 

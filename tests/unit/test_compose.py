@@ -18,7 +18,7 @@ from azure.servicebus import ServiceBusClient
 from azure.servicebus.aio.management import ServiceBusAdministrationClient
 from azure.storage.blob import BlobServiceClient
 
-from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
+from app.application.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
 from app.settings import MIN_API_KEY_LENGTH, Settings
 
 ROOT = Path(__file__).resolve().parents[2]

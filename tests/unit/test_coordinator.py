@@ -11,19 +11,19 @@ from dataclasses import dataclass
 import pytest
 
 from actors.grains import GrainSettings, PlayerGrainHost
-from app.commands import StartSaga, VoidMatch
+from app.application.commands import StartSaga, VoidMatch
+from app.application.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
+from app.application.ports import PlayerUpdate, ReceivedMessage, UpdateResult
+from app.application.runner import LocalSagaRunner
+from app.application.sagas import utc_now
+from app.application.services import StatsService
+from app.application.worker import Worker
 from app.domain.aggregation import aggregate
 from app.domain.errors import ConcurrencyConflict, StorageUnavailable
 from app.domain.retry import RetryPolicy
 from app.domain.saga import Action
 from app.domain.stats import public_record
 from app.domain.validation import parse_match
-from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
-from app.ports import PlayerUpdate, ReceivedMessage, UpdateResult
-from app.runner import LocalSagaRunner
-from app.sagas import utc_now
-from app.services import StatsService
-from app.worker import Worker
 from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemorySagaLog
 from storage.memory_bus import InMemoryMessageBus
 from tests.support.faults import FlakyPlayerStore
@@ -160,7 +160,7 @@ async def test_concurrent_duplicate_runs_count_once() -> None:
 
 async def test_invalid_bus_message_is_dead_lettered_not_retried() -> None:
     s = stack()
-    from app.ports import BusMessage
+    from app.application.ports import BusMessage
 
     await s.bus.publish(MATCHES_QUEUE, BusMessage("x", {"match_id": "never-stored"}))
     task = asyncio.create_task(s.worker.run())

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from app import cli_serving
-from app.eventloop import loop_name, run
+from app.entrypoints import cli_serving
+from app.runtime.eventloop import loop_name, run
 from app.settings import Settings
 
 

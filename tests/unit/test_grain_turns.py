@@ -7,10 +7,10 @@ from collections import Counter
 from collections.abc import Sequence
 
 from actors.grains import GrainSettings, PlayerGrainHost
+from app.application.ports import ApplyOutcome, PlayerSnapshot, PlayerUpdate, RevertOutcome
 from app.domain.errors import ConcurrencyConflict
 from app.domain.saga import Action
 from app.domain.stats import StatDelta
-from app.ports import ApplyOutcome, PlayerSnapshot, PlayerUpdate, RevertOutcome
 from storage.memory import InMemoryPlayerStore
 from tests.unit.test_grains import deltas_for
 

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from actors.grains import GrainSettings, NewPlayerGuess, PlayerGrainHost
+from app.application.ports import ApplyOutcome, PlayerSnapshot, PlayerUpdate
 from app.domain.aggregation import aggregate
 from app.domain.saga import Action
 from app.domain.stats import StatDelta
 from app.domain.validation import parse_match
-from app.ports import ApplyOutcome, PlayerSnapshot, PlayerUpdate
 from storage.memory import InMemoryPlayerStore
 from tests.support.faults import FlakyPlayerStore
 from tests.support.matches import random_match

@@ -1,6 +1,6 @@
 """The HTTP server's limits come from the settings: the uvicorn config carries them, and a
 real server on a local port enforces them (connections held at once, header size), with
-httptools as its parser (app/http_protocol.py bounds the request head)."""
+httptools as its parser (app/entrypoints/http_protocol.py bounds the request head)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ import pytest
 import uvicorn
 
 from actors.grains import GrainSettings, PlayerGrainHost
+from app.application.operations import Operations
+from app.application.services import StatsService
 from app.bootstrap import Runtime
-from app.devstack import free_port
-from app.hosting import http_server
-from app.http_protocol import BoundedHttpToolsProtocol
-from app.operations import Operations
-from app.services import StatsService
+from app.entrypoints.hosting import http_server
+from app.entrypoints.http_protocol import BoundedHttpToolsProtocol
 from app.settings import Settings
+from devstack.processes import free_port
 from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemorySagaLog
 from storage.memory_bus import InMemoryMessageBus
 

@@ -15,6 +15,10 @@ import pytest
 from pydantic import ValidationError
 
 from actors.grains import PlayerGrainHost
+from app.application.messages import MATCHES_QUEUE
+from app.application.ports import BusMessage, SagaRecord
+from app.application.retrying import Deadline, retry_transient
+from app.application.services import StatsService
 from app.domain.errors import (
     BusUnavailable,
     ConcurrencyConflict,
@@ -25,10 +29,6 @@ from app.domain.errors import (
 from app.domain.model import Match
 from app.domain.retry import InProcessRetry, RetryPolicy
 from app.domain.stats import StatDelta
-from app.messages import MATCHES_QUEUE
-from app.ports import BusMessage, SagaRecord
-from app.retrying import Deadline, retry_transient
-from app.services import StatsService
 from app.settings import Settings
 from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemorySagaLog
 from storage.memory_bus import InMemoryMessageBus

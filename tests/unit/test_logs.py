@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from app.logs import REDACTED, bind, bound, configure_logging, connection_secrets
+from app.observability.logs import REDACTED, bind, bound, configure_logging, connection_secrets
 
 
 class Logs:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from app import messages
+from app.application import messages
+from app.application.messages import PlayerRetry
+from app.application.operations import replay_id
 from app.domain.ids import MAX_ID_LENGTH, MAX_MESSAGE_ID_LENGTH, bus_message_id, is_valid_id
 from app.domain.saga import Action
-from app.messages import PlayerRetry
-from app.operations import replay_id
 
 MATCH = "m" * (MAX_ID_LENGTH - 1) + "1"
 PLAYER = "p" * (MAX_ID_LENGTH - 1) + "1"

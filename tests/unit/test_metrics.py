@@ -9,14 +9,14 @@ import uuid
 from typing import Any
 
 from actors.grains import GrainSettings, PlayerGrainHost
+from app.application.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
+from app.application.ports import BusMessage
+from app.application.runner import LocalSagaRunner
+from app.application.services import StatsService
+from app.application.worker import Worker
 from app.domain.retry import RetryPolicy
 from app.domain.saga import SagaState
-from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
-from app.metrics import Metrics
-from app.ports import BusMessage
-from app.runner import LocalSagaRunner
-from app.services import StatsService
-from app.worker import Worker
+from app.observability.metrics import Metrics
 from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemorySagaLog
 from storage.memory_bus import InMemoryMessageBus
 from tests.support.faults import FlakyPlayerStore

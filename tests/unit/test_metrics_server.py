@@ -7,10 +7,10 @@ import socket
 import httpx
 import pytest
 
-from app.devstack import free_port
-from app.hosting import serve_worker_metrics
-from app.metrics import Metrics
+from app.entrypoints.hosting import serve_worker_metrics
+from app.observability.metrics import Metrics
 from app.settings import Settings
+from devstack.processes import free_port
 
 
 def test_a_worker_serves_its_registry_on_the_metrics_port_until_stopped() -> None:

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.application.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
+from app.application.ports import QueueDepth
 from app.domain.aggregation import aggregate
 from app.domain.retry import RetryPolicy
 from app.domain.saga import SagaStarted, transition
 from app.domain.validation import parse_match
-from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
-from app.metrics import Metrics
-from app.metrics_views import ScrapeSource, pool_families, queue_families
-from app.ports import QueueDepth
+from app.observability.metrics import Metrics
+from app.observability.metrics_views import ScrapeSource, pool_families, queue_families
 from storage.memory import InMemorySagaLog
 from tests.support.matches import random_match
 
@@ -136,7 +136,7 @@ async def test_a_failing_source_is_left_out_counted_and_warned_once_per_streak(
     metrics = Metrics()
     # No caching here: every scrape reads the source.
     metrics.views.add(ScrapeSource("pools", describe, pool_families, 1.0, ttl_s=0.0))
-    caplog.set_level(logging.INFO, logger="app.metrics_views")
+    caplog.set_level(logging.INFO, logger="app.observability.metrics_views")
     errors = ("statsaga_scrape_errors_total", (("source", "pools"),))
 
     first = await scrape(metrics)

@@ -6,14 +6,14 @@ from datetime import timedelta
 
 import pytest
 
-from app.commands import VoidMatch
+from app.application.commands import VoidMatch
+from app.application.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
+from app.application.operations import Operations, StallSweeper, replay_id
+from app.application.ports import BusMessage
+from app.application.sagas import utc_now
 from app.domain.errors import Conflict, NotFound
 from app.domain.retry import RetryPolicy
 from app.domain.saga import CompensationStarted, SagaState, transition
-from app.messages import MATCHES_QUEUE, PLAYER_UPDATES_QUEUE
-from app.operations import Operations, StallSweeper, replay_id
-from app.ports import BusMessage
-from app.sagas import utc_now
 from storage.memory_bus import InMemoryMessageBus
 from tests.unit.test_coordinator import FAST, Stack, assert_exact, drain, matches, stack
 

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from actors.grains import PlayerGrainHost
-from app.commands import StartSaga
-from app.messages import MATCHES_QUEUE
-from app.outbox import OutboxSweeper
-from app.ports import BusMessage
-from app.runner import LocalSagaRunner
-from app.services import StatsService
+from app.application.commands import StartSaga
+from app.application.messages import MATCHES_QUEUE
+from app.application.outbox import OutboxSweeper
+from app.application.ports import BusMessage
+from app.application.runner import LocalSagaRunner
+from app.application.services import StatsService
 from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemorySagaLog
 from storage.memory_bus import InMemoryMessageBus
 from tests.support.matches import random_match

@@ -15,11 +15,11 @@ from ray.exceptions import RayError
 
 from actors.player_grains import RayPlayerGrains
 from actors.routing import PlacementCache
+from app.application.ports import PlayerUpdate, UpdateResult
 from app.domain.aggregation import aggregate
 from app.domain.placement import Moved, Placement
 from app.domain.saga import Action
 from app.domain.validation import parse_match
-from app.ports import PlayerUpdate, UpdateResult
 from tests.support.matches import random_match
 
 OLD = Placement(1, game=1, player=1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from actors.pools import init_ray
-from app.devstack import free_port
+from devstack.processes import free_port
 
 
 def test_a_head_that_does_not_answer_is_a_clear_error_at_once() -> None:

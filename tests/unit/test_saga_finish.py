@@ -9,12 +9,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from actors.grains import GrainSettings, PlayerGrainHost
-from app.commands import StartSaga, VoidMatch
+from app.application.commands import StartSaga, VoidMatch
+from app.application.ports import MatchSummary, SagaFinish, SagaRecord
+from app.application.runner import LocalSagaRunner
+from app.application.sagas import saga_finish
+from app.application.services import StatsService
 from app.domain.saga import Saga, SagaState
-from app.ports import MatchSummary, SagaFinish, SagaRecord
-from app.runner import LocalSagaRunner
-from app.sagas import saga_finish
-from app.services import StatsService
 from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemorySagaLog
 from storage.memory_bus import InMemoryMessageBus
 from tests.support.matches import random_match

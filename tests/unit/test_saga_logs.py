@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.commands import RetryPlayer, StartSaga
+from app.application.commands import RetryPlayer, StartSaga
+from app.application.messages import log_fields
+from app.application.ports import BusMessage
 from app.domain.saga import Action
-from app.logs import ContextFilter
-from app.messages import log_fields
-from app.ports import BusMessage
+from app.observability.logs import ContextFilter
 from tests.unit.test_coordinator import drain, matches, stack
 
 
@@ -58,7 +58,7 @@ async def test_every_line_of_concurrent_sagas_carries_its_own_match(captured: Ca
     assert [r.state for r in replies] == ["stuck", "completed"]
 
     lines = captured.ours()
-    sagas = [r for r in lines if r.name == "app.sagas"]
+    sagas = [r for r in lines if r.name == "app.application.sagas"]
     grains = [r for r in lines if r.name == "actors.grains"]
     assert sagas and grains, [r.name for r in lines]  # the sagas did log, on both sides
     assert [r for r in lines if getattr(r, "match_id", None) not in ids] == []
@@ -97,7 +97,7 @@ async def test_the_worker_adds_the_message_id(captured: Captured) -> None:
     mid = posted[0]["match_id"]
     captured.records.clear()
     assert await drain(s, [mid]) == {mid: "completed"}
-    sagas = [r for r in captured.ours() if r.name == "app.sagas"]
+    sagas = [r for r in captured.ours() if r.name == "app.application.sagas"]
     assert sagas
     # The saga's message is the match's own (its id is the match id: duplicates drop).
     assert {(r.message_id, r.match_id) for r in sagas} == {(mid, mid)}  # type: ignore[attr-defined]

@@ -125,7 +125,7 @@ def test_readme_documents_every_setting() -> None:
 def test_the_keys_make_run_generates_are_accepted(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from app import cli_settings
+    from app.entrypoints import cli_settings
 
     monkeypatch.setattr(cli_settings, "configure_logging", lambda settings, role: None)
     generated = cli_settings.with_dev_keys(Settings(data_dir=str(tmp_path)), "api").api_keys
@@ -137,7 +137,7 @@ def test_the_keys_make_run_generates_are_accepted(
 def test_statsaga_refuses_to_start_with_a_short_key_and_says_why(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from app.cli import main
+    from app.entrypoints.cli import main
 
     for name in ("RAY_USAGE_STATS_ENABLED", "RAY_DEDUP_LOGS", "RAY_DISABLE_WORKER_LOG_PREFIX"):
         monkeypatch.setenv(name, "0")  # main sets them if unset: keep them scoped to the test

@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from actors.grains import GrainSettings, PlayerGrainHost
-from app.api import create_app
-from app.api.web import WEB
-from app.operations import Operations
-from app.services import StatsService
+from app.application.operations import Operations
+from app.application.services import StatsService
+from app.entrypoints.api import create_app
+from app.entrypoints.api.web import WEB
 from app.settings import Settings
 from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemorySagaLog
 from storage.memory_bus import InMemoryMessageBus
@@ -106,7 +106,7 @@ async def test_the_pages_stay_out_of_the_openapi_schema(http: httpx.AsyncClient)
 
 def test_the_wheel_carries_every_page_file() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    patterns = config["tool"]["setuptools"]["package-data"]["app.web"]
+    patterns = config["tool"]["setuptools"]["package-data"]["app.entrypoints.web"]
     files = [p.relative_to(WEB).as_posix() for p in WEB.rglob("*") if p.is_file()]
     files = [f for f in files if not f.endswith((".py", ".pyc"))]
     assert files

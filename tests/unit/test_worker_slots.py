@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from app.messages import MATCHES_QUEUE, match_completed
-from app.ports import SagaReply
-from app.worker import Worker
+from app.application.messages import MATCHES_QUEUE, match_completed
+from app.application.ports import SagaReply
+from app.application.worker import Worker
 from storage.memory_bus import InMemoryMessageBus
 
 
