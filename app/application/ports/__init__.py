@@ -1,0 +1,80 @@
+"""The ports the use cases need, one module per kind of collaborator: the player store,
+the saga log and payload archive, the message bus, the actor pools. Adapters in
+``storage/`` and ``actors/`` implement them; ``app/bootstrap.py`` is the only place that
+picks which. Every name is importable from here."""
+
+from app.application.ports.actors import (
+    OutgoingMessage,
+    PlacementStore,
+    PlayerGrains,
+    PlayerUpdate,
+    PoolAdmin,
+    SagaFinish,
+    SagaReply,
+    SagaRunner,
+    StoredPlacement,
+    UpdateResult,
+)
+from app.application.ports.bus import (
+    DEAD_LETTER_DESCRIPTION,
+    DEAD_LETTER_REASON,
+    DEAD_LETTER_SUFFIX,
+    MAX_MESSAGE_BYTES,
+    BusMessage,
+    MessageBus,
+    QueueDepth,
+    QueueStats,
+    ReceivedMessage,
+    dead_letter_queue,
+)
+from app.application.ports.players import (
+    ApplyOutcome,
+    HistoryEntry,
+    HistoryPage,
+    PlayerSnapshot,
+    PlayerStore,
+    RevertOutcome,
+)
+from app.application.ports.sagas import (
+    CarriedStart,
+    LogEntry,
+    MatchSummary,
+    PayloadArchive,
+    SagaLog,
+    SagaRecord,
+)
+
+__all__ = [
+    "DEAD_LETTER_DESCRIPTION",
+    "DEAD_LETTER_REASON",
+    "DEAD_LETTER_SUFFIX",
+    "MAX_MESSAGE_BYTES",
+    "ApplyOutcome",
+    "BusMessage",
+    "CarriedStart",
+    "HistoryEntry",
+    "HistoryPage",
+    "LogEntry",
+    "MatchSummary",
+    "MessageBus",
+    "OutgoingMessage",
+    "PayloadArchive",
+    "PlacementStore",
+    "PlayerGrains",
+    "PlayerSnapshot",
+    "PlayerStore",
+    "PlayerUpdate",
+    "PoolAdmin",
+    "QueueDepth",
+    "QueueStats",
+    "ReceivedMessage",
+    "RevertOutcome",
+    "SagaFinish",
+    "SagaLog",
+    "SagaRecord",
+    "SagaReply",
+    "SagaRunner",
+    "StoredPlacement",
+    "UpdateResult",
+    "dead_letter_queue",
+]
