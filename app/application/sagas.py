@@ -29,12 +29,12 @@ from app.application.ports import (
     SagaFinish,
     SagaLog,
     SagaRecord,
-    UpdateResult,
 )
+from app.application.saga_steps import saga_finish, step_facts
 from app.domain import saga as s
 from app.domain.aggregation import aggregate
 from app.domain.codec import event_to_dict
-from app.domain.errors import ConcurrencyConflict, NotFound, clip_error
+from app.domain.errors import ConcurrencyConflict, NotFound
 from app.domain.model import Match, payload_hash_of
 from app.domain.retry import RetryPolicy, next_delay
 from app.domain.stats import StatDelta
@@ -98,7 +98,7 @@ class SagaCoordinator:
         )
         record, more = await self._commit(
             record,
-            _facts(results, s.Action.APPLY),
+            step_facts(results, s.Action.APPLY),
             opening=start_event,
             deltas=None if stored else deltas,
             began_at=began,
@@ -247,7 +247,7 @@ class SagaCoordinator:
                     deltas = deltas or await self._logged_deltas(record)
                     updates = [PlayerUpdate(s.Action.APPLY, deltas[p]) for p in ids]
                     results = await self.grains.update(updates)
-                    record, more = await self._commit(record, _facts(results, s.Action.APPLY))
+                    record, more = await self._commit(record, step_facts(results, s.Action.APPLY))
                     todo += more
                 case s.CompensatePlayers(player_ids=ids) if ids:
                     deltas = deltas or await self._logged_deltas(record)
@@ -257,7 +257,7 @@ class SagaCoordinator:
                             [PlayerUpdate(s.Action.COMPENSATE, deltas[pid])]
                         )
                         record, more = await self._commit(
-                            record, _facts(result, s.Action.COMPENSATE)
+                            record, step_facts(result, s.Action.COMPENSATE)
                         )
                         todo += more
                 case s.ScheduleRetry(player_id=pid, attempt=attempt, action=action):
@@ -297,29 +297,6 @@ def _log_step(before: s.SagaState, after: s.SagaState, events: Sequence[s.SagaEv
         log.log(level, "saga %s -> %s", before.value, after.value, extra={"state": after.value})
 
 
-def saga_finish(before: SagaRecord, saved: SagaRecord) -> SagaFinish | None:
-    """What the metrics observe when the save from ``before`` to ``saved`` finished the
-    saga (``None`` when it did not): durations from the saved summary's times."""
-    if before.saga.state not in s.OPEN_STATES or saved.saga.state in s.OPEN_STATES:
-        return None
-    summary = saved.summary
-    at = summary.updated_at  # the time of the finishing save
-    if at is None:
-        return None  # an adapter that keeps no times: nothing to measure
-
-    def seconds(since: datetime | None) -> float | None:
-        # Clocks of different machines may disagree by a little: never below zero.
-        return None if since is None else max((at - since).total_seconds(), 0.0)
-
-    # Time to consistency is the first finish's, as GET /v1/matches/{id} reports it.
-    first = before.summary.finished_at is None
-    return SagaFinish(
-        saved.saga.state.value,
-        seconds(summary.began_at),
-        seconds(summary.accepted_at) if first else None,
-    )
-
-
 def _startable(start: CarriedStart, match_id: str) -> bool:
     """A carried start this coordinator may take on: of this match, not yet started."""
     record = start.record
@@ -328,16 +305,3 @@ def _startable(start: CarriedStart, match_id: str) -> bool:
         and record.saga.state is s.SagaState.ACCEPTED
         and record.seq == 0
     )
-
-
-def _facts(results: Sequence[UpdateResult], action: s.Action) -> list[s.SagaEvent]:
-    facts: list[s.SagaEvent] = []
-    for r in results:
-        if not r.ok:
-            error = clip_error(r.error or "unknown error")
-            facts.append(s.PlayerFailed(r.player_id, error, r.transient))
-        elif action is s.Action.APPLY:
-            facts.append(s.PlayerApplied(r.player_id, already=not r.changed))
-        else:
-            facts.append(s.PlayerCompensated(r.player_id, reverted=r.changed))
-    return facts

@@ -12,7 +12,7 @@ from actors.grains import GrainSettings, PlayerGrainHost
 from app.application.commands import StartSaga, VoidMatch
 from app.application.ports import MatchSummary, SagaFinish, SagaRecord
 from app.application.runner import LocalSagaRunner
-from app.application.sagas import saga_finish
+from app.application.saga_steps import saga_finish
 from app.application.services import StatsService
 from app.domain.saga import Saga, SagaState
 from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemorySagaLog
