@@ -19,15 +19,8 @@ from pathlib import Path
 import httpx
 
 from app.runtime.lifeline import die_with_parent
-from devstack.processes import (
-    Azurite,
-    RayHead,
-    free_port,
-    spawn_role,
-    start_azurite,
-    start_ray_head,
-    stop_process,
-)
+from devstack.processes import Azurite, free_port, spawn_role, start_azurite, stop_process
+from devstack.ray_cluster import RayHead, start_ray_head
 from sbemu.launcher import LocalBroker, start_broker
 
 SERVICEBUS_CONFIG = Path(__file__).resolve().parent.parent / "config" / "servicebus.json"

@@ -22,14 +22,8 @@ from app.dev_endpoints import (
     DEV_TABLE_PORT,
 )
 from app.runtime.lifeline import die_with_parent
-from devstack.processes import (
-    Azurite,
-    RayHead,
-    spawn_role,
-    start_azurite,
-    start_ray_head,
-    stop_process,
-)
+from devstack.processes import Azurite, spawn_role, start_azurite, stop_process
+from devstack.ray_cluster import RayHead, start_ray_head
 
 if TYPE_CHECKING:
     from app.settings import Settings

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from app.runtime.lifeline import die_with_parent
-from devstack.processes import Azurite, RayHead, start_azurite, start_ray_head
+from devstack.processes import Azurite, start_azurite
+from devstack.ray_cluster import RayHead, start_ray_head
 from sbemu.launcher import LocalBroker, start_broker
 from tests.support.servicebus import project_queues, queue, write_config
 

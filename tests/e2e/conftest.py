@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devstack.processes import Azurite, RayHead, free_port, spawn_role
+from devstack.processes import Azurite, free_port, spawn_role
+from devstack.ray_cluster import RayHead
 from sbemu.launcher import LocalBroker
 from tests.conftest import BrokerFactory
 from tests.support.client import StatsClient

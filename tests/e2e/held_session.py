@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.processes import Azurite, RayHead
+from devstack.processes import Azurite
+from devstack.ray_cluster import RayHead
 from tests.e2e.conftest import Service, StartScenario
 
 HELD_PIDS = "STATSAGA_HELD_PIDS"

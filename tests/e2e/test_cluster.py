@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.processes import Azurite, RayHead, RayNode, start_ray_head, start_ray_node
+from devstack.processes import Azurite
+from devstack.ray_cluster import RayHead, RayNode, start_ray_head, start_ray_node
 from tests.e2e.conftest import Scenario, StartScenario
 from tests.support.runs import new_matches, post_all, verify, wait_states
 

@@ -17,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.application.messages import MATCHES_QUEUE
 from app.application.ports import BusMessage, dead_letter_queue
 from app.observability.metrics_views import POOLS_TTL_S
-from devstack.processes import Azurite, RayHead, free_port
+from devstack.processes import Azurite, free_port
+from devstack.ray_cluster import RayHead
 from storage.servicebus_bus import ServiceBusMessageBus
 from tests.conftest import BrokerFactory
 from tests.e2e.conftest import WORKER_UP, Service, service_env

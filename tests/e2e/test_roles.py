@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from devstack.processes import Azurite, RayHead, free_port
+from devstack.processes import Azurite, free_port
+from devstack.ray_cluster import RayHead
 from sbemu.launcher import LocalBroker
 from tests.conftest import BrokerFactory
 from tests.e2e.conftest import KEYS, Service, service_env, stop_all

@@ -14,7 +14,8 @@ from actors.config import ActorConfig, open_storage
 from actors.shard import PlayerShard
 from app.domain.faults import FaultPlan
 from app.domain.placement import Placement
-from devstack.processes import Azurite, RayHead
+from devstack.processes import Azurite
+from devstack.ray_cluster import RayHead
 from tests.support.raypools import joined
 
 pytestmark = [pytest.mark.azurite, pytest.mark.timeout(300)]

@@ -32,7 +32,8 @@ from app.domain.errors import NotFound
 from app.domain.placement import owner
 from app.domain.saga import Action
 from app.domain.validation import parse_match
-from devstack.processes import Azurite, RayHead
+from devstack.processes import Azurite
+from devstack.ray_cluster import RayHead
 from storage.entities import RECORD_KEY, record_from_entity
 from storage.tables import open_table_storage
 from tests.support.matches import expected_totals, random_match

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from app.runtime.lifeline import die_with_parent
-from devstack.processes import PROJECT_ROOT, RayHead
+from devstack.processes import PROJECT_ROOT
+from devstack.ray_cluster import RayHead
 
 # A driver of its own: the test process may be a Ray driver of another namespace
 # (tests/integration/test_pools.py), or none at all.
