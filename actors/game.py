@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 import ray
@@ -11,6 +10,7 @@ import ray
 from actors.chaos import ActorKiller, DyingGrains
 from actors.config import ActorConfig, configure_actor_logging, member_name, open_storage
 from actors.membership import Membership
+from actors.once import BuiltOnce
 from actors.player_grains import RayPlayerGrains
 from actors.routing import PlacementCache
 from app.application.commands import SagaCommand
@@ -20,7 +20,7 @@ from app.domain.placement import Moved, Placement
 from app.observability.logs import bind
 
 if TYPE_CHECKING:
-    from storage.tables import TableStorage
+    pass
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0)
@@ -36,28 +36,18 @@ class GameActor:
         # Shared with this actor's player grains: a newer placement learnt from a caller
         # routes the fan-out too.
         self._placements = PlacementCache(config.namespace, placement)
-        self._runner: LocalSagaRunner | None = None
-        self._starting: asyncio.Lock | None = None
-        self._storage: TableStorage | None = None
+        self._runner = BuiltOnce(self._build_runner)
         self._sagas = 0
         self._grains: RayPlayerGrains | None = None
 
-    async def _ready(self) -> LocalSagaRunner:
-        # Clients bind to the actor's event loop, which exists only once a method runs.
-        if self._runner is None:
-            self._starting = self._starting or asyncio.Lock()
-            async with self._starting:
-                if self._runner is None:
-                    self._storage = storage = await open_storage(self._config)
-                    self._grains = RayPlayerGrains(self._placements)
-                    grains: PlayerGrains = self._grains
-                    if self._config.faults.actor_kill > 0:
-                        killer = ActorKiller(self._config.faults.actor_kill, f"game {self._index}")
-                        grains = DyingGrains(grains, killer)
-                    self._runner = LocalSagaRunner(
-                        storage.sagas, storage.archive, grains, self._config.retry_policy
-                    )
-        return self._runner
+    async def _build_runner(self) -> LocalSagaRunner:
+        storage = await open_storage(self._config)
+        self._grains = RayPlayerGrains(self._placements)
+        grains: PlayerGrains = self._grains
+        if self._config.faults.actor_kill > 0:
+            killer = ActorKiller(self._config.faults.actor_kill, f"game {self._index}")
+            grains = DyingGrains(grains, killer)
+        return LocalSagaRunner(storage.sagas, storage.archive, grains, self._config.retry_policy)
 
     async def handle(
         self, command: SagaCommand, placement: Placement | None = None
@@ -66,7 +56,7 @@ class GameActor:
         ``placement`` (the caller's) and ours: then ``Moved``."""
         # The runner binds the match too; this covers opening storage and routing.
         with bind(match_id=command.match_id):
-            runner = await self._ready()
+            runner = await self._runner.get()
             moved = self._member.check([command.match_id], placement)
             if moved:
                 return moved

@@ -14,13 +14,14 @@ from actors.chaos import ActorKiller
 from actors.config import ActorConfig, configure_actor_logging, member_name, open_storage
 from actors.grains import PlayerGrainHost, match_of
 from actors.membership import Membership
+from actors.once import BuiltOnce
 from app.application.ports import PlayerUpdate, UpdateResult
 from app.domain.placement import Moved, Placement
 from app.domain.stats import ServiceRecord
 from app.observability.logs import bind
 
 if TYPE_CHECKING:
-    from storage.tables import TableStorage
+    pass
 
 IDLE_SWEEP_S = 30.0
 
@@ -34,29 +35,22 @@ class PlayerShard:
         self._index = index
         self._config = config
         self._member = Membership("player", index, placement)
-        self._host: PlayerGrainHost | None = None
-        self._starting: asyncio.Lock | None = None
-        self._storage: TableStorage | None = None
+        self._host = BuiltOnce(self._build_host)
         self._sweeper: asyncio.Task[None] | None = None
         self._killer = ActorKiller(config.faults.actor_kill, f"player shard {index}")
 
-    async def _ready(self) -> PlayerGrainHost:
-        # Clients bind to the actor's event loop, which exists only once a method runs.
-        if self._host is None:
-            self._starting = self._starting or asyncio.Lock()
-            async with self._starting:
-                if self._host is None:
-                    self._storage = storage = await open_storage(self._config)
-                    self._host = PlayerGrainHost(storage.players, self._config.grains)
-                    self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
-        return self._host
+    async def _build_host(self) -> PlayerGrainHost:
+        storage = await open_storage(self._config)
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        return PlayerGrainHost(storage.players, self._config.grains)
 
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(IDLE_SWEEP_S)
-            if self._host is not None:
+            host = self._host.value
+            if host is not None:
                 with contextlib.suppress(Exception):
-                    self._host.collect_idle()
+                    host.collect_idle()
 
     async def update(
         self, updates: Sequence[PlayerUpdate], placement: Placement | None = None
@@ -64,7 +58,7 @@ class PlayerShard:
         """Apply or compensate matches for players of this shard (``Moved`` when one of
         them is not, under the newer of the caller's placement and this shard's)."""
         with bind(match_id=match_of(updates)):
-            host = await self._ready()
+            host = await self._host.get()
             moved = self._check([u.delta.player_id for u in updates], placement)
             if moved:
                 return moved
@@ -77,7 +71,7 @@ class PlayerShard:
         self, player_id: str, placement: Placement | None = None
     ) -> ServiceRecord | Moved:
         """A player's record, from its activation."""
-        host = await self._ready()
+        host = await self._host.get()
         moved = self._check([player_id], placement)
         if moved:
             return moved
@@ -88,7 +82,7 @@ class PlayerShard:
         """Take a newer placement (pushed by the pool directory on a resize); the grains of
         players that moved away are deactivated after their current turn. Returns how many
         grains retire."""
-        await self._ready()
+        await self._host.get()
         return self._adopt(placement)
 
     async def drain(self, timeout_s: float) -> bool:
@@ -97,11 +91,11 @@ class PlayerShard:
 
     async def deactivate(self, player_ids: Sequence[str] | None = None) -> int:
         """Drop activations (all when ``None``); they reload from storage on next use."""
-        return (await self._ready()).deactivate(player_ids)
+        return (await self._host.get()).deactivate(player_ids)
 
     async def stats(self) -> dict[str, Any]:
         """Counters of this shard, and where it runs."""
-        return {**self._member.stats(), **(await self._ready()).stats()}
+        return {**self._member.stats(), **(await self._host.get()).stats()}
 
     def _check(self, player_ids: list[str], placement: Placement | None) -> Moved | None:
         self._adopt(placement)
@@ -109,9 +103,10 @@ class PlayerShard:
 
     def _adopt(self, placement: Placement | None) -> int:
         """Take a newer placement; players that moved away retire from this shard."""
-        if not self._member.adopt(placement) or self._host is None:
+        host = self._host.value
+        if not self._member.adopt(placement) or host is None:
             return 0
-        return self._host.retire(self._member.owns)
+        return host.retire(self._member.owns)
 
     async def ping(self) -> int:
         """Liveness probe (opens nothing: a shard is up before its storage is)."""
