@@ -15,7 +15,7 @@ from app.runtime.eventloop import run
 from app.settings import Settings
 
 log = logging.getLogger("statsaga")
-SERVICEBUS_CONFIG = Path(__file__).resolve().parent.parent / "config" / "servicebus.json"
+SERVICEBUS_CONFIG = Path(__file__).resolve().parents[2] / "config" / "servicebus.json"
 
 
 def add_commands(sub: Any) -> None:
