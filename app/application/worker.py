@@ -26,6 +26,7 @@ from app.application.messages import (
 from app.application.outbox import flush
 from app.application.ports import MessageBus, ReceivedMessage, SagaReply, SagaRunner
 from app.domain.errors import DomainError, NotFound, TransientError
+from app.domain.retry import RetryPolicy, next_delay
 from app.observability.logs import bind
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class WorkerCounters:
     abandoned: int = 0
     dead_lettered: int = 0
     settle_failures: int = 0
+    # Seconds failed messages were held before going back (``Worker.redelivery``).
+    held_back_s: float = 0.0
 
     def count(self, handled: Handled) -> None:
         """Count one handled message."""
@@ -53,6 +56,7 @@ class WorkerCounters:
                 self.settle_failures += 1
 
 
+REDELIVERY = RetryPolicy(base_s=0.2, cap_s=5.0, jitter=0.5)
 Outcome = Literal["completed", "abandoned", "dead_lettered", "unsettled"]
 
 
@@ -89,6 +93,12 @@ class Worker:
     batch_wait_s: float = 0.02
     counters: WorkerCounters = field(default_factory=WorkerCounters)
     observer: HandledObserver | None = None
+    # A message whose step failed transiently is held (its lock kept) for this back-off
+    # before it goes back. Abandoned at once, a storage blip of a second used up all its
+    # deliveries (MaxDeliveryCount 10) and dead-lettered it (the long-ids chaos test
+    # caught one); held, ten deliveries span about 20 s. The cap stays below the
+    # shortest lock the queues use.
+    redelivery: RetryPolicy = field(default_factory=lambda: REDELIVERY)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
@@ -202,10 +212,20 @@ class Worker:
             )
             if not transient:
                 return await self._dead_letter(queue, received, type(exc).__name__, str(exc))
+            await self._hold_back(received)
             settled = await self._settle(received, "abandon", self.bus.abandon(received))
             return Handled(queue, "abandoned" if settled else "unsettled")
         settled = await self._settle(received, "complete", self.bus.complete(received))
         return Handled(queue, "completed" if settled else "unsettled", reply)
+
+    async def _hold_back(self, received: ReceivedMessage) -> None:
+        """Wait the back-off of the message's delivery before it goes back; a worker
+        stopping lets it go at once."""
+        delay = next_delay(self.redelivery, received.delivery_count + 1)
+        began = asyncio.get_running_loop().time()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay)
+        self.counters.held_back_s += asyncio.get_running_loop().time() - began
 
     async def _settle(self, received: ReceivedMessage, how: str, call: Awaitable[None]) -> bool:
         """Settle; a failure is logged, not raised: the work is durable, the message comes
