@@ -18,6 +18,7 @@ from pathlib import Path
 
 from app.dev_endpoints import connection_string
 from app.runtime.lifeline import die_with_parent
+from sbemu.launcher import port_is_free
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 AZURITE_MAIN = PROJECT_ROOT / "node_modules" / "azurite" / "dist" / "src" / "azurite.js"
@@ -29,18 +30,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def port_is_free(port: int) -> bool:
-    """True when nothing listens on 127.0.0.1:``port`` (connections left in TIME_WAIT by a
-    server that just stopped do not count: servers bind with SO_REUSEADDR)."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:

@@ -19,7 +19,14 @@ from typing import Any
 
 from sbemu.depths import QueueDepth, queue_depths
 
-__all__ = ["LocalBroker", "QueueDepth", "connection_string", "queue_depths", "start_broker"]
+__all__ = [
+    "LocalBroker",
+    "QueueDepth",
+    "connection_string",
+    "port_is_free",
+    "queue_depths",
+    "start_broker",
+]
 
 
 def connection_string(port: int, host: str = "127.0.0.1") -> str:
@@ -96,9 +103,9 @@ class LocalBroker:
 _LISTENING = re.compile(r"listening on \S+:(?P<port>\d+)(?: admin http://\S+:(?P<admin>\d+))?")
 
 
-def _port_free(port: int) -> bool:
-    """Nothing listens there. SO_REUSEADDR as the broker uses it, so that connections in
-    TIME_WAIT from a killed broker do not count."""
+def port_is_free(port: int) -> bool:
+    """True when nothing listens on 127.0.0.1:``port``. SO_REUSEADDR as servers bind with
+    it, so that connections in TIME_WAIT from a server that just stopped do not count."""
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -124,7 +131,7 @@ def start_broker(
     life: ``app.runtime.lifeline``); a restart reuses it."""
     data_dir.mkdir(parents=True, exist_ok=True)
     for wanted in (port, admin_port):
-        if wanted and not _port_free(wanted):
+        if wanted and not port_is_free(wanted):
             # Otherwise the wait below would find the other server and take it for ours.
             raise RuntimeError(f"port {wanted} is taken: stop what uses it, or pick another port")
     args = ["--config", str(config), "--data-dir", str(data_dir), "--port", str(port or 0)]
