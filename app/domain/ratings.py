@@ -83,10 +83,11 @@ def sides(match: Match) -> tuple[list[list[str]], list[int]]:
         score = sum(by_id[p].counters.get("score", 0) for p in members)
         return outcome, -score
 
-    ordered = sorted(teams.values(), key=standing)
+    ranked = sorted(((standing(m), m) for m in teams.values()), key=lambda pair: pair[0])
+    ordered = [members for _, members in ranked]
     ranks: list[int] = []
-    for i, members in enumerate(ordered):
-        tied = i > 0 and standing(members) == standing(ordered[i - 1])
+    for i, (place, _) in enumerate(ranked):
+        tied = i > 0 and place == ranked[i - 1][0]
         ranks.append(ranks[-1] if tied else i)
     return ordered, ranks
 
