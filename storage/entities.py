@@ -192,20 +192,27 @@ def checked(entity: dict[str, Any]) -> dict[str, Any]:
 
 
 def record_entity(record: ServiceRecord) -> dict[str, Any]:
-    """The ``record`` row."""
-    return checked(
-        {
-            "PartitionKey": record.player_id,
-            "RowKey": RECORD_KEY,
-            "data": dumps(record.to_dict()),
-            "schema": RECORD_SCHEMA,
-        }
-    )
+    """The ``record`` row. The ratings are a property of their own: a property holds at
+    most 64 KiB, and the largest totals alone come close to that (test_record_bounds)."""
+    data = record.to_dict()
+    ratings = data.pop("ratings", None)
+    entity = {
+        "PartitionKey": record.player_id,
+        "RowKey": RECORD_KEY,
+        "data": dumps(data),
+        "schema": RECORD_SCHEMA,
+    }
+    if ratings:
+        entity["ratings"] = dumps(ratings)
+    return checked(entity)
 
 
 def record_from_entity(entity: Mapping[str, Any]) -> ServiceRecord:
     """Inverse of ``record_entity``."""
-    return ServiceRecord.from_dict(loads(entity["data"]))
+    data = loads(entity["data"])
+    if entity.get("ratings"):
+        data["ratings"] = loads(entity["ratings"])
+    return ServiceRecord.from_dict(data)
 
 
 def marker_entity(delta: StatDelta, void: bool) -> dict[str, Any]:

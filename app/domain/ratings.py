@@ -13,20 +13,34 @@ tie, loss, did not finish), then by their total score, equal sides sharing a ran
 A rating change is computed once, by the Game actor that aggregates the match, and kept
 as a ``RatingDelta`` (what to add): applying it and reverting it are additions, so a
 retried or resumed saga applies the logged delta, never a recomputed one.
+
+Ratings are kept in fixed point: every value is a whole number of millionths (``_q``), so
+adding and taking back deltas is exact and order-free; a player's rating is exactly the
+start rating plus the deltas of the matches that count, which the invariant checker
+tests with ``==``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from openskill.models import PlackettLuce
 
 from app.domain.model import Match, Outcome
 
 _MODEL = PlackettLuce()
-DEFAULT_MU: float = _MODEL.mu
-DEFAULT_SIGMA: float = _MODEL.sigma
+_PLACES = 6  # millionths: far below what a displayed rating shows, far above float noise
+
+
+def _q(value: float) -> float:
+    """``value`` as a whole number of millionths (the nearest float to that decimal)."""
+    return round(value, _PLACES)
+
+
+DEFAULT_MU: float = _q(_MODEL.mu)
+DEFAULT_SIGMA: float = _q(_MODEL.sigma)
 # Best first: a side's outcome is the best of its players' (a player who did not finish
 # is rated with the team they left).
 _OUTCOME_ORDER = {Outcome.WIN: 0, Outcome.TIE: 1, Outcome.LOSS: 2, Outcome.DNF: 3}
@@ -50,14 +64,32 @@ class SkillRating:
     def plus(self, delta: RatingDelta) -> SkillRating:
         """This rating with ``delta`` applied."""
         return SkillRating(
-            self.mu + delta.mu, self.sigma + delta.sigma, self.matches + delta.matches
+            _q(self.mu + delta.mu), _q(self.sigma + delta.sigma), self.matches + delta.matches
         )
 
     def minus(self, delta: RatingDelta) -> SkillRating:
         """This rating with ``delta`` taken back (a voided match)."""
         return SkillRating(
-            self.mu - delta.mu, self.sigma - delta.sigma, self.matches - delta.matches
+            _q(self.mu - delta.mu), _q(self.sigma - delta.sigma), self.matches - delta.matches
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (the record's and the saga log's)."""
+        return {"mu": self.mu, "sigma": self.sigma, "matches": self.matches}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SkillRating:
+        """Inverse of ``to_dict``."""
+        return cls(float(data["mu"]), float(data["sigma"]), int(data["matches"]))
+
+    def public(self) -> dict[str, Any]:
+        """What stats sites show: the displayed skill, then the model's numbers."""
+        return {
+            "skill": round(self.skill, 2),
+            "mu": round(self.mu, 4),
+            "sigma": round(self.sigma, 4),
+            "matches": self.matches,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +99,36 @@ class RatingDelta:
     mu: float
     sigma: float
     matches: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RatingChange:
+    """One player's rating in a match: the rating the Game actor read before rating it, and
+    the delta it computed (logged in the saga, applied and reverted by the grain)."""
+
+    before: SkillRating
+    delta: RatingDelta
+
+    @property
+    def after(self) -> SkillRating:
+        """``before`` with the delta: the rating right after the match, had no other match
+        of the player landed in between (concurrent matches add their own deltas)."""
+        return self.before.plus(self.delta)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, inside the delta's."""
+        return {
+            "before": self.before.to_dict(),
+            "mu": self.delta.mu,
+            "sigma": self.delta.sigma,
+            "matches": self.delta.matches,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RatingChange:
+        """Inverse of ``to_dict``."""
+        delta = RatingDelta(float(data["mu"]), float(data["sigma"]), int(data["matches"]))
+        return cls(SkillRating.from_dict(data["before"]), delta)
 
 
 def sides(match: Match) -> tuple[list[list[str]], list[int]]:
@@ -110,5 +172,25 @@ def rate(
     deltas: dict[str, RatingDelta] = {}
     for team, olds, news in zip(teams, before, rated, strict=True):
         for pid, old, new in zip(team, olds, news, strict=True):
-            deltas[pid] = RatingDelta(new.mu - old.mu, new.sigma - old.sigma)
+            deltas[pid] = RatingDelta(_q(new.mu - old.mu), _q(new.sigma - old.sigma))
     return deltas
+
+
+def rate_match(
+    match: Match, current: Mapping[str, SkillRating], unreadable: Collection[str] = ()
+) -> dict[str, RatingChange]:
+    """Every rated player's change in ``match`` (empty for a match of one side, which
+    rates nobody). A player in ``unreadable`` (the Game actor could not read their rating)
+    is rated from the default rating, so that the others' changes stay sensible, and gets
+    no change of their own: applying a delta computed from a rating they may not have
+    would move it by a wrong amount."""
+    teams, ranks = sides(match)
+    if len(teams) < 2:
+        return {}
+    known = {pid: r for pid, r in current.items() if pid not in unreadable}
+    deltas = rate(teams, ranks, known)
+    return {
+        pid: RatingChange(known.get(pid, SkillRating()), delta)
+        for pid, delta in deltas.items()
+        if pid not in unreadable
+    }

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from app.domain.model import REPORTED_COUNTERS, Outcome
+from app.domain.ratings import RatingChange, SkillRating
 
 # Counters a service record keeps: one per match outcome plus the reported ones.
 RECORD_COUNTERS: tuple[str, ...] = ("matches", "wins", "losses", "ties", "dnf", *REPORTED_COUNTERS)
@@ -51,6 +52,9 @@ class StatDelta:
     # Where the record counted this match's mode when ``mode`` did not fit (``OTHER``);
     # ``None``: under ``mode``. Kept in the history row so that a revert undoes the same.
     mode_key: str | None = None
+    # The player's rating change in the match's mode, computed once by the Game actor
+    # (``None``: the match rates nobody, or not this player; see ``ratings.rate_match``).
+    rating: RatingChange | None = None
 
     @property
     def record_mode(self) -> str:
@@ -59,7 +63,9 @@ class StatDelta:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, stored in the match partition and in the player's history row."""
-        extra = {"mode_key": self.mode_key} if self.mode_key else {}
+        extra: dict[str, Any] = {"mode_key": self.mode_key} if self.mode_key else {}
+        if self.rating is not None:
+            extra["rating"] = self.rating.to_dict()
         return {
             **extra,
             "match_id": self.match_id,
@@ -89,6 +95,7 @@ class StatDelta:
             medals=dict(data.get("medals", {})),
             weapons={k: dict(v) for k, v in data.get("weapons", {}).items()},
             mode_key=data.get("mode_key"),
+            rating=RatingChange.from_dict(data["rating"]) if data.get("rating") else None,
         )
 
 
@@ -103,10 +110,15 @@ class ServiceRecord:
     modes: Mapping[str, Counters] = field(default_factory=dict)
     first_played: datetime | None = None
     last_played: datetime | None = None
+    # Per mode, under the same keys as ``modes`` (so the same bound): only modes with a
+    # rated match.
+    ratings: Mapping[str, SkillRating] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able storage form (no derived ratios)."""
+        rated = {"ratings": {k: r.to_dict() for k, r in self.ratings.items()}}
         return {
+            **(rated if self.ratings else {}),
             "player_id": self.player_id,
             "counters": dict(self.counters),
             "medals": dict(self.medals),
@@ -128,7 +140,35 @@ class ServiceRecord:
             modes={k: dict(v) for k, v in data.get("modes", {}).items()},
             first_played=datetime.fromisoformat(first) if first else None,
             last_played=datetime.fromisoformat(last) if last else None,
+            ratings={k: SkillRating.from_dict(r) for k, r in data.get("ratings", {}).items()},
         )
+
+    def rating(self, mode: str) -> SkillRating:
+        """The rating a match of ``mode`` is rated from: the mode's, or the overflow
+        entry's when the mode would count there (see ``fit_delta``), or the default."""
+        key = mode
+        if mode not in self.modes and _named(self.modes) >= MAX_RECORD_MODES:
+            key = OTHER
+        return self.ratings.get(key) or SkillRating()
+
+
+def _rated(
+    ratings: Mapping[str, SkillRating], delta: StatDelta, sign: int
+) -> Mapping[str, SkillRating]:
+    """``ratings`` with the delta's rating change added (``sign`` 1) or taken back (-1).
+    A mode whose last rated match is taken back loses its entry, so that a record with a
+    voided match equals the record that never had it."""
+    if delta.rating is None:
+        return ratings
+    key, change = delta.record_mode, delta.rating.delta
+    held = ratings.get(key) or SkillRating()
+    now = held.plus(change) if sign > 0 else held.minus(change)
+    out = dict(ratings)
+    if now.matches > 0:
+        out[key] = now
+    else:
+        out.pop(key, None)
+    return out
 
 
 def delta_counters(outcome: Outcome, reported: Counters) -> dict[str, int]:
@@ -172,6 +212,7 @@ def apply_delta(record: ServiceRecord, delta: StatDelta) -> ServiceRecord:
         medals=_add(record.medals, delta.medals, 1, keep=()),
         weapons=_add_nested(record.weapons, delta.weapons, 1),
         modes=_add_nested(record.modes, {delta.record_mode: delta.counters}, 1),
+        ratings=_rated(record.ratings, delta, 1),
         first_played=min(record.first_played, played) if record.first_played else played,
         last_played=max(record.last_played, played) if record.last_played else played,
     )
@@ -186,6 +227,7 @@ def revert_delta(record: ServiceRecord, delta: StatDelta) -> ServiceRecord:
         medals=_add(record.medals, delta.medals, -1, keep=()),
         weapons=_add_nested(record.weapons, delta.weapons, -1),
         modes=_add_nested(record.modes, {delta.record_mode: delta.counters}, -1),
+        ratings=_rated(record.ratings, delta, -1),
     )
 
 
@@ -265,7 +307,8 @@ def public_record(record: ServiceRecord) -> dict[str, Any]:
     out.update(ratios(record.counters))
     out["medals"] = dict(sorted(record.medals.items()))
     out["weapons"] = {k: dict(v) for k, v in sorted(record.weapons.items())}
-    out["modes"] = {mode: {**dict(c), **ratios(c)} for mode, c in sorted(record.modes.items())}
+    out["modes"] = {mode: _mode_block(record, mode, c) for mode, c in sorted(record.modes.items())}
+    out["ratings"] = {mode: r.public() for mode, r in sorted(record.ratings.items())}
     out["first_played"] = record.first_played.isoformat() if record.first_played else None
     out["last_played"] = record.last_played.isoformat() if record.last_played else None
     return out
@@ -275,4 +318,10 @@ def public_mode_record(record: ServiceRecord, mode: str) -> dict[str, Any]:
     """The record's block of one mode, flat like the whole record; zeros for a mode the
     player never played (medals and weapons are kept overall, not per mode)."""
     counters = {**dict.fromkeys(RECORD_COUNTERS, 0), **record.modes.get(mode, {})}
-    return {"player_id": record.player_id, "mode": mode, **counters, **ratios(counters)}
+    return {"player_id": record.player_id, "mode": mode, **_mode_block(record, mode, counters)}
+
+
+def _mode_block(record: ServiceRecord, mode: str, counters: Counters) -> dict[str, Any]:
+    """One mode's counters, ratios and rating (``None``: no rated match in the mode)."""
+    rating = record.ratings.get(mode)
+    return {**dict(counters), **ratios(counters), "rating": rating.public() if rating else None}

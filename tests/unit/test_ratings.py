@@ -4,12 +4,15 @@ the sides and ranks it rates."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from openskill.models import PlackettLuce
 
-from app.domain.ratings import RatingDelta, SkillRating, rate, sides
+from app.domain.aggregation import aggregate
+from app.domain.ratings import RatingDelta, SkillRating, rate, rate_match, sides
+from app.domain.stats import ServiceRecord, StatDelta, apply_delta, public_record, revert_delta
 from app.domain.validation import parse_match
 
 
@@ -45,9 +48,10 @@ def test_a_one_on_one_series_matches_openskill_computing_it_in_the_same_order() 
         teams, ranks = sides(match)
         for pid, delta in rate(teams, ranks, ours).items():
             ours[pid] = ours[pid].plus(delta)
+    # Within a ten-thousandth: our ratings are kept in millionths, rounded at every step.
     for pid in ("a", "b"):
-        assert ours[pid].mu == pytest.approx(theirs[pid].mu, abs=1e-9)
-        assert ours[pid].sigma == pytest.approx(theirs[pid].sigma, abs=1e-9)
+        assert ours[pid].mu == pytest.approx(theirs[pid].mu, abs=1e-4)
+        assert ours[pid].sigma == pytest.approx(theirs[pid].sigma, abs=1e-4)
         assert ours[pid].matches == 30
     assert ours["a"].skill > ours["b"].skill  # a won about 70% of them
 
@@ -81,9 +85,9 @@ def test_uneven_teams_are_rated_as_openskill_rates_them() -> None:
     blue = [model.rating(mu=20.0, sigma=7.0)] + [model.rating() for _ in range(2)]
     new_red, new_blue = model.rate([red, blue], ranks=[0, 1])
     for pid, old, new in zip(["r1", "r2", "r3", "r4"], red, new_red, strict=True):
-        assert deltas[pid].mu == pytest.approx(new.mu - old.mu, abs=1e-12)
+        assert deltas[pid].mu == pytest.approx(new.mu - old.mu, abs=1e-6)
     for pid, old, new in zip(["b1", "b2", "b3"], blue, new_blue, strict=True):
-        assert deltas[pid].sigma == pytest.approx(new.sigma - old.sigma, abs=1e-12)
+        assert deltas[pid].sigma == pytest.approx(new.sigma - old.sigma, abs=1e-6)
 
 
 def test_a_tie_is_one_shared_rank() -> None:
@@ -108,3 +112,48 @@ def test_a_delta_taken_back_restores_the_rating_it_was_applied_to() -> None:
 def test_a_match_that_cannot_be_rated_is_refused(teams: list[list[str]], ranks: list[int]) -> None:
     with pytest.raises(ValueError):
         rate(teams, ranks, {})
+
+
+def test_deltas_applied_in_any_order_and_taken_back_give_back_the_exact_rating() -> None:
+    rng = random.Random(11)
+    start = SkillRating()
+    deltas = [RatingDelta(rng.uniform(-3, 3), rng.uniform(-0.4, 0.0)) for _ in range(50)]
+    deltas = [RatingDelta(round(d.mu, 6), round(d.sigma, 6)) for d in deltas]
+    forward = start
+    for d in deltas:
+        forward = forward.plus(d)
+    shuffled = start
+    for d in rng.sample(deltas, len(deltas)):
+        shuffled = shuffled.plus(d)
+    assert forward == shuffled  # exact: fixed point, not float noise
+    back = forward
+    for d in rng.sample(deltas, len(deltas)):
+        back = back.minus(d)
+    assert back == start
+
+
+def test_a_rated_match_changes_the_record_and_voiding_it_leaves_the_record_it_found() -> None:
+    match = a_match([line("a", "win"), line("b", "loss")])
+    changes = rate_match(match, {"a": SkillRating(), "b": SkillRating()})
+    deltas = aggregate(match)
+    rated = {pid: replace(d, rating=changes[pid]) for pid, d in deltas.items()}
+    assert StatDelta.from_dict(rated["a"].to_dict()) == rated["a"]
+    record = apply_delta(ServiceRecord("a"), rated["a"])
+    assert record.ratings["slayer"] == changes["a"].after
+    assert record.ratings["slayer"].matches == 1 and record.ratings["slayer"].skill > 0
+    assert ServiceRecord.from_dict(record.to_dict()) == record
+    assert public_record(record)["modes"]["slayer"]["rating"]["matches"] == 1
+    assert revert_delta(record, rated["a"]).ratings == {}
+
+
+def test_an_unreadable_player_gets_no_change_and_is_rated_against_as_a_new_player() -> None:
+    match = a_match([line("a", "win"), line("b", "loss")])
+    strong = SkillRating(mu=40.0, sigma=2.0, matches=80)
+    changes = rate_match(match, {"a": SkillRating(), "b": strong}, unreadable={"b"})
+    assert set(changes) == {"a"}
+    assert changes["a"] == rate_match(match, {"a": SkillRating()})["a"]  # b counted as new
+
+
+def test_a_match_of_one_side_rates_nobody() -> None:
+    match = a_match([line("a", "win", team="red"), line("b", "win", team="red")])
+    assert rate_match(match, {}) == {}

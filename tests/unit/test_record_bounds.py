@@ -15,6 +15,7 @@ from app.domain import stats
 from app.domain.errors import MAX_ERROR_CHARS, PermanentError, clip_error
 from app.domain.ids import MAX_ID_LENGTH
 from app.domain.model import Outcome
+from app.domain.ratings import RatingChange, RatingDelta, SkillRating
 from app.domain.stats import (
     MAX_RECORD_MEDALS,
     MAX_RECORD_MODES,
@@ -57,6 +58,10 @@ def delta(
     )
 
 
+# The longest a rating prints: mu and sigma with every digit of their millionths.
+LONGEST_RATING = SkillRating(mu=-123456.123456, sigma=123456.123456, matches=BIGGEST)
+
+
 def test_the_largest_possible_record_fits_one_property() -> None:
     line = dict.fromkeys(RECORD_COUNTERS, BIGGEST)
     record = ServiceRecord(
@@ -70,9 +75,15 @@ def test_the_largest_possible_record_fits_one_property() -> None:
         modes={**{name("g", i): line for i in range(MAX_RECORD_MODES)}, OTHER: line},
         first_played=T0,
         last_played=T0,
+        ratings={
+            **{name("g", i): LONGEST_RATING for i in range(MAX_RECORD_MODES)},
+            OTHER: LONGEST_RATING,
+        },
     )
     row = ent.record_entity(record)  # raises past the limit
     assert len(row["data"].encode("utf-16-le")) <= ent.MAX_PROPERTY_BYTES
+    assert len(row["ratings"].encode("utf-16-le")) <= ent.MAX_PROPERTY_BYTES
+    assert ent.record_from_entity(row) == record
 
 
 def test_the_largest_possible_history_row_fits_one_property() -> None:
@@ -89,6 +100,7 @@ def test_the_largest_possible_history_row_fits_one_property() -> None:
         medals={name("m", i): BIGGEST for i in range(MAX_NAMED_ENTRIES + 9)},
         weapons={name("w", i): {"kills": BIGGEST, "headshots": BIGGEST} for i in range(64)},
         mode_key=OTHER,
+        rating=RatingChange(LONGEST_RATING, RatingDelta(-123456.123456, -123456.123456)),
     )
     assert MAX_NAMED_ENTRIES <= MAX_RECORD_WEAPONS
     ent.marker_entity(biggest, False)
