@@ -6,7 +6,7 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -23,7 +23,7 @@ from app.application.ports import (
 )
 from app.application.retrying import Deadline, retry_transient
 from app.application.sagas import utc_now
-from app.application.views import MatchLines, match_lines, match_view
+from app.application.views import MatchLines, match_lines, match_view, rating_changes
 from app.domain.errors import BusUnavailable, NotFound
 from app.domain.model import Match
 from app.domain.retry import InProcessRetry
@@ -188,6 +188,11 @@ class StatsService:
         if lines is None:
             payload = await self.archive.get(match_id, record.summary.payload_hash)
             lines = match_lines(parse_match(payload, now=None))
+            self._lines.put(key, lines)
+        if lines.ratings is None and record.saga.state is not SagaState.ACCEPTED:
+            # Logged by the first save: read once, then kept with the lines.
+            ratings = rating_changes(await self.sagas.deltas(match_id))
+            lines = replace(lines, ratings=ratings)
             self._lines.put(key, lines)
         return MatchDetail(tag, match_view(record, entries, lines))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +11,7 @@ from app.application.ports import LogEntry, SagaRecord
 from app.domain.aggregation import aggregate
 from app.domain.codec import event_to_dict
 from app.domain.model import Match
+from app.domain.stats import StatDelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,14 @@ class MatchLines:
 
     teams: list[dict[str, Any]]
     players: list[dict[str, Any]]
+    # Each rated player's change, from the saga's logged deltas (``None``: not read yet;
+    # they are logged once, by the saga's first save, and never change after it).
+    ratings: dict[str, dict[str, Any]] | None = None
+
+
+def rating_changes(deltas: Mapping[str, StatDelta]) -> dict[str, dict[str, Any]]:
+    """The match page's rating changes: each rated player's, from the logged deltas."""
+    return {pid: d.rating.public() for pid, d in deltas.items() if d.rating is not None}
 
 
 def match_lines(match: Match) -> MatchLines:
@@ -57,6 +66,7 @@ def match_view(record: SagaRecord, log: Sequence[LogEntry], lines: MatchLines) -
                 "status": progress.status.value if progress else "pending",
                 "attempts": progress.attempts if progress else 0,
                 "error": progress.error if progress else None,
+                "rating": (lines.ratings or {}).get(line["player_id"]),
             }
         )
     return {

@@ -124,6 +124,15 @@ class RatingChange:
             "matches": self.delta.matches,
         }
 
+    def public(self) -> dict[str, Any]:
+        """What pages show of it: the ratings before and after, and the skill it moved."""
+        before, after = self.before, self.after
+        return {
+            "before": before.public(),
+            "after": after.public(),
+            "skill_change": round(after.skill - before.skill, 2),
+        }
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RatingChange:
         """Inverse of ``to_dict``."""

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
 
+from app.application.ports import HistoryEntry
 from app.domain.errors import NotFound
 from app.domain.ids import ID_PATTERN, MAX_ID_LENGTH
 from app.entrypoints.api.deps import ServiceDep, read_caller
@@ -102,6 +103,12 @@ async def get_matches(
         raise NotFound(f"player {player_id!r} has no matches")
     return {
         "player_id": player_id,
-        "matches": [{**e.delta.to_dict(), "void": e.void} for e in page.entries],
+        "matches": [history_line(e) for e in page.entries],
         "continuation": page.continuation,
     }
+
+
+def history_line(entry: HistoryEntry) -> dict[str, Any]:
+    """One match of a player's history as served: its delta, rating change made public."""
+    rating = entry.delta.rating
+    return {**entry.delta.to_dict(), "void": entry.void, "rating": rating and rating.public()}

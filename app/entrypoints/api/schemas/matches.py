@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.domain.saga import SagaState
+from app.entrypoints.api.schemas.players import RatingChangeOut
 
 
 class Accepted(BaseModel):
@@ -40,6 +41,10 @@ class PlayerLineOut(BaseModel):
     status: str = Field(description="pending, applied, retrying, dead, compensated, ...")
     attempts: int
     error: str | None
+    rating: RatingChangeOut | None = Field(
+        description="The player's rating before and after the match, as the Game actor "
+        "computed it (null: not rated, or the saga has not started)."
+    )
 
 
 class LogEntryOut(BaseModel):

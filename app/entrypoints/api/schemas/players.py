@@ -53,6 +53,31 @@ class Totals(Ratios, Counts):
     """Counters and their ratios."""
 
 
+class RatingOut(BaseModel):
+    """A skill rating (OpenSkill, Plackett-Luce): the model's estimate ``mu`` and its
+    uncertainty ``sigma``; the displayed ``skill`` is the conservative ``mu - 3 sigma``,
+    0 for a new player, rising as the rating grows sure."""
+
+    skill: float
+    mu: float
+    sigma: float
+    matches: int = Field(description="Matches this rating rated.")
+
+
+class RatingChangeOut(BaseModel):
+    """A player's rating in one match: read before it was rated, and after its delta."""
+
+    before: RatingOut
+    after: RatingOut
+    skill_change: float
+
+
+class ModeTotals(Totals):
+    """A mode's counters, ratios and rating (null: no rated match in the mode)."""
+
+    rating: RatingOut | None
+
+
 _OVERFLOW = (
     "A record keeps at most {n} {kind} by name (the first it met); the counts of any other "
     f"{{kind}} are summed under `{OTHER}`, so totals stay exact."
@@ -66,12 +91,17 @@ class ServiceRecordOut(Totals, PlayerHead):
     weapons: dict[str, dict[str, int]] = Field(
         description=_OVERFLOW.format(n=MAX_RECORD_WEAPONS, kind="weapons")
     )
-    modes: dict[str, Totals] = Field(description=_OVERFLOW.format(n=MAX_RECORD_MODES, kind="modes"))
+    modes: dict[str, ModeTotals] = Field(
+        description=_OVERFLOW.format(n=MAX_RECORD_MODES, kind="modes")
+    )
     first_played: str | None
     last_played: str | None
+    ratings: dict[str, RatingOut] = Field(
+        description="Each rated mode's skill rating (as in the mode's block)."
+    )
 
 
-class ModeRecordOut(Totals, ModeHead):
+class ModeRecordOut(ModeTotals, ModeHead):
     """A player's record in one mode (``?mode=``); zeros for a mode never played."""
 
 
@@ -89,6 +119,9 @@ class HistoryLine(BaseModel):
     medals: dict[str, int]
     weapons: dict[str, dict[str, int]]
     void: bool = Field(description="The match was voided by an operator.")
+    rating: RatingChangeOut | None = Field(
+        description="The player's rating before and after the match (null: not rated)."
+    )
 
 
 class HistoryPageOut(BaseModel):
