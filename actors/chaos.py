@@ -10,6 +10,7 @@ import random
 from collections.abc import Sequence
 
 from app.application.ports import PlayerGrains, PlayerUpdate, UpdateResult
+from app.domain.ratings import SkillRating
 from app.domain.stats import ServiceRecord
 
 log = logging.getLogger(__name__)
@@ -50,3 +51,7 @@ class DyingGrains:
     async def service_record(self, player_id: str) -> ServiceRecord:
         """Reads never kill."""
         return await self._inner.service_record(player_id)
+
+    async def ratings(self, mode: str, player_ids: Sequence[str]) -> dict[str, SkillRating]:
+        """Reads never kill."""
+        return await self._inner.ratings(mode, player_ids)

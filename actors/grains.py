@@ -21,6 +21,7 @@ from actors.grain_activations import GrainActivations
 from actors.grain_settings import GrainSettings, HostCounters
 from actors.grain_turns import NewPlayerGuess, PlayerTurns
 from app.application.ports import PlayerSnapshot, PlayerStore, PlayerUpdate, UpdateResult
+from app.domain.ratings import SkillRating
 from app.domain.stats import ServiceRecord
 from app.observability.logs import bind
 
@@ -79,6 +80,19 @@ class PlayerGrainHost:
                 return (await self._turns.activated(player_id, grain)).record
         finally:
             await self._activations.leave(player_id, grain)
+
+    async def ratings(self, mode: str, player_ids: Sequence[str]) -> dict[str, SkillRating]:
+        """The players' ratings in ``mode``, read as ``service_record`` reads (a player new
+        to statsaga activates nothing); a player whose record could not be loaded is left
+        out (the port's rule)."""
+        records = await asyncio.gather(
+            *(self.service_record(pid) for pid in player_ids), return_exceptions=True
+        )
+        return {
+            pid: record.rating(mode)
+            for pid, record in zip(player_ids, records, strict=True)
+            if isinstance(record, ServiceRecord)
+        }
 
     def deactivate(self, player_ids: Sequence[str] | None = None) -> int:
         """Drop activations (all when ``None``) that no call holds; returns how many."""

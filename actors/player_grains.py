@@ -6,7 +6,9 @@ per-player failures (the saga retries those durably)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from ray.exceptions import RayError
 
@@ -14,7 +16,8 @@ from actors.coalescer import IN_FLIGHT, MAX_BATCH, Coalescer
 from actors.routing import MAX_ROUNDS, MemberGone, PlacementCache, PoolRouter
 from app.application.ports import PlayerUpdate, UpdateResult
 from app.domain.errors import PoolUnavailable, StorageUnavailable
-from app.domain.placement import Moved, Placement
+from app.domain.placement import Moved, Placement, group_by_owner
+from app.domain.ratings import SkillRating
 from app.domain.stats import ServiceRecord
 
 
@@ -114,6 +117,51 @@ class RayPlayerGrains:
             return record
         except RayError as exc:
             raise StorageUnavailable(f"player pool unavailable: {exc}") from exc
+
+    async def ratings(self, mode: str, player_ids: Sequence[str]) -> dict[str, SkillRating]:
+        """Through the players' shards, one call each; unreadable players left out."""
+        return await _gathered(self._router, mode, player_ids)
+
+
+async def _gathered(
+    router: PoolRouter, mode: str, player_ids: Sequence[str]
+) -> dict[str, SkillRating]:
+    """Players' ratings, one call per shard; players of a shard that moved are asked again
+    of their new shard, those of a shard that failed are left out (the port's rule)."""
+    placements = router.placements
+    found: dict[str, SkillRating] = {}
+    pending = list(player_ids)
+    for _ in range(MAX_ROUNDS):
+        try:
+            placement = await placements.get()
+        except PoolUnavailable:
+            break
+        groups = group_by_owner(pending, placement.size("player"))
+        answers = await asyncio.gather(
+            *(router.call(i, _ratings_call(mode, ids, placement)) for i, ids in groups.items()),
+            return_exceptions=True,
+        )
+        pending = []
+        for ids, answer in zip(groups.values(), answers, strict=True):
+            if isinstance(answer, Moved):
+                placements.adopt(answer.placement)
+                pending += ids
+            elif isinstance(answer, MemberGone):
+                pending += ids
+                with contextlib.suppress(PoolUnavailable):
+                    await placements.refresh()
+            elif isinstance(answer, dict):
+                found.update(answer)
+        if not pending:
+            break
+    return found
+
+
+def _ratings_call(
+    mode: str, player_ids: list[str], placement: Placement
+) -> Callable[[Any], Awaitable[dict[str, SkillRating] | Moved]]:
+    """The ratings call a shard is sent (its arguments bound here, not in a loop)."""
+    return lambda shard: shard.ratings.remote(mode, player_ids, placement)
 
 
 def _failed(batch: Sequence[PlayerUpdate], error: str) -> dict[tuple[str, str], UpdateResult]:

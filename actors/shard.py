@@ -17,6 +17,7 @@ from actors.membership import Membership
 from actors.once import BuiltOnce
 from app.application.ports import PlayerUpdate, UpdateResult
 from app.domain.placement import Moved, Placement
+from app.domain.ratings import SkillRating
 from app.domain.stats import ServiceRecord
 from app.observability.logs import bind
 
@@ -77,6 +78,18 @@ class PlayerShard:
             return moved
         with self._member.call():
             return await host.service_record(player_id)
+
+    async def ratings(
+        self, mode: str, player_ids: Sequence[str], placement: Placement | None = None
+    ) -> dict[str, SkillRating] | Moved:
+        """Players' ratings in ``mode``, from their activations (those that could not be
+        read are left out)."""
+        host = await self._host.get()
+        moved = self._check(list(player_ids), placement)
+        if moved:
+            return moved
+        with self._member.call():
+            return await host.ratings(mode, player_ids)
 
     async def adopt(self, placement: Placement) -> int:
         """Take a newer placement (pushed by the pool directory on a resize); the grains of

@@ -14,7 +14,7 @@ import json
 import logging
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from app.application.commands import RetryPlayer
@@ -36,6 +36,7 @@ from app.domain.aggregation import aggregate
 from app.domain.codec import event_to_dict
 from app.domain.errors import ConcurrencyConflict, NotFound
 from app.domain.model import Match, payload_hash_of
+from app.domain.ratings import is_rated, rate_match
 from app.domain.retry import RetryPolicy, next_delay
 from app.domain.stats import StatDelta
 from app.domain.validation import parse_match
@@ -72,22 +73,32 @@ class SagaCoordinator:
         outbox or resume message) the saga and its deltas are loaded; a match whose deltas
         are not logged yet is aggregated from its archived payload.
 
-        The start is logged with the first round's results, in one save (the deltas with
-        them). A crash before that save leaves the saga accepted, and the redelivered
-        message runs the round again (player steps are idempotent). A carried record that
-        is stale (another coordinator saved since) loses that save's etag check: the
-        lease logic reloads and folds the round into what the other one wrote."""
+        An unrated match's start is logged with the first round's results, in one save
+        (the deltas with them). A crash before that save leaves the saga accepted, and the
+        redelivered message runs the round again (player steps are idempotent). A carried
+        record that is stale (another coordinator saved since) loses that save's etag
+        check: the lease logic reloads and folds the round into what the other one wrote.
+        A rated match logs its deltas before the first round (``_start_rated``)."""
         began = self.clock()
         if start is not None and _startable(start, match_id):
-            record, stored = start.record, False
-            deltas = aggregate(await self._carried_match(start))
+            record, match = start.record, await self._carried_match(start)
         else:
             record, deltas = await self.sagas.load_with_deltas(match_id)
             if record.saga.state is not s.SagaState.ACCEPTED:
                 return (await self._execute(record, s.resume(record.saga), deltas)).saga.state
-            stored = bool(deltas)
-            if not stored:  # stored without deltas: the Game actor aggregates
-                deltas = await self._aggregate(record)
+            if deltas:  # stored with deltas (an older version's API aggregated)
+                return await self._start(record, deltas, began, stored=True)
+            match = await self._archived_match(record.summary)
+        deltas = aggregate(match)
+        if is_rated(match):
+            return await self._start_rated(record, await self._rated(match, deltas), began)
+        return await self._start(record, deltas, began, stored=False)
+
+    async def _start(
+        self, record: SagaRecord, deltas: dict[str, StatDelta], began: datetime, stored: bool
+    ) -> s.SagaState:
+        """Start a saga whose deltas are the same whenever they are computed (no rating):
+        its start is logged with the first round's results (see ``run``)."""
         start_event = s.SagaStarted(record.summary.player_ids)
         # A start commands one thing: apply every player (the state machine decides it).
         (apply,) = s.transition(record.saga, start_event, self.policy).commands
@@ -104,6 +115,40 @@ class SagaCoordinator:
             began_at=began,
         )
         return (await self._execute(record, more, deltas)).saga.state
+
+    async def _start_rated(
+        self, record: SagaRecord, deltas: dict[str, StatDelta], began: datetime
+    ) -> s.SagaState:
+        """Start a rated match's saga: its deltas are logged before any player is updated.
+
+        A rating change depends on the ratings read when it was computed, so computing it
+        again (a redelivered start) could give another one; so it is computed once and
+        logged first, and every later step (a retry, a resume, a void) applies or reverts
+        the logged one. This costs the saga one more save than an unrated start."""
+        start_event = s.SagaStarted(record.summary.player_ids)
+        step = s.transition(record.saga, start_event, self.policy)
+        try:
+            saved = await self.sagas.save(
+                record, step.saga, step.events, self.clock(), deltas, began
+            )
+        except ConcurrencyConflict:
+            # Another coordinator saved first: go on from what it logged (or rate again,
+            # if its save left the saga accepted: nothing was applied from this one).
+            return await self.run(record.summary.match_id)
+        _log_step(record.saga.state, step.saga.state, step.events)
+        return (await self._execute(saved, step.commands, deltas)).saga.state
+
+    async def _rated(self, match: Match, deltas: dict[str, StatDelta]) -> dict[str, StatDelta]:
+        """``deltas`` with each player's rating change, from the ratings their grains
+        hold now; a player whose grain could not be read is not rated in this match (the
+        rule of ``ratings.rate_match``)."""
+        ids = [line.player_id for line in match.players]
+        current = await self.grains.ratings(match.mode, ids)
+        unreadable = [pid for pid in ids if pid not in current]
+        if unreadable:
+            log.warning("players %s not rated: their ratings could not be read", unreadable)
+        changes = rate_match(match, current, unreadable)
+        return {pid: replace(d, rating=changes.get(pid)) for pid, d in deltas.items()}
 
     async def resume(self, match_id: str) -> s.SagaState:
         """Move a saga that stopped moving: pending players now, and players waiting for a

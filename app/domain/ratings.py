@@ -185,6 +185,13 @@ def rate(
     return deltas
 
 
+def is_rated(match: Match) -> bool:
+    """Whether the match rates anyone: it needs two sides (a match of one team, or of one
+    player, has no one to rank against)."""
+    teams, _ = sides(match)
+    return len(teams) >= 2
+
+
 def rate_match(
     match: Match, current: Mapping[str, SkillRating], unreadable: Collection[str] = ()
 ) -> dict[str, RatingChange]:

@@ -1,17 +1,21 @@
 """The invariant checker of the chaos tests: every player's served record equals the
 totals recomputed from the *archived* payloads of the matches that count (completed, not
-compensated), read straight from storage, independently of the code that summed them."""
+compensated), read straight from storage, independently of the code that summed them;
+and each player's rating in each mode equals the start rating plus the rating deltas the
+sagas of those matches logged (exactly: ratings are kept in fixed point)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from app.domain.ratings import SkillRating
 from app.domain.saga import SagaState
+from app.domain.stats import StatDelta
 from storage.tables import open_table_storage
 from tests.support.client import StatsClient
 from tests.support.matches import expected_totals, mismatches
@@ -45,6 +49,7 @@ async def check_invariants(
     storage = await open_table_storage(connection_string, prefix)
     counted: list[dict[str, Any]] = []
     players: set[str] = set()
+    ratings: dict[str, dict[str, SkillRating]] = {}
     try:
         for match_id in match_ids:
             record = await storage.sagas.load(match_id)
@@ -57,6 +62,7 @@ async def check_invariants(
             players.update(line["player_id"] for line in payload["players"])
             if state is SagaState.COMPLETED:
                 counted.append(payload)
+                _add_logged_ratings(ratings, await storage.sagas.deltas(match_id))
             kinds = [type(e.event).__name__ for e in await storage.sagas.log(match_id)]
             for once in ("SagaStarted", "SagaCompleted", "SagaCompensated"):
                 if kinds.count(once) > 1:
@@ -75,10 +81,23 @@ async def check_invariants(
             verdict.problems[player_id] = [f"GET stats answered {response.status_code}"]
             continue
         bad = mismatches(response.json(), totals[player_id])
+        logged = {mode: r.public() for mode, r in sorted(ratings.get(player_id, {}).items())}
+        if response.json().get("ratings") != logged:
+            bad.append(f"ratings {response.json().get('ratings')} != logged {logged}")
         if bad:
             verdict.problems[player_id] = bad
     verdict.players_checked = len(players)
     return verdict
+
+
+def _add_logged_ratings(
+    ratings: dict[str, dict[str, SkillRating]], deltas: Mapping[str, StatDelta]
+) -> None:
+    """Add one counted match's logged rating deltas to each player's expected ratings."""
+    for pid, delta in deltas.items():
+        if delta.rating is not None:
+            held = ratings.setdefault(pid, {}).get(delta.mode, SkillRating())
+            ratings[pid][delta.mode] = held.plus(delta.rating.delta)
 
 
 def _stats(client: StatsClient, player_id: str, attempts: int = 20) -> httpx.Response:

@@ -128,3 +128,9 @@ def mismatches(served: Mapping[str, Any], expected: Mapping[str, Any]) -> list[s
             if got.get(name) != value:
                 problems.append(f"modes.{mode}.{name}: served {got.get(name)} != {value}")
     return problems
+
+
+def one_sided(match: dict[str, Any]) -> dict[str, Any]:
+    """``match`` with every player on one team: a match no rating ranks (it has no second
+    side), so its saga starts without one (see ``ratings.is_rated``)."""
+    return {**match, "players": [{**line, "team": "red"} for line in match["players"]]}

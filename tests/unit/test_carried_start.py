@@ -38,7 +38,7 @@ from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemory
 from storage.memory_bus import InMemoryMessageBus, check_limits
 from storage.summary_entities import new_summary
 from tests.support.faults import FlakyPlayerStore
-from tests.support.matches import expected_totals, mismatches, random_match
+from tests.support.matches import expected_totals, mismatches, one_sided, random_match
 
 FAST = RetryPolicy(base_s=0.05, cap_s=0.2, max_attempts=4)
 READS = ("load", "load_with_deltas", "deltas", "log")
@@ -118,10 +118,12 @@ def stack(**faults: Any) -> Stack:
 
 
 def a_match(players: int = 6, seed: int = 1) -> dict[str, Any]:
+    """A match of one team: unrated, so that its start is logged with its first round,
+    which is what this file tests (a rated start logs first: ``test_rated_sagas.py``)."""
     rng = random.Random(seed)
     run = uuid.uuid4().hex[:6]
     population = [f"p{run}-{i}" for i in range(players)]
-    return random_match(rng, f"m{run}", population, size=players)
+    return one_sided(random_match(rng, f"m{run}", population, size=players))
 
 
 def big_match() -> dict[str, Any]:
@@ -141,7 +143,8 @@ def big_match() -> dict[str, Any]:
         for i in range(3_000)
     ]
     lines = [
-        {"player_id": p, "outcome": "tie", "kills": 1_500, "time_played_s": 1_600} for p in players
+        {"player_id": p, "team": "red", "outcome": "tie", "kills": 1_500, "time_played_s": 1_600}
+        for p in players
     ]
     return {
         "match_id": f"m{run}",

@@ -27,7 +27,7 @@ from app.domain.validation import parse_match
 from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemorySagaLog
 from storage.memory_bus import InMemoryMessageBus
 from tests.support.faults import FlakyPlayerStore
-from tests.support.matches import expected_totals, mismatches, random_match
+from tests.support.matches import expected_totals, mismatches, one_sided, random_match
 
 FAST = RetryPolicy(base_s=0.05, cap_s=0.2, max_attempts=4)
 
@@ -43,7 +43,11 @@ class Stack:
 
 
 def stack(policy: RetryPolicy = FAST, **faults: object) -> Stack:
-    store = FlakyPlayerStore(InMemoryPlayerStore(), **faults)  # type: ignore[arg-type]
+    return stack_over(FlakyPlayerStore(InMemoryPlayerStore(), **faults), policy)  # type: ignore[arg-type]
+
+
+def stack_over(store: FlakyPlayerStore, policy: RetryPolicy = FAST) -> Stack:
+    """The in-memory stack over ``store``."""
     sagas, archive, bus = InMemorySagaLog(), InMemoryPayloadArchive(), InMemoryMessageBus()
     grains = PlayerGrainHost(store, GrainSettings(storage_attempts=2, storage_backoff_s=0.001))
     runner = LocalSagaRunner(sagas, archive, grains, policy)
@@ -238,7 +242,7 @@ async def test_a_retry_decided_but_never_sent_is_sent_by_the_redelivered_message
 
 
 async def test_a_start_is_logged_with_the_first_round_in_one_save() -> None:
-    posted = matches(1, players=6, seed=11)
+    posted = [one_sided(m) for m in matches(1, players=6, seed=11)]  # unrated
     s = stack()
     mid = posted[0]["match_id"]
     await s.service.submit_match(posted[0])

@@ -14,6 +14,7 @@ from app.application.messages import log_fields
 from app.application.ports import BusMessage
 from app.domain.saga import Action
 from app.observability.logs import ContextFilter
+from tests.support.matches import one_sided
 from tests.unit.test_coordinator import drain, matches, stack
 
 
@@ -47,7 +48,8 @@ def captured() -> Iterator[Captured]:
 
 
 async def test_every_line_of_concurrent_sagas_carries_its_own_match(captured: Captured) -> None:
-    posted = matches(1, players=4, seed=21) + matches(1, players=4, seed=22)  # apart
+    # Apart, and one team each: unrated, so each start is saved with its first round.
+    posted = [one_sided(m) for m in matches(1, players=4, seed=21) + matches(1, players=4, seed=22)]
     broken = posted[0]["players"][0]["player_id"]
     s = stack(permanent={broken})  # failure and dead-letter lines as well
     for m in posted:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from app.application.ports.bus import BusMessage
 from app.domain.placement import Placement, PoolName
+from app.domain.ratings import SkillRating
 from app.domain.saga import Action
 from app.domain.stats import ServiceRecord, StatDelta
 
@@ -46,6 +47,13 @@ class PlayerGrains(Protocol):
 
     async def service_record(self, player_id: str) -> ServiceRecord:
         """The player's record as the grain holds it (activating it if needed)."""
+        ...
+
+    async def ratings(self, mode: str, player_ids: Sequence[str]) -> dict[str, SkillRating]:
+        """The players' current ratings in ``mode`` (the default one for a player new to
+        it), as their grains hold them. A player whose grain could not be read (its shard
+        down, its storage failing) is missing from the answer, never an exception: the
+        Game actor rates the match without it (``ratings.rate_match``)."""
         ...
 
 
