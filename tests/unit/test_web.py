@@ -41,6 +41,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
     [
         ("/players/p-1", "/static/player.js"),
         ("/matches/m-8f3a.2", "/static/match.js"),
+        ("/leaderboards/slayer", "/static/leaderboard.js"),
         ("/ops", "/static/ops.js"),
     ],
 )
@@ -64,6 +65,7 @@ async def test_a_page_is_its_shell_without_a_key(
         "/players/p%20q",
         "/matches/" + "m" * 65,
         "/matches/m%3Cscript%3E",
+        "/leaderboards/_other",
     ],
 )
 async def test_an_id_breaking_the_rule_is_a_404_page(http: httpx.AsyncClient, path: str) -> None:
@@ -85,6 +87,7 @@ async def test_an_id_breaking_the_rule_is_a_404_page(http: httpx.AsyncClient, pa
         ("chart.js", "javascript"),
         ("rating.js", "javascript"),
         ("skills.js", "javascript"),
+        ("leaderboard.js", "javascript"),
     ],
 )
 async def test_static_files_are_served_with_their_type(
