@@ -5,17 +5,52 @@ matches (the ratings themselves are checked against openskill in the unit tests)
 
 from __future__ import annotations
 
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
 
 from tests.browser.conftest import Played, assert_fits_the_screen, row, stat, with_key
-from tests.e2e.conftest import Scenario
+from tests.e2e.conftest import KEYS, Scenario
 from tests.support.client import StatsClient
+from tests.support.matches import random_match
+from tests.support.runs import wait_states
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 MINUS = "\u2212"  # the pages write a fall with a minus sign, not a hyphen
+
+
+@pytest.fixture(scope="module")
+def voided_series(clean_scenario: Scenario) -> tuple[str, list[str]]:
+    """Three slayer matches of one pair, an hour apart, played and rated in order; an
+    operator then voids the middle one. Returns the first player and the match ids,
+    oldest first."""
+    run = uuid.uuid4().hex[:6]
+    pair = [f"p-{run}-one", f"p-{run}-two"]
+    client, rng = clean_scenario.client, random.Random(23)
+    now = datetime.now(UTC).replace(microsecond=0)
+    ids = []
+    for i in range(3):
+        ended = now - timedelta(hours=3 - i)
+        match = random_match(rng, f"m-{run}-{i}", pair, size=2, ended_at=ended)
+        match["mode"] = "slayer"
+        sides = [("red", "win"), ("blue", "loss")]
+        for line, (team, outcome) in zip(match["players"], sides, strict=True):
+            line.update(team=team, outcome=outcome)
+        assert client.post_match(match).status_code == 202
+        assert client.wait_finished([match["match_id"]], 90) == {match["match_id"]: "completed"}
+        ids.append(match["match_id"])
+    answer = client.http.post(
+        f"/v1/matches/{ids[1]}/invalidate",
+        json={"reason": "boosting"},
+        headers={"Authorization": f"Bearer {KEYS['admin']}"},
+    )
+    assert answer.status_code == 202, answer.text
+    assert wait_states(client, {ids[1]: "compensated"}, 90) == {ids[1]: "compensated"}
+    return pair[0], ids
 
 
 def whole_history(client: StatsClient, player_id: str) -> list[dict[str, Any]]:
@@ -76,6 +111,24 @@ async def test_the_player_page_shows_each_modes_skill_and_its_chart(
         await expect(cells).to_have_text([f"{m['rating']['after']['skill']:.2f}" for m in lines])
         link = card.get_by_role("link", name=f"{mode} leaderboard")
         await expect(link).to_have_attribute("href", f"/leaderboards/{mode}?stat=rating")
+
+
+async def test_a_voided_match_leaves_the_chart(
+    page: Page, base: str, clean_scenario: Scenario, voided_series: tuple[str, list[str]]
+) -> None:
+    player, ids = voided_series
+    rating = clean_scenario.client.stats(player).json()["ratings"]["slayer"]
+    assert rating["matches"] == 2, "the void took its match's rating change back"
+    await with_key(page, "read")
+    await page.goto(f"{base}/players/{player}")
+    await expect(page.locator("#ratings-note")).to_contain_text(
+        "Charts: all 3 matches. Voided matches are left out."
+    )
+    card = page.locator('article[data-mode="slayer"]')
+    await expect(card.get_by_role("img")).to_have_attribute("data-points", "2")
+    await card.get_by_text("The numbers").click()
+    await expect(card.locator("tbody tr th a")).to_have_text([ids[0], ids[2]])
+    await expect(stat(page, "rated:slayer")).to_have_text("2")
 
 
 async def test_the_match_page_shows_each_players_skill_before_and_after(
