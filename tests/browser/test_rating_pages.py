@@ -94,15 +94,17 @@ async def test_the_player_page_shows_each_modes_skill_and_its_chart(
         await expect(stat(page, f"rated:{mode}")).to_have_text(str(rating["matches"]))
         await expect(row(page, "modes-table", mode)).to_contain_text(f"{rating['skill']:.2f}")
 
-        # The chart: the skill after each rated match of the mode, oldest first.
-        lines = [m for m in reversed(history) if m["mode"] == mode and m["rating"]]
+        # The chart: the skill after each rated match of the mode, in the order rated (the
+        # fixture posts the newest first), then oldest first.
+        rated = [m for m in reversed(history) if m["mode"] == mode and m["rating"]]
+        lines = sorted(rated, key=lambda m: m["rating"]["before"]["matches"])
         assert len(lines) == rating["matches"]
         card = page.locator(f'article[data-mode="{mode}"]')
         chart = card.get_by_role("img")
         await expect(chart).to_have_attribute("data-points", str(len(lines)))
         first, last = lines[0]["rating"]["after"]["skill"], lines[-1]["rating"]["after"]["skill"]
         await expect(chart).to_have_accessible_name(
-            f"Skill in {mode} over {len(lines)} rated matches, oldest first: "
+            f"Skill in {mode} over {len(lines)} rated matches, in the order rated: "
             f"from {first:.2f} to {last:.2f}"
         )
         await expect(chart.locator("circle")).to_have_count(len(lines))

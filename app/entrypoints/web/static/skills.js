@@ -1,6 +1,6 @@
 // The player page's skill ratings: each rated mode's displayed skill (with mu ± sigma and
 // the matches it rated), and a chart of the skill after each of the player's matches in
-// that mode, from the newest HISTORY_CAP matches of their history.
+// that mode, in rating order, from the newest HISTORY_CAP matches of their history.
 import { el, facts, fmtInt, getJson, matchLink, section, table } from "./api.js";
 import { lineChart } from "./chart.js";
 import { change, fmtMuSigma, fmtSkill } from "./rating.js";
@@ -26,7 +26,9 @@ async function newestMatches(playerId) {
   return { lines, more: Boolean(token) };
 }
 
-/** Each mode's rated, not voided matches, oldest first. */
+/** Each mode's rated, not voided matches in the order they were rated: by the matches
+ * the rating had counted before each (matches posted late, or at once, are rated after
+ * ones that ended later), then oldest first. So the last point is the current skill. */
 function ratedByMode(lines) {
   const byMode = new Map();
   for (const line of [...lines].reverse()) {
@@ -34,6 +36,7 @@ function ratedByMode(lines) {
     if (!byMode.has(line.mode)) byMode.set(line.mode, []);
     byMode.get(line.mode).push(line);
   }
+  for (const rated of byMode.values()) rated.sort((a, b) => a.rating.before.matches - b.rating.before.matches);
   return byMode;
 }
 
@@ -45,14 +48,14 @@ function chartOf(mode, index, lines) {
   const values = lines.map((l) => l.rating.after.skill);
   const first = fmtSkill(values[0]);
   const last = fmtSkill(values[values.length - 1]);
-  const title = `Skill in ${modeName(mode)} over ${lines.length} rated matches, oldest first: from ${first} to ${last}`;
+  const title = `Skill in ${modeName(mode)} over ${lines.length} rated matches, in the order rated: from ${first} to ${last}`;
   return el(
     "figure", { class: "skill-chart" },
     lineChart(`chart-${index}`, title, values, fmtSkill),
     el("figcaption", {}, `From ${first} to ${last} over ${lines.length} rated matches`),
     el("details", {},
       el("summary", {}, "The numbers"),
-      table(`Skill after each rated ${modeName(mode)} match, oldest first`, ["Match", "Skill after", "Change"],
+      table(`Skill after each rated ${modeName(mode)} match, in the order rated`, ["Match", "Skill after", "Change"],
         lines.map((l) => [matchLink(l.match_id), fmtSkill(l.rating.after.skill), change(l.rating.skill_change)]),
         `chart-${index}-table`)),
   );
