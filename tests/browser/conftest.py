@@ -14,7 +14,10 @@ import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.data.tables import TableServiceClient
@@ -197,3 +200,40 @@ async def axe_problems(page: Page) -> list[str]:
         for v in result["violations"]
         if v["impact"] in ("serious", "critical")
     ]
+
+
+@dataclass(frozen=True)
+class Played:
+    """A player's matches as posted, newest first, all completed."""
+
+    player: str
+    matches: list[dict[str, Any]]
+
+    @property
+    def ids(self) -> list[str]:
+        return [m["match_id"] for m in self.matches]
+
+
+@pytest.fixture(scope="package")
+def played(clean_scenario: Scenario) -> Played:
+    """Seven matches of four players each, all with one player, an hour apart."""
+    run = uuid.uuid4().hex[:6]
+    rng = random.Random(20261123)
+    player, others = f"p-{run}-star", [f"p-{run}-{i}" for i in range(6)]
+    now = datetime.now(UTC).replace(microsecond=0)
+    matches = [
+        random_match(
+            rng,
+            f"m-{run}-{i}",
+            [player, *rng.sample(others, 3)],
+            size=4,
+            ended_at=now - timedelta(hours=i + 1),
+        )
+        for i in range(7)
+    ]
+    client = clean_scenario.client
+    for match in matches:
+        assert client.post_match(match).status_code == 202
+    ids = [m["match_id"] for m in matches]
+    assert client.wait_finished(ids, 90) == dict.fromkeys(ids, "completed")
+    return Played(player, matches)

@@ -8,7 +8,6 @@ import asyncio
 import random
 import re
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +16,7 @@ from playwright.async_api import Locator, Page, Route, expect
 
 from devstack.processes import Azurite
 from tests.browser.conftest import (
+    Played,
     Shoot,
     assert_fits_the_screen,
     axe_problems,
@@ -32,43 +32,6 @@ from tests.support.runs import wait_states
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 PAGE = 3  # history page size the tests ask for: 7 matches make pages of 3, 3 and 1
-
-
-@dataclass(frozen=True)
-class Played:
-    """A player's matches as posted, newest first, all completed."""
-
-    player: str
-    matches: list[dict[str, Any]]
-
-    @property
-    def ids(self) -> list[str]:
-        return [m["match_id"] for m in self.matches]
-
-
-@pytest.fixture(scope="package")
-def played(clean_scenario: Scenario) -> Played:
-    """Seven matches of four players each, all with one player, an hour apart."""
-    run = uuid.uuid4().hex[:6]
-    rng = random.Random(20261123)
-    player, others = f"p-{run}-star", [f"p-{run}-{i}" for i in range(6)]
-    now = datetime.now(UTC).replace(microsecond=0)
-    matches = [
-        random_match(
-            rng,
-            f"m-{run}-{i}",
-            [player, *rng.sample(others, 3)],
-            size=4,
-            ended_at=now - timedelta(hours=i + 1),
-        )
-        for i in range(7)
-    ]
-    client = clean_scenario.client
-    for match in matches:
-        assert client.post_match(match).status_code == 202
-    ids = [m["match_id"] for m in matches]
-    assert client.wait_finished(ids, 90) == dict.fromkeys(ids, "completed")
-    return Played(player, matches)
 
 
 @pytest.fixture(scope="package")

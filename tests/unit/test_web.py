@@ -41,6 +41,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
     [
         ("/players/p-1", "/static/player.js"),
         ("/matches/m-8f3a.2", "/static/match.js"),
+        ("/leaderboards/slayer", "/static/leaderboard.js"),
         ("/ops", "/static/ops.js"),
     ],
 )
@@ -59,7 +60,13 @@ async def test_a_page_is_its_shell_without_a_key(
 
 @pytest.mark.parametrize(
     "path",
-    ["/players/-p", "/players/p%20q", "/matches/" + "m" * 65, "/matches/m%3Cscript%3E"],
+    [
+        "/players/-p",
+        "/players/p%20q",
+        "/matches/" + "m" * 65,
+        "/matches/m%3Cscript%3E",
+        "/leaderboards/_other",
+    ],
 )
 async def test_an_id_breaking_the_rule_is_a_404_page(http: httpx.AsyncClient, path: str) -> None:
     response = await http.get(path)
@@ -77,6 +84,10 @@ async def test_an_id_breaking_the_rule_is_a_404_page(http: httpx.AsyncClient, pa
         ("player.js", "javascript"),
         ("match.js", "javascript"),
         ("ops.js", "javascript"),
+        ("chart.js", "javascript"),
+        ("rating.js", "javascript"),
+        ("skills.js", "javascript"),
+        ("leaderboard.js", "javascript"),
     ],
 )
 async def test_static_files_are_served_with_their_type(

@@ -1,6 +1,6 @@
-"""Web pages for people: a player's page, a match's page and the operator console, HTML
-shells whose scripts read the JSON API (so the pages hold no data and need no key; the
-API checks keys)."""
+"""Web pages for people: a player's page, a match's page, a mode's leaderboard and the
+operator console, HTML shells whose scripts read the JSON API (so the pages hold no data
+and need no key; the API checks keys)."""
 
 from __future__ import annotations
 
@@ -39,16 +39,17 @@ def _shell(script: str, title: str) -> Response:
     )
 
 
-def _page(kind: str, value: str) -> Response:
-    """The shell of a ``kind`` page, or a 404 page when ``value`` breaks the id rule (the
-    JSON API would refuse it too, so there is nothing to show)."""
+def _page(kind: str, value: str, named: str = "") -> Response:
+    """The shell of a ``kind`` page, or a 404 page when ``value`` (a ``named`` id, the
+    ``kind``'s by default) breaks the id rule (the JSON API would refuse it too, so there
+    is nothing to show)."""
     if not is_valid_id(value):
         body = (
             '<!doctype html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             '<title>Not found - statsaga</title><link rel="icon" href="data:,">'
             '<link rel="stylesheet" href="/static/app.css"></head><body><main id="main">'
-            f"<h1>Not found</h1><p>A {kind} id is {ID_RULE}.</p></main></body></html>"
+            f"<h1>Not found</h1><p>A {named or kind} id is {ID_RULE}.</p></main></body></html>"
         )
         return HTMLResponse(body, status_code=404, headers=HEADERS)
     return _shell(kind, kind.capitalize())
@@ -64,6 +65,12 @@ async def player_page(player_id: str) -> Response:
 async def match_page(match_id: str) -> Response:
     """A match's teams, lines and saga timeline."""
     return _page("match", match_id)
+
+
+@router.get("/leaderboards/{mode}")
+async def leaderboard_page(mode: str) -> Response:
+    """A mode's leaderboard by one stat (``?stat=rating|kills|wins|kd``), paged."""
+    return _page("leaderboard", mode, named="mode")
 
 
 @router.get("/ops")

@@ -1,9 +1,11 @@
-// The match page: what was played, the teams and each player's line with the saga's
-// progress for that player, and the saga log as a timeline (refreshed while it runs).
+// The match page: what was played, the teams, each player's line with their skill before
+// and after and the saga's progress for them, and the saga log as a timeline (refreshed
+// while it runs).
 import {
   ApiError, el, facts, fmtSeconds, fmtTime, getFresh, openPage, playerLink, pollDelayMs,
   section, setStatus, table, worthRetrying,
 } from "./api.js";
+import { ratingMove } from "./rating.js";
 
 const RUNNING = new Set(["accepted", "running", "recovering", "compensating"]);
 const REFRESH_MS = 2000;
@@ -70,9 +72,9 @@ function teams(match) {
         : el("p", {}, "Free for all: no teams.")),
     section("lines", "Players",
       table("Each player's line and saga status",
-        ["Player", "Team", "Outcome", "Score", "Kills", "Deaths", "Assists", "Saga status", "Failed attempts", "Last error"],
+        ["Player", "Team", "Outcome", "Skill: before → after (change)", "Score", "Kills", "Deaths", "Assists", "Saga status", "Failed attempts", "Last error"],
         players.map((p) => [
-          playerLink(p.player_id), p.team ?? "—", p.outcome, p.counters.score ?? 0,
+          playerLink(p.player_id), p.team ?? "—", p.outcome, ratingMove(p.rating), p.counters.score ?? 0,
           p.counters.kills ?? 0, p.counters.deaths ?? 0, p.counters.assists ?? 0,
           el("span", { class: `status-${p.status}` }, p.status), p.attempts, p.error ? el("span", { class: "long" }, p.error) : "—",
         ]),

@@ -1,9 +1,11 @@
-// The player page: service record, medals, weapons, per-mode table, and the match
+// The player page: service record, skill ratings (skills.js), medals, weapons, per-mode table, and the match
 // history one page at a time (newest first), paged with the API's continuation token.
 import {
   ApiError, el, facts, fmtInt, fmtPercent, fmtRatio, fmtTime, getJson, matchLink,
   openPage, section, setStatus, table,
 } from "./api.js";
+import { fmtSkill } from "./rating.js";
+import { skills } from "./skills.js";
 
 const MAX_PAGE = 25;
 
@@ -57,9 +59,9 @@ function details(stats) {
         : el("p", {}, "No weapon kills yet.")),
     section("modes", "By mode",
       table("Service record by game mode",
-        ["Mode", "Matches", "Wins", "Win rate", "Kills", "Deaths", "Assists", "K/D", "KDA", "Accuracy"],
+        ["Mode", "Skill", "Matches", "Wins", "Win rate", "Kills", "Deaths", "Assists", "K/D", "KDA", "Accuracy"],
         modes.map(([mode, t]) => [
-          mode, t.matches, t.wins, fmtPercent(t.win_rate), t.kills, t.deaths, t.assists,
+          mode, t.rating ? fmtSkill(t.rating.skill) : "—", t.matches, t.wins, fmtPercent(t.win_rate), t.kills, t.deaths, t.assists,
           fmtRatio(t.kd), fmtRatio(t.kda), fmtPercent(t.accuracy),
         ]), "modes-table")),
   ];
@@ -128,8 +130,9 @@ async function main() {
   try {
     const stats = await getJson(`/v1/players/${encodeURIComponent(playerId)}/stats`);
     const pages = history(playerId, pageSize());
-    content.replaceChildren(record(stats), ...details(stats), pages.node);
-    await pages.first();
+    const ratings = skills(playerId, stats);
+    content.replaceChildren(record(stats), ratings.node, ...details(stats), pages.node);
+    await Promise.all([pages.first(), ratings.load()]);
   } catch (error) {
     const text = error instanceof ApiError && error.status === 404
       ? `No record: ${error.message}.`
