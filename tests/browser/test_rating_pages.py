@@ -73,6 +73,20 @@ def signed(change: float) -> str:
     return ("+" if change > 0 else MINUS) + size
 
 
+def skill_path(lines: list[dict[str, Any]], current: dict[str, Any]) -> list[float]:
+    """The skill after each rated match, walked back from the current rating (as the chart
+    draws it): the last is the current skill, each earlier one takes the later changes
+    back (mu and sigma apart, skill being mu - 3 sigma)."""
+    mu, sigma = current["mu"], current["sigma"]
+    path: list[float] = []
+    for line in reversed(lines):
+        path.append(mu - 3 * sigma)
+        before, after = line["rating"]["before"], line["rating"]["after"]
+        mu -= after["mu"] - before["mu"]
+        sigma -= after["sigma"] - before["sigma"]
+    return path[::-1]
+
+
 async def test_the_player_page_shows_each_modes_skill_and_its_chart(
     page: Page, base: str, clean_scenario: Scenario, played: Played
 ) -> None:
@@ -102,7 +116,9 @@ async def test_the_player_page_shows_each_modes_skill_and_its_chart(
         card = page.locator(f'article[data-mode="{mode}"]')
         chart = card.get_by_role("img")
         await expect(chart).to_have_attribute("data-points", str(len(lines)))
-        first, last = lines[0]["rating"]["after"]["skill"], lines[-1]["rating"]["after"]["skill"]
+        path = skill_path(lines, rating)
+        assert round(path[-1], 2) == rating["skill"]  # the chart ends at the record's skill
+        first, last = path[0], path[-1]
         await expect(chart).to_have_accessible_name(
             f"Skill in {mode} over {len(lines)} rated matches, in the order rated: "
             f"from {first:.2f} to {last:.2f}"
@@ -110,7 +126,7 @@ async def test_the_player_page_shows_each_modes_skill_and_its_chart(
         await expect(chart.locator("circle")).to_have_count(len(lines))
         await card.get_by_text("The numbers").click()
         cells = card.locator("tbody tr td:nth-child(2)")
-        await expect(cells).to_have_text([f"{m['rating']['after']['skill']:.2f}" for m in lines])
+        await expect(cells).to_have_text([f"{skill:.2f}" for skill in path])
         link = card.get_by_role("link", name=f"{mode} leaderboard")
         await expect(link).to_have_attribute("href", f"/leaderboards/{mode}?stat=rating")
 

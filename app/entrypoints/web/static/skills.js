@@ -1,6 +1,7 @@
 // The player page's skill ratings: each rated mode's displayed skill (with mu ± sigma and
 // the matches it rated), and a chart of the skill after each of the player's matches in
-// that mode, in rating order, from the newest HISTORY_CAP matches of their history.
+// that mode, in rating order, from the newest HISTORY_CAP matches of their history,
+// ending at the current skill.
 import { el, facts, fmtInt, getJson, matchLink, section, table } from "./api.js";
 import { lineChart } from "./chart.js";
 import { change, fmtMuSigma, fmtSkill } from "./rating.js";
@@ -28,7 +29,7 @@ async function newestMatches(playerId) {
 
 /** Each mode's rated, not voided matches in the order they were rated: by the matches
  * the rating had counted before each (matches posted late, or at once, are rated after
- * ones that ended later), then oldest first. So the last point is the current skill. */
+ * ones that ended later), then oldest first. */
 function ratedByMode(lines) {
   const byMode = new Map();
   for (const line of [...lines].reverse()) {
@@ -42,10 +43,27 @@ function ratedByMode(lines) {
 
 const modeName = (mode) => (mode === OTHER ? "Other modes" : mode);
 
-function chartOf(mode, index, lines) {
+/** The skill after each of ``lines`` (in rating order), walked back from the ``current``
+ * rating: the last point is the skill the record shows, and each point before it is that
+ * minus the changes of the matches rated after it. A match's own "after" (the rating it
+ * read plus its change) would not add up when matches were rated at the same time, each
+ * from the same rating. Mu and sigma are walked separately: skill is mu - 3 sigma. */
+export function skillPath(lines, current) {
+  let { mu, sigma } = current;
+  const path = new Array(lines.length);
+  for (let i = lines.length - 1; i >= 0; i -= 1) {
+    path[i] = mu - 3 * sigma;
+    const { before, after } = lines[i].rating;
+    mu -= after.mu - before.mu;
+    sigma -= after.sigma - before.sigma;
+  }
+  return path;
+}
+
+function chartOf(mode, index, lines, current) {
   if (lines === null) return el("p", { class: "muted" }, "Loading the chart…");
   if (!lines.length) return el("p", { class: "muted" }, "No rated match of this mode among the matches read.");
-  const values = lines.map((l) => l.rating.after.skill);
+  const values = skillPath(lines, current);
   const first = fmtSkill(values[0]);
   const last = fmtSkill(values[values.length - 1]);
   const title = `Skill in ${modeName(mode)} over ${lines.length} rated matches, in the order rated: from ${first} to ${last}`;
@@ -56,7 +74,7 @@ function chartOf(mode, index, lines) {
     el("details", {},
       el("summary", {}, "The numbers"),
       table(`Skill after each rated ${modeName(mode)} match, in the order rated`, ["Match", "Skill after", "Change"],
-        lines.map((l) => [matchLink(l.match_id), fmtSkill(l.rating.after.skill), change(l.rating.skill_change)]),
+        lines.map((l, i) => [matchLink(l.match_id), fmtSkill(values[i]), change(l.rating.skill_change)]),
         `chart-${index}-table`)),
   );
 }
@@ -74,7 +92,7 @@ function modeCard(mode, rating, index, lines) {
       ["Rank", "—", `rank:${mode}`],
     ]),
     mode === OTHER ? null : el("p", {}, el("a", { href: `/leaderboards/${encodeURIComponent(mode)}?stat=rating` }, `${mode} leaderboard`)),
-    chartOf(mode, index, lines),
+    chartOf(mode, index, lines, rating),
   );
 }
 
