@@ -29,7 +29,7 @@ from actors.config import ActorConfig
 from actors.grains import GrainSettings
 from app.application.operations import Operations, StallSweeper
 from app.application.outbox import OutboxSweeper
-from app.application.ports import MessageBus, PoolAdmin, QueueStats
+from app.application.ports import Leaderboards, MessageBus, PoolAdmin, QueueStats
 from app.application.services import StatsService
 from app.application.worker import Worker
 from app.domain.errors import NotFound, TransientError
@@ -97,6 +97,7 @@ class Runtime:
     service: StatsService | None = None
     operations: Operations | None = None
     pools: PoolAdmin | None = None
+    boards: Leaderboards | None = None
     queue_stats: QueueStats | None = None
     worker: Worker | None = None
     sweepers: list[OutboxSweeper | StallSweeper] = field(default_factory=list)
