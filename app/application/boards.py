@@ -56,6 +56,7 @@ class BoardHost:
     modes: dict[str, ModeBoards] = field(default_factory=dict)
     snapshots_saved: int = 0
     rebuilds: int = 0
+    rebuilt_from: int = 0  # records the last rebuild read
     _dirty: set[str] = field(default_factory=set)
     _during_rebuild: dict[tuple[str, str], BoardUpdate] | None = None
     _rebuild: asyncio.Task[None] | None = None
@@ -75,12 +76,13 @@ class BoardHost:
     def start_rebuild(self) -> asyncio.Task[None]:
         """Begin a rebuild unless one runs; the task of the one running."""
         if self._rebuild is None or self._rebuild.done():
+            self._begin_rebuild()  # now, not when the task first runs: offers before then count
             self._rebuild = asyncio.create_task(self._logged_rebuild(), name="boards rebuild")
         return self._rebuild
 
     async def _logged_rebuild(self) -> None:
         try:
-            await self.rebuild()
+            await self._rebuilt()
         except Exception:
             # The boards keep serving what they hold; an operator can rebuild again.
             log.exception("boards rebuild failed")
@@ -94,22 +96,31 @@ class BoardHost:
         """Recompute every owned mode's boards from the records, then serve those (plus
         the offers that came meanwhile); how many records the scan read. Modes no record
         plays any more are emptied, and every rebuilt mode is saved at the next flush."""
+        self._begin_rebuild()
+        return await self._rebuilt()
+
+    def _begin_rebuild(self) -> None:
         if self.scan is None:
             raise RuntimeError("this host has no record scan to rebuild from")
         if self._during_rebuild is not None:
             raise RuntimeError("a rebuild is already running")
-        self._during_rebuild = {}
+        self._during_rebuild = {}  # from here on, offers are kept to win over the scan
+
+    async def _rebuilt(self) -> int:
+        offered = self._during_rebuild
+        assert self.scan is not None and offered is not None
         try:
             fresh, count = await self._scanned(self.scan)
-            for update in self._during_rebuild.values():
+            for update in offered.values():
                 self._boards_of(fresh, update.mode).apply(update)
         finally:
-            offered, self._during_rebuild = self._during_rebuild, None
+            self._during_rebuild = None
         for mode in set(self.modes) - set(fresh):
             fresh[mode] = ModeBoards(mode)
         self.modes.update(fresh)
         self._dirty.update(fresh)
         self.rebuilds += 1
+        self.rebuilt_from = count
         log.info("boards rebuilt: %d records, %d offers meanwhile", count, len(offered))
         return count
 
@@ -186,6 +197,7 @@ class BoardHost:
             self._rebuild.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._rebuild
+            self._during_rebuild = None  # a task cancelled before it ran never cleared it
         await self.flush()
 
     def stats(self) -> dict[str, Any]:
@@ -196,4 +208,5 @@ class BoardHost:
             "snapshots_saved": self.snapshots_saved,
             "rebuilding": self.rebuilding,
             "rebuilds": self.rebuilds,
+            "rebuilt_from_records": self.rebuilt_from,
         }

@@ -174,3 +174,14 @@ async def test_one_rebuild_at_a_time_and_none_without_a_scan() -> None:
         await host.rebuild()
     await host.close()  # cancels it
     assert task.done() and not host.rebuilding
+
+
+async def test_an_offer_before_the_rebuild_task_first_runs_is_kept() -> None:
+    # An actor's first call starts the rebuild and then applies its offer at once, before
+    # the rebuild's task has run a line: that offer must survive the swap.
+    host = BoardHost(InMemoryBoardSnapshots(), Scan([record("a", 1)]))
+    await host.start()
+    await host.offer([BoardUpdate("ctf", "b", values(5))])
+    await asyncio.wait_for(host.start_rebuild(), 1)
+    assert [e.player_id for e in (await host.page("ctf", "kills", 5)).entries] == ["b"]
+    assert [e.player_id for e in (await host.page("slayer", "kills", 5)).entries] == ["a"]
