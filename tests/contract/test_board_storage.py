@@ -4,23 +4,19 @@ three-line subclass."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import pytest
 
 from app.application.ports import BoardSnapshots, PlayerSnapshot, PlayerStore, RecordScan
 from app.domain.leaderboards import BoardUpdate, ModeBoards
-from app.domain.model import Outcome
-from app.domain.ratings import RatingChange, RatingDelta, SkillRating
-from app.domain.stats import ServiceRecord, StatDelta, delta_counters
+from app.domain.stats import ServiceRecord
 from devstack.processes import Azurite
 from storage import table_players
 from storage.memory import InMemoryPlayerStore
 from storage.memory_boards import InMemoryBoardSnapshots
 from storage.tables import open_table_storage
-
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+from tests.support.boards import rated
 
 
 def boards(mode: str, players: int) -> dict[str, object]:
@@ -78,22 +74,6 @@ class TestBlobBoardSnapshots(BoardSnapshotsContract):
         storage = await open_table_storage(azurite.connection_string, f"t{unique}")
         yield storage.boards
         await storage.close()
-
-
-def rated(player_id: str, n: int) -> StatDelta:
-    change = RatingChange(SkillRating(), RatingDelta(mu=0.5 * n, sigma=-0.25, matches=1))
-    outcome = Outcome.WIN if n % 2 else Outcome.LOSS
-    return StatDelta(
-        match_id=f"m{n}",
-        player_id=player_id,
-        mode="slayer",
-        map="haven",
-        ended_at=T0 + timedelta(minutes=n),
-        outcome=outcome,
-        team="red",
-        counters=delta_counters(outcome, {"kills": n, "deaths": 2}),
-        rating=change,
-    )
 
 
 class ScannedStore(PlayerStore, RecordScan, Protocol):

@@ -21,7 +21,7 @@ from app.domain.stats import ServiceRecord
 from devstack.processes import Azurite
 from devstack.ray_cluster import RayHead
 from storage.tables import TableStorage, open_table_storage
-from tests.contract.test_board_storage import rated
+from tests.support.boards import rated
 from tests.support.raypools import joined
 
 pytestmark = [pytest.mark.ray, pytest.mark.azurite, pytest.mark.timeout(300)]

@@ -14,7 +14,7 @@ from app.domain.leaderboards import STATS, BoardUpdate, ModeBoards, record_updat
 from app.domain.stats import ServiceRecord
 from devstack.processes import Azurite
 from storage.tables import TableStorage, open_table_storage
-from tests.contract.test_board_storage import rated
+from tests.support.boards import rated
 
 pytestmark = pytest.mark.azurite
 

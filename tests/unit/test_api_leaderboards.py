@@ -12,6 +12,7 @@ import pytest
 from actors.grains import GrainSettings, PlayerGrainHost
 from app.application.boards import BoardHost
 from app.application.operations import Operations
+from app.application.ports import PlayerSnapshot
 from app.application.services import StatsService
 from app.domain.leaderboards import STATS, BoardUpdate
 from app.domain.ratings import SkillRating
@@ -22,6 +23,7 @@ from app.settings import Settings
 from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemorySagaLog
 from storage.memory_boards import InMemoryBoardSnapshots
 from storage.memory_bus import InMemoryMessageBus
+from tests.support.boards import rated
 
 READ = {"Authorization": "Bearer read-key-0123456789"}
 
@@ -137,9 +139,6 @@ async def test_without_leaderboards_the_route_answers_503() -> None:
 
 
 async def test_a_rebuild_from_the_stores_records_serves_them(api: Api) -> None:
-    from app.application.ports import PlayerSnapshot
-    from tests.contract.test_board_storage import rated
-
     for n, pid in enumerate(["low", "high"], start=1):
         await api.store.apply(PlayerSnapshot(ServiceRecord(pid)), [rated(pid, n * 5)])
     assert await api.boards.rebuild() == 2
