@@ -31,6 +31,8 @@ class ActorConfig:
     namespace: str = NAMESPACE_DEFAULT
     game_pool_size: int = 2
     player_pool_size: int = 2
+    board_actors: int = 1
+    board_snapshot_interval_s: float = 10.0
     grains: GrainSettings = field(default_factory=GrainSettings)
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     faults: FaultPlan = field(default_factory=FaultPlan)

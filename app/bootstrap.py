@@ -29,7 +29,7 @@ from actors.config import ActorConfig
 from actors.grains import GrainSettings
 from app.application.operations import Operations, StallSweeper
 from app.application.outbox import OutboxSweeper
-from app.application.ports import MessageBus, PoolAdmin, QueueStats
+from app.application.ports import Leaderboards, MessageBus, PoolAdmin, QueueStats
 from app.application.services import StatsService
 from app.application.worker import Worker
 from app.domain.errors import NotFound, TransientError
@@ -54,6 +54,8 @@ def actor_config(settings: Settings) -> ActorConfig:
         namespace=settings.ray_namespace,
         game_pool_size=settings.game_pool_size,
         player_pool_size=settings.player_pool_size,
+        board_actors=settings.board_actors,
+        board_snapshot_interval_s=settings.board_snapshot_interval_s,
         grains=GrainSettings(
             capacity=settings.shard_capacity,
             idle_ttl_s=settings.grain_idle_ttl_s,
@@ -97,6 +99,7 @@ class Runtime:
     service: StatsService | None = None
     operations: Operations | None = None
     pools: PoolAdmin | None = None
+    boards: Leaderboards | None = None
     queue_stats: QueueStats | None = None
     worker: Worker | None = None
     sweepers: list[OutboxSweeper | StallSweeper] = field(default_factory=list)
@@ -115,6 +118,7 @@ class Runtime:
 async def join_ray(settings: Settings, create_pools: bool) -> None:
     """Join (or, without an address, start) Ray; the worker also creates the pools."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from actors.boards import ensure_board_actors
     from actors.pools import ensure_pools, init_ray
 
     # In a thread: joining an unreachable cluster blocks, and the API must keep serving.
@@ -134,11 +138,13 @@ async def join_ray(settings: Settings, create_pools: bool) -> None:
         ):
             with attempt:
                 placement = await asyncio.to_thread(ensure_pools, actor_config(settings))
+                boards = await asyncio.to_thread(ensure_board_actors, actor_config(settings))
         log.info(
-            "pools: %d GameActors, %d PlayerShards (placement v%d)",
+            "pools: %d GameActors, %d PlayerShards (placement v%d), %d BoardActors",
             placement.game,
             placement.player,
             placement.version,
+            boards,
         )
 
 
@@ -211,6 +217,7 @@ def _wire_api(
 ) -> None:
     """The api role's services: ingest and reads, operations, pool admin, queue stats and
     the sweepers (every api process runs them: they are idempotent)."""
+    from actors.boards import RayLeaderboards
     from actors.player_grains import RayPlayerGrains
     from actors.pools import RayPoolAdmin
 
@@ -226,6 +233,7 @@ def _wire_api(
     )
     runtime.operations = Operations(storage.sagas, bus)
     runtime.pools = RayPoolAdmin(settings.ray_namespace)
+    runtime.boards = RayLeaderboards(settings.ray_namespace, settings.board_actors)
     runtime.queue_stats = queue_stats or open_queue_stats(settings)
     runtime._closers.append(runtime.queue_stats.close)
     runtime.sweepers = [

@@ -113,6 +113,16 @@ class Settings(BaseSettings):
         description="Largest size an operator may resize a pool to (a typo must not start "
         "hundreds of actors).",
     )
+    board_actors: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="BoardActors: each holds the leaderboards of the modes it owns (fixed for "
+        "now: not yet resized through the pool directory).",
+    )
+    board_snapshot_interval_s: float = Field(
+        10.0, gt=0, description="How often a mode's changed leaderboards are saved."
+    )
     shard_capacity: int = Field(10_000, ge=1, description="Active grains per shard, at most.")
     grain_idle_ttl_s: float = Field(300.0, gt=0, description="Idle grains are deactivated.")
     grain_blind_insert: bool = Field(

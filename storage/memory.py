@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -119,6 +119,12 @@ class InMemoryPlayerStore:
         page = keys[:limit]
         entries = tuple(HistoryEntry(_copy(part.markers[k][0]), part.markers[k][1]) for k in page)
         return HistoryPage(entries, ent.encode_token(page[-1]) if len(keys) > limit else None)
+
+    async def records(self) -> AsyncIterator[ServiceRecord]:
+        """``RecordScan``: every record row, in no particular order."""
+        for part in list(self._players.values()):
+            if part.record is not None:
+                yield _copy(part.record)
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -10,7 +10,7 @@ stale too (Azurite reports the first failing operation; docs/azurite-batches.md)
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -34,6 +34,7 @@ from storage.table_batch import submit_transaction
 
 Operation = tuple[Any, ...]
 _INDEXED = re.compile(r"\d+:")
+SCAN_PAGE = 1000  # Table Storage's largest page
 
 
 def record_operation(record: ServiceRecord, etag: str | None) -> Operation:
@@ -144,6 +145,16 @@ class TablePlayerStore:
         entries = tuple(HistoryEntry(ent.delta_from_entity(r), bool(r.get("void"))) for r in rows)
         token = ent.encode_token(rows[-1]["RowKey"]) if more else None
         return HistoryPage(entries, token)
+
+    async def records(self) -> AsyncIterator[ServiceRecord]:
+        """``RecordScan``: every ``record`` row of the table, a page at a time (a filter on
+        the RowKey alone: Table Storage reads every partition for it, as a rebuild must)."""
+        rows = self._table.query_entities(
+            "RowKey eq @key", parameters={"key": ent.RECORD_KEY}, results_per_page=SCAN_PAGE
+        )
+        with map_azure_errors():
+            async for entity in rows:
+                yield ent.record_from_entity(entity)
 
     async def close(self) -> None:
         """Close the table client."""

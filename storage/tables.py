@@ -1,5 +1,6 @@
 """Opening the Azure storage adapters: tables ``{prefix}players``, ``{prefix}matches`` and
-blob container ``{prefix}matches``, created if missing. Nothing connects at import."""
+blob containers ``{prefix}matches`` and ``{prefix}boards``, created if missing. Nothing
+connects at import."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from app.domain.errors import NotFound
 from app.domain.faults import FaultPlan
 from storage.azure_errors import map_azure_errors
 from storage.blob_archive import BlobPayloadArchive
+from storage.blob_boards import BlobBoardSnapshots
 from storage.fault_injection import fault_options
 from storage.table_placement import TablePlacementStore
 from storage.table_players import TablePlayerStore
@@ -48,6 +50,7 @@ class TableStorage:
     sagas: TableSagaLog
     archive: BlobPayloadArchive
     placements: TablePlacementStore
+    boards: BlobBoardSnapshots
     tables: TableServiceClient
     blobs: BlobServiceClient
     archive_container: str = "matches"
@@ -67,6 +70,7 @@ class TableStorage:
             self.sagas.close,
             self.archive.close,
             self.placements.close,
+            self.boards.close,
         ):
             await closer()
         await self.tables.close()
@@ -98,13 +102,15 @@ async def open_table_storage(
         connection_string, retry_policy=blob_retry, **fault_options(faults, None, env)
     )
     container = f"{prefix}matches".lower()  # container names are lowercase
+    boards = f"{prefix}boards".lower()
     try:
         with map_azure_errors():
             for name in (f"{prefix}players", f"{prefix}matches"):
                 with contextlib.suppress(ResourceExistsError):
                     await tables.create_table(name)
-            with contextlib.suppress(ResourceExistsError):
-                await blobs.create_container(container)
+            for name in (container, boards):
+                with contextlib.suppress(ResourceExistsError):
+                    await blobs.create_container(name)
     except BaseException:
         await tables.close()
         await blobs.close()
@@ -114,6 +120,7 @@ async def open_table_storage(
         sagas=TableSagaLog(tables.get_table_client(f"{prefix}matches")),
         archive=BlobPayloadArchive(blobs.get_container_client(container)),
         placements=TablePlacementStore(tables.get_table_client(f"{prefix}matches")),
+        boards=BlobBoardSnapshots(blobs.get_container_client(boards)),
         tables=tables,
         blobs=blobs,
         archive_container=container,

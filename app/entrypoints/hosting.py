@@ -146,6 +146,7 @@ def http_server(settings: Settings, runtime: Runtime) -> uvicorn.Server:
         runtime.readiness,
         runtime.pools,
         runtime.metrics,
+        runtime.boards,
     )
     config = uvicorn.Config(
         app,

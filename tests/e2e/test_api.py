@@ -68,6 +68,7 @@ ENDPOINTS: list[tuple[str, str, Any, str]] = [
     ("GET", "/v1/matches/m-any", None, "read"),
     ("GET", "/v1/players/p-any/stats", None, "read"),
     ("GET", "/v1/players/p-any/matches", None, "read"),
+    ("GET", "/v1/leaderboards/slayer", None, "read"),
     ("POST", "/v1/matches/m-any/invalidate", {}, "admin"),
     ("GET", "/v1/admin/sagas", None, "admin"),
     ("POST", "/v1/admin/sagas/m-any/redrive", None, "admin"),
@@ -379,6 +380,21 @@ def test_history_pages_hold_under_concurrent_inserts(client: StatsClient) -> Non
 
 
 # ---- the contract ------------------------------------------------------------------------
+
+
+def test_leaderboards_answer_through_the_board_actors(client: StatsClient) -> None:
+    # The worker created the board pool; this api reads a board through it (empty until
+    # the shards feed it: a mode of this run's own, which nobody played).
+    mode = f"mode-{_run()}"
+    response = client.http.get(f"/v1/leaderboards/{mode}?stat=kd", headers=_auth("read"))
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "mode": mode,
+        "stat": "kd",
+        "entries": [],
+        "size": 0,
+        "continuation": None,
+    }
 
 
 def test_openapi_documents_every_operation_with_its_errors(client: StatsClient) -> None:

@@ -1,8 +1,8 @@
 """The layers are folders, and each may import only what its rule in ``LAYERS`` allows
 (docs/architecture.md, "Layers", has the table). Every module is checked, lazy imports
-inside functions included; the domain uses the standard library (and openskill, which
-only computes), and no web framework, Ray, Azure SDK or AMQP library reaches the
-application layer."""
+inside functions included; the domain uses the standard library (and openskill and
+sortedcontainers, which only compute), and no web framework, Ray, Azure SDK or AMQP
+library reaches the application layer."""
 
 from __future__ import annotations
 
@@ -43,8 +43,9 @@ class Layer:
 DOMAIN, APPLICATION, OBSERVABILITY = "app.domain", "app.application", "app.observability"
 RUNTIME, SETTINGS = "app.runtime", ("app.settings", "app.dev_endpoints")
 LAYERS = (
-    # openskill: the rating arithmetic (app/domain/ratings.py), pure computation.
-    Layer(DOMAIN, (DOMAIN,), stdlib_only=True, computes=("openskill",)),
+    # openskill: the rating arithmetic (app/domain/ratings.py); sortedcontainers: the
+    # leaderboards' index (app/domain/leaderboards.py). Both pure computation.
+    Layer(DOMAIN, (DOMAIN,), stdlib_only=True, computes=("openskill", "sortedcontainers")),
     Layer(RUNTIME, (RUNTIME,)),
     Layer(APPLICATION, (DOMAIN, APPLICATION, OBSERVABILITY), ADAPTER_LIBRARIES),
     Layer(OBSERVABILITY, (DOMAIN, APPLICATION, OBSERVABILITY), ADAPTER_LIBRARIES),

@@ -1,5 +1,5 @@
 """The ports the use cases need, one module per kind of collaborator: the player store,
-the saga log and payload archive, the message bus, the actor pools. Adapters in
+the saga log and payload archive, the message bus, the actor pools, the leaderboards. Adapters in
 ``storage/`` and ``actors/`` implement them; ``app/bootstrap.py`` is the only place that
 picks which. Every name is importable from here."""
 
@@ -15,6 +15,7 @@ from app.application.ports.actors import (
     StoredPlacement,
     UpdateResult,
 )
+from app.application.ports.boards import BoardPage, BoardSnapshots, Leaderboards, RecordScan
 from app.application.ports.bus import (
     DEAD_LETTER_DESCRIPTION,
     DEAD_LETTER_REASON,
@@ -50,10 +51,13 @@ __all__ = [
     "DEAD_LETTER_SUFFIX",
     "MAX_MESSAGE_BYTES",
     "ApplyOutcome",
+    "BoardPage",
+    "BoardSnapshots",
     "BusMessage",
     "CarriedStart",
     "HistoryEntry",
     "HistoryPage",
+    "Leaderboards",
     "LogEntry",
     "MatchSummary",
     "MessageBus",
@@ -68,6 +72,7 @@ __all__ = [
     "QueueDepth",
     "QueueStats",
     "ReceivedMessage",
+    "RecordScan",
     "RevertOutcome",
     "SagaFinish",
     "SagaLog",

@@ -9,10 +9,10 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.application.operations import Operations
-from app.application.ports import PoolAdmin
+from app.application.ports import Leaderboards, PoolAdmin
 from app.application.services import StatsService
 from app.domain.ratelimit import RateLimiter
-from app.entrypoints.api import admin, errors, health, matches, players, pools, web
+from app.entrypoints.api import admin, errors, health, leaderboards, matches, players, pools, web
 from app.entrypoints.api import metrics as metrics_routes
 from app.entrypoints.api.body import MAX_DEPTH
 from app.entrypoints.api.errors import MAX_ERRORS
@@ -42,14 +42,17 @@ def create_app(
     readiness: Mapping[str, Check] | None = None,
     pool_admin: PoolAdmin | None = None,
     metrics: Metrics | None = None,
+    boards: Leaderboards | None = None,
 ) -> FastAPI:
     """The FastAPI app over ``service``; ``readiness`` checks back ``/readyz``; without
-    ``pool_admin`` the pool endpoints answer 503; ``/metrics`` serves ``metrics`` (the
-    process's, from bootstrap), else metrics of this app alone."""
+    ``pool_admin`` the pool endpoints answer 503, without ``boards`` the leaderboards;
+    ``/metrics`` serves ``metrics`` (the process's, from bootstrap), else metrics of this
+    app alone."""
     app = FastAPI(title="statsaga", version="0.1.0", description=DESCRIPTION)
     app.state.service = service
     app.state.operations = operations
     app.state.pools = pool_admin
+    app.state.leaderboards = boards
     app.state.api_keys = dict(settings.api_keys)
     app.state.public_reads = settings.public_reads
     app.state.ingest_limiter = RateLimiter(settings.ingest_limit)
@@ -62,6 +65,7 @@ def create_app(
     app.include_router(matches.router)
     app.include_router(admin.matches_router)
     app.include_router(players.router)
+    app.include_router(leaderboards.router)
     app.include_router(admin.router)
     app.include_router(pools.router)
     app.include_router(health.router)
