@@ -17,10 +17,17 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
+from actors.board_feed import BoardFeed
 from actors.grain_activations import GrainActivations
 from actors.grain_settings import GrainSettings, HostCounters
 from actors.grain_turns import NewPlayerGuess, PlayerTurns
-from app.application.ports import PlayerSnapshot, PlayerStore, PlayerUpdate, UpdateResult
+from app.application.ports import (
+    Leaderboards,
+    PlayerSnapshot,
+    PlayerStore,
+    PlayerUpdate,
+    UpdateResult,
+)
 from app.domain.ratings import SkillRating
 from app.domain.stats import ServiceRecord
 from app.observability.logs import bind
@@ -42,11 +49,14 @@ class PlayerGrainHost:
         store: PlayerStore,
         settings: GrainSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
+        boards: Leaderboards | None = None,
     ) -> None:
         self._settings = settings or GrainSettings()
         self.counters = HostCounters()
         self._activations = GrainActivations(self._settings, clock, self.counters)
         self._turns = PlayerTurns(store, self._settings, self.counters)
+        # The leaderboards learn the players' new values from here (see board_feed.py).
+        self.feed = BoardFeed(boards, self.service_record) if boards is not None else None
 
     async def update(self, updates: Sequence[PlayerUpdate]) -> list[UpdateResult]:
         """Run the updates: players concurrently, each player's updates in one turn."""
@@ -133,9 +143,12 @@ class PlayerGrainHost:
         with bind(match_id=match_of(updates), player_id=player_id):
             grain = await self._activations.enter(player_id)
             try:
-                return await self._turns.run(player_id, grain, updates)
+                results = await self._turns.run(player_id, grain, updates)
             finally:
                 await self._activations.leave(player_id, grain)
+            if self.feed is not None:
+                self.feed.touched(updates, results)
+            return results
 
 
 def match_of(updates: Sequence[PlayerUpdate]) -> str | None:

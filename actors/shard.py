@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
+from actors.boards import RayLeaderboards
 from actors.chaos import ActorKiller
 from actors.config import ActorConfig, configure_actor_logging, member_name, open_storage
 from actors.grains import PlayerGrainHost, match_of
@@ -43,7 +44,10 @@ class PlayerShard:
     async def _build_host(self) -> PlayerGrainHost:
         storage = await open_storage(self._config)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
-        return PlayerGrainHost(storage.players, self._config.grains)
+        # The board actors are the worker's to create; until they are up, the feed keeps
+        # its marks and offers them later.
+        boards = RayLeaderboards(self._config.namespace, self._config.board_actors)
+        return PlayerGrainHost(storage.players, self._config.grains, boards=boards)
 
     async def _sweep(self) -> None:
         while True:

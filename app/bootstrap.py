@@ -223,6 +223,7 @@ def _wire_api(
 
     settings, bus = runtime.settings, runtime.bus
     grains = RayPlayerGrains(placements)
+    runtime.boards = RayLeaderboards(settings.ray_namespace, settings.board_actors)
     runtime.service = StatsService(
         storage.sagas,
         storage.archive,
@@ -230,10 +231,10 @@ def _wire_api(
         grains,
         bus,
         retry=settings.ingest_retry,
+        boards=runtime.boards,
     )
     runtime.operations = Operations(storage.sagas, bus)
     runtime.pools = RayPoolAdmin(settings.ray_namespace)
-    runtime.boards = RayLeaderboards(settings.ray_namespace, settings.board_actors)
     runtime.queue_stats = queue_stats or open_queue_stats(settings)
     runtime._closers.append(runtime.queue_stats.close)
     runtime.sweepers = [

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -14,6 +15,7 @@ from app.application.messages import MATCHES_QUEUE, match_completed
 from app.application.ports import (
     CarriedStart,
     HistoryPage,
+    Leaderboards,
     MessageBus,
     PayloadArchive,
     PlayerGrains,
@@ -94,6 +96,10 @@ class StatsService:
     # Matches whose payload view is kept (~35 KB for 32 players: 256 take ~9 MB): the pages of
     # the matches being watched, not every match ever read.
     match_cache: int = 256
+    # The leaderboards, for each mode's rank and percentile in a served record (``None``:
+    # a record without them).
+    boards: Leaderboards | None = None
+    standing_timeout_s: float = 0.5
     _lines: _Lru[tuple[str, str], MatchLines] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -202,7 +208,36 @@ class StatsService:
         record = await self.grains.service_record(player_id)
         if record.counters.get("matches", 0) == 0 and record.first_played is None:
             raise NotFound(f"player {player_id!r} has no matches")
-        return public_record(record) if mode is None else public_mode_record(record, mode)
+        if mode is not None:
+            block = public_mode_record(record, mode)
+            block["standing"] = (await self._standings(player_id, [mode])).get(mode)
+            return block
+        out = public_record(record)
+        found = await self._standings(player_id, list(out["modes"]))
+        for name, block in out["modes"].items():
+            block["standing"] = found.get(name)
+        return out
+
+    async def _standings(self, player_id: str, modes: list[str]) -> dict[str, Any]:
+        """The player's rank and percentile on each mode's boards, as far as the boards
+        answer within ``standing_timeout_s``: a record is served without them (a mode's
+        ``standing`` null) rather than late or not at all when the boards are slow or
+        down; they are eventually consistent anyway."""
+        if self.boards is None or not modes:
+            return {}
+        boards = self.boards
+        try:
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(boards.standing(m, player_id) for m in modes)),
+                self.standing_timeout_s,
+            )
+        except Exception as exc:  # TimeoutError, PoolUnavailable, a Ray error
+            log.info("standings of %s not served: %s", player_id, exc)
+            return {}
+        return {
+            mode: {stat: asdict(s) for stat, s in found.items()} or None
+            for mode, found in zip(modes, answers, strict=True)
+        }
 
     async def player_matches(
         self, player_id: str, limit: int, continuation: str | None

@@ -1,11 +1,6 @@
 """The leaderboard page in headless Chromium over the real stack: a mode's board by one
 stat, paged from the top with the keyboard, the stats as links, rows linking to the
-players, a phone-sized screen, axe-core. The expected rows are the API's own pages.
-
-AWAITS ``GET /v1/leaderboards/{mode}`` (being built on the ``boards`` branch): until it is
-on main the tests that read a board fail, so they are marked strict xfail
-(``AWAITS_ENDPOINT``); once the endpoint lands they pass, strict xfail turns that into a
-failure, and the marker must go."""
+players, a phone-sized screen, axe-core. The expected rows are the API's own pages."""
 
 from __future__ import annotations
 
@@ -27,8 +22,6 @@ from tests.e2e.conftest import KEYS, Scenario
 from tests.support.client import StatsClient
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-# On each test that reads a board: the page itself is here, the endpoint is not yet.
-AWAITS_ENDPOINT = pytest.mark.xfail(strict=True, reason="awaits GET /v1/leaderboards (boards)")
 NAMES = {"rating": "Skill rating", "kills": "Kills", "wins": "Wins", "kd": "K/D"}
 
 
@@ -69,7 +62,6 @@ async def shown(page: Page) -> list[str]:
     return [re.sub(r"\s*\t\s*", "\t", text.strip()) for text in await rows.all_inner_texts()]
 
 
-@AWAITS_ENDPOINT
 async def test_a_board_pages_from_the_top_with_the_keyboard(
     page: Page, base: str, clean_scenario: Scenario, played: Played, shoot: Shoot
 ) -> None:
@@ -126,7 +118,6 @@ async def test_an_unknown_stat_says_so(page: Page, base: str) -> None:
     await expect(page.get_by_role("link", name=NAMES["rating"])).to_be_visible()
 
 
-@AWAITS_ENDPOINT
 async def test_the_leaderboard_fits_a_phone_and_has_no_serious_violations(
     narrow_page: Page, base: str, clean_scenario: Scenario, played: Played, shoot: Shoot
 ) -> None:

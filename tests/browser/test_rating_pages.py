@@ -6,6 +6,7 @@ matches (the ratings themselves are checked against openskill in the unit tests)
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -73,6 +74,23 @@ def signed(change: float) -> str:
     return ("+" if change > 0 else MINUS) + size
 
 
+def with_standings(client: Any, player: str) -> dict[str, Any]:
+    """The player's record once the leaderboards have it in every rated mode and it holds
+    still (the boards follow the records within seconds)."""
+    deadline = time.monotonic() + 30
+    last: dict[str, Any] | None = None
+    while True:
+        served = dict(client.stats(player).json())
+        placed = all(
+            (served["modes"][m].get("standing") or {}).get("rating") for m in served["ratings"]
+        )
+        if placed and served == last:
+            return served
+        assert time.monotonic() < deadline, f"no standing for {player}: {served['modes']}"
+        last = served
+        time.sleep(0.5)
+
+
 def skill_path(lines: list[dict[str, Any]], current: dict[str, Any]) -> list[float]:
     """The skill after each rated match, walked back from the current rating (as the chart
     draws it): the last is the current skill, each earlier one takes the later changes
@@ -91,7 +109,7 @@ async def test_the_player_page_shows_each_modes_skill_and_its_chart(
     page: Page, base: str, clean_scenario: Scenario, played: Played
 ) -> None:
     client = clean_scenario.client
-    served = client.stats(played.player).json()
+    served = with_standings(client, played.player)
     # Every match of the player completed, so every mode they played is rated.
     assert sorted(served["ratings"]) == sorted({m["mode"] for m in played.matches})
     history = whole_history(client, played.player)
@@ -106,6 +124,10 @@ async def test_the_player_page_shows_each_modes_skill_and_its_chart(
             f"{rating['mu']:.2f} ± {rating['sigma']:.2f}"
         )
         await expect(stat(page, f"rated:{mode}")).to_have_text(str(rating["matches"]))
+        place = served["modes"][mode]["standing"]["rating"]
+        await expect(stat(page, f"rank:{mode}")).to_have_text(
+            f"#{place['rank']:,} · above {place['percentile']:g}%"
+        )
         await expect(row(page, "modes-table", mode)).to_contain_text(f"{rating['skill']:.2f}")
 
         # The chart: the skill after each rated match of the mode, in the order rated (the

@@ -36,6 +36,7 @@ from app.entrypoints.api.schemas.players import (
     RatingOut,
     Ratios,
     ServiceRecordOut,
+    StandingOut,
     Totals,
 )
 from app.entrypoints.api.schemas.posted import EventIn, MatchIn, PlayerIn, WeaponIn
@@ -84,6 +85,7 @@ __all__ = [
     "SagaLine",
     "SagaList",
     "ServiceRecordOut",
+    "StandingOut",
     "TeamOut",
     "Totals",
     "WeaponIn",

@@ -72,10 +72,24 @@ class RatingChangeOut(BaseModel):
     skill_change: float
 
 
+class StandingOut(BaseModel):
+    """Where the player stands on one of the mode's leaderboards."""
+
+    rank: int = Field(description="1 is the best; tied values share a rank.")
+    percentile: float = Field(description="The share of the board's players below, in %.")
+    value: float
+
+
 class ModeTotals(Totals):
     """A mode's counters, ratios and rating (null: no rated match in the mode)."""
 
     rating: RatingOut | None
+    standing: dict[str, StandingOut] | None = Field(
+        None,
+        description="Rank and percentile on each of the mode's leaderboards (rating, kills, "
+        "wins, kd) the player is on; eventually consistent (seconds behind the record), and "
+        "null when the leaderboards did not answer in time.",
+    )
 
 
 _OVERFLOW = (

@@ -79,7 +79,14 @@ function chartOf(mode, index, lines, current) {
   );
 }
 
-function modeCard(mode, rating, index, lines) {
+/** The player's place on the mode's skill board: "#3 · above 97.5%", or "—" when the
+ * record came without it (not on the board yet, or the boards did not answer in time). */
+function rankOf(standing) {
+  const place = standing?.rating;
+  return place ? `#${fmtInt(place.rank)} · above ${place.percentile}%` : "—";
+}
+
+function modeCard(mode, rating, index, lines, standing) {
   const heading = `rating-${index}-h`;
   return el(
     "article", { class: "rating-card", "aria-labelledby": heading, "data-mode": mode },
@@ -88,8 +95,7 @@ function modeCard(mode, rating, index, lines) {
       ["Skill", fmtSkill(rating.skill), `skill:${mode}`],
       ["Mean ± uncertainty", fmtMuSigma(rating), `mu_sigma:${mode}`],
       ["Matches rated", fmtInt(rating.matches), `rated:${mode}`],
-      // The rank comes with the leaderboards in the service record: a place, no number.
-      ["Rank", "—", `rank:${mode}`],
+      ["Rank", rankOf(standing), `rank:${mode}`],
     ]),
     mode === OTHER ? null : el("p", {}, el("a", { href: `/leaderboards/${encodeURIComponent(mode)}?stat=rating` }, `${mode} leaderboard`)),
     chartOf(mode, index, lines, rating),
@@ -104,7 +110,8 @@ export function skills(playerId, stats) {
   const cards = el("div", { id: "rating-cards", class: "rating-cards" });
   const node = section("ratings", "Skill ratings", note, cards);
   const draw = (byMode) =>
-    cards.replaceChildren(...rated.map(([mode, rating], i) => modeCard(mode, rating, i, byMode ? (byMode.get(mode) ?? []) : null)));
+    cards.replaceChildren(...rated.map(([mode, rating], i) =>
+      modeCard(mode, rating, i, byMode ? (byMode.get(mode) ?? []) : null, stats.modes?.[mode]?.standing)));
   if (!rated.length) {
     note.textContent = "No rated match yet.";
     return { node, load: async () => {} };
