@@ -125,13 +125,12 @@ def ensure_board_actors(config: ActorConfig) -> int:
 
 class RayLeaderboards:
     """``Leaderboards`` over the board pool: each call goes to the mode's owner; offers
-    are grouped by owner, one call per actor, and not waited for (eventual consistency:
-    a lost offer is corrected by the player's next one, or by the next rebuild)."""
+    are grouped by owner, one call per actor (see ``actors/board_feed.py`` for what
+    makes sure none is lost)."""
 
     def __init__(self, namespace: str, size: int) -> None:
         self._namespace, self._size = namespace, size
         self._handles: dict[int, Any] = {}
-        self._sent: set[asyncio.Future[Any]] = set()
 
     def _actor(self, index: int) -> Any:
         connected()
@@ -145,21 +144,20 @@ class RayLeaderboards:
         return handle
 
     async def offer(self, updates: Sequence[BoardUpdate]) -> None:
-        """Send each owner its updates; failures are logged, not raised."""
+        """Send each owner its updates, one call each, and wait until they have taken
+        them; ``PoolUnavailable`` when one could not (the caller keeps them for later)."""
         by_mode: dict[str, list[BoardUpdate]] = {}
         for update in updates:
             by_mode.setdefault(update.mode, []).append(update)
-        for index, modes in group_by_owner(by_mode, self._size).items():
-            batch = [u for mode in modes for u in by_mode[mode]]
-            sent = asyncio.ensure_future(self._actor(index).offer.remote(batch))
-            self._sent.add(sent)
-            sent.add_done_callback(self._settled)
-
-    def _settled(self, sent: asyncio.Future[Any]) -> None:
-        self._sent.discard(sent)
-        if not sent.cancelled() and sent.exception() is not None:
+        sends = [
+            self._actor(index).offer.remote([u for mode in modes for u in by_mode[mode]])
+            for index, modes in group_by_owner(by_mode, self._size).items()
+        ]
+        try:
+            await asyncio.gather(*sends)
+        except RayError as exc:
             self._handles.clear()  # a member that died for good is looked up again
-            log.warning("a leaderboard offer was lost: %s", sent.exception())
+            raise PoolUnavailable(f"a board actor did not take an offer: {exc}") from exc
 
     async def page(
         self, mode: str, stat: str, limit: int, continuation: str | None = None
