@@ -46,6 +46,7 @@ class BoardFeed:
         self._to_read: dict[str, set[str]] = {}  # player -> modes
         self._retrying: asyncio.Task[None] | None = None
         self._failing = False
+        self._flushing = asyncio.Lock()
         self.offered = 0
 
     def touched(
@@ -68,7 +69,15 @@ class BoardFeed:
 
     async def flush(self) -> int:
         """Offer what is noted now; how many updates went out. What could not be read or
-        offered is kept for the next flush (and the background loop retries it)."""
+        offered is kept for the next flush (and the background loop retries it).
+
+        One flush at a time: a flush that reads a record (slowly, through storage
+        faults, say) must not offer it after a later flush offered the player's newer
+        values, which it would overwrite on the board."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         ready, self._ready = self._ready, {}
         to_read, self._to_read = self._to_read, {}
         for pid, modes in to_read.items():

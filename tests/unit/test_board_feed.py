@@ -10,15 +10,16 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from actors.board_feed import BoardFeed
 from actors.grains import GrainSettings, PlayerGrainHost
 from app.application.boards import BoardHost
-from app.application.ports import PlayerUpdate
+from app.application.ports import PlayerUpdate, UpdateResult
 from app.domain.errors import PoolUnavailable
 from app.domain.leaderboards import BoardUpdate
 from app.domain.model import Outcome
 from app.domain.ratings import RatingChange, RatingDelta, SkillRating
 from app.domain.saga import Action
-from app.domain.stats import StatDelta, delta_counters
+from app.domain.stats import ServiceRecord, StatDelta, apply_delta, delta_counters
 from storage.memory import InMemoryPlayerStore
 from storage.memory_boards import InMemoryBoardSnapshots
 
@@ -114,3 +115,30 @@ async def test_an_offer_the_boards_refuse_is_kept_and_sent_later() -> None:
         (a, {"kills": 4.0, "wins": 1.0, "kd": 2.0})
     ]
     await host.feed.close()
+
+
+async def test_a_slow_read_never_offers_older_values_after_newer_ones() -> None:
+    run = uuid.uuid4().hex[:6]
+    a = f"a{run}"
+    old = apply_delta(ServiceRecord(a), delta(a, "m1", 5, rated=False))
+    new = apply_delta(old, delta(a, "m2", 9, rated=False))
+    released = asyncio.Event()
+
+    async def slow_read(player_id: str) -> ServiceRecord:
+        await released.wait()  # a read through storage faults, say
+        return old  # what storage held when the read began
+
+    boards = Refusing()
+    boards.up = True
+    feed = BoardFeed(boards, slow_read)  # type: ignore[arg-type]
+    found = [PlayerUpdate(Action.APPLY, delta(a, "m1", 5, rated=False))]
+    feed.touched(found, [UpdateResult(a, "m1", True, False)], None)  # found applied: read
+    reading = asyncio.create_task(feed.flush())
+    await asyncio.sleep(0.01)
+    later = [PlayerUpdate(Action.APPLY, delta(a, "m2", 9, rated=False))]
+    feed.touched(later, [UpdateResult(a, "m2", True, True)], new)  # the next match's turn
+    offering = asyncio.create_task(feed.flush())
+    await asyncio.sleep(0.01)
+    released.set()
+    await asyncio.gather(reading, offering)
+    assert boards.got[-1].values is not None and boards.got[-1].values["kills"] == 14.0
