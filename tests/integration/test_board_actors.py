@@ -23,7 +23,7 @@ from app.domain.stats import ServiceRecord
 from devstack.processes import Azurite
 from devstack.ray_cluster import RayHead
 from storage.tables import TableStorage, open_table_storage
-from tests.support.boards import rated
+from tests.support.boards import eventually, rated
 from tests.support.raypools import joined
 
 pytestmark = [pytest.mark.ray, pytest.mark.azurite, pytest.mark.timeout(300)]
@@ -60,17 +60,6 @@ async def storage(config: ActorConfig) -> AsyncIterator[TableStorage]:
 
 def mode_of(member: int, size: int) -> str:
     return next(m for i in range(100) if owner(m := f"mode{i}", size) == member)
-
-
-async def eventually(check, timeout_s: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        try:
-            return await check()
-        except (AssertionError, Exception):
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.2)
 
 
 async def test_each_mode_lives_on_its_owner_and_comes_back_after_a_kill(
