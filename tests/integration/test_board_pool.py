@@ -1,25 +1,38 @@
 """The board pool resized through the pool directory on a real Ray head and real
 Azurite, while the player grains offer new values: every mode's boards end on its owner
-only, equal to the boards recomputed from the records."""
+only, equal to the boards recomputed from the records. Operators see and resize it
+through the admin API and the CLI like the other pools."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from actors.config import ActorConfig
+from actors.grains import GrainSettings, PlayerGrainHost
 from actors.leaderboards import RayLeaderboards
 from actors.player_grains import RayPlayerGrains
 from actors.pools import RayPoolAdmin, ensure_pools, kill_pools
 from actors.routing import PlacementCache
+from app.application.operations import Operations
+from app.application.services import StatsService
 from app.domain.leaderboards import STATS, ModeBoards, record_updates
 from app.domain.placement import owner
+from app.entrypoints.api import create_app
+from app.runtime.lifeline import die_with_parent
+from app.settings import Settings
 from devstack.processes import Azurite
 from devstack.ray_cluster import RayHead
+from storage.memory import InMemoryPayloadArchive, InMemoryPlayerStore, InMemorySagaLog
+from storage.memory_bus import InMemoryMessageBus
 from tests.integration.test_pools import updates_for
 from tests.support.boards import eventually
 from tests.support.matches import random_match
@@ -28,6 +41,7 @@ from tests.support.raypools import joined
 pytestmark = [pytest.mark.ray, pytest.mark.azurite, pytest.mark.timeout(600)]
 # Chosen to spread over three members, and over two (checked below, not assumed).
 MODES = ("slayer", "oddball", "swat", "ctf", "infection")
+ADMIN = "admin-key-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +127,49 @@ async def test_the_board_pool_resizes_while_offers_flow_and_ends_as_recomputed(
     for member in members:  # each mode on its owner only
         assert set(member["modes"]) == {m for m in MODES if owner(m, 2) == member["index"]}
         assert member["placement_version"] == shrunk["version"]
+
+
+async def test_operators_see_and_resize_the_board_pool_through_the_api_and_the_cli(
+    config: ActorConfig, cluster: RayHead
+) -> None:
+    await asyncio.to_thread(ensure_pools, config)
+    store, sagas = InMemoryPlayerStore(), InMemorySagaLog()
+    archive, bus = InMemoryPayloadArchive(), InMemoryMessageBus()
+    service = StatsService(sagas, archive, store, PlayerGrainHost(store, GrainSettings()), bus)
+    settings = Settings(api_keys=f"{ADMIN}:admin")
+    app = create_app(
+        settings, service, Operations(sagas, bus), pool_admin=RayPoolAdmin(config.namespace)
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://statsaga") as client:
+        described = (await client.get("/v1/admin/pools", headers=auth)).json()
+        assert described["configured"] == {"game": 1, "player": 2, "board": 1}
+        assert [m["index"] for m in described["pools"]["board"]["members"]] == [0]
+        member = described["pools"]["board"]["members"][0]
+        assert {"modes", "rebuilding", "snapshots_saved", "placement_version"} <= set(member)
+        put = await client.put("/v1/admin/pools/board", headers=auth, json={"size": 2})
+        assert put.status_code == 200, put.text
+        assert put.json()["pools"]["board"]["size"] == 2
+        too_big = await client.put("/v1/admin/pools/board", headers=auth, json={"size": 65})
+        assert too_big.status_code == 422 and "board pool" in too_big.text
+
+    env = {
+        **os.environ,
+        **cluster.env,
+        "STATSAGA_RAY_ADDRESS": cluster.address,
+        "STATSAGA_RAY_NAMESPACE": config.namespace,
+    }
+    shown = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "app.entrypoints.cli", "pools", "resize", "board", "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=die_with_parent(),
+    )
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "board pool: 3 members" in shown.stdout
+    assert "MODES" in shown.stdout and "SNAPSHOTS_SAVED" in shown.stdout
+    assert (await PlacementCache(config.namespace).refresh()).board == 3
