@@ -1,17 +1,16 @@
 """``BoardFeed``: what the player grains tell the leaderboards.
 
 After a player's update (applied, found applied, reverted, found reverted) the player's
-values in that match's mode may have changed, so the (player, mode) is marked; every
-``interval_s`` the feed reads each marked player's record (from its activation: the grain
-has just been used) and offers the values to the leaderboards in one batch. Offers are
-absolute values, so marking again, offering twice or late is harmless, and a burst of
-matches of one player costs one offer. A player found already updated is offered too: the
-attempt that changed the record may have died before its offer went out (an actor killed
-after the write), and this is how the boards catch up with it.
-
-What can still be lost: marks in a shard that dies before its next flush (at most one
-interval's worth); the board actors' rebuild from the records repairs that (their
-restart, or ``statsaga boards rebuild``).
+values in that match's mode may have changed. At the end of the player's turn the feed
+takes them from the record the grain now holds; when it holds none (a match found already
+applied: the record moved without this activation seeing it) the player is marked and the
+record read at the flush. The host flushes before it answers the call: one offer per
+board actor for every player of the call, waited for, so that a saga that completes has
+its players on the boards, and an actor that dies after a write but before its answer
+leaves nothing unsent (its call is retried, finds the match applied, and offers again).
+Offers are absolute values, so offering twice or late is harmless. An offer that fails
+(no board actor yet, one restarting) is kept and sent with the next flush, or by the
+background loop.
 """
 
 from __future__ import annotations
@@ -26,69 +25,94 @@ from app.domain.leaderboards import BoardUpdate, board_values
 from app.domain.stats import OTHER, ServiceRecord
 
 log = logging.getLogger(__name__)
-FEED_INTERVAL_S = 0.25
+RETRY_INTERVAL_S = 1.0
+
+Values = dict[str, float] | None
 
 
 class BoardFeed:
-    """Marks players whose values may have changed and offers them in batches."""
+    """Collects the players' new values and offers them to the leaderboards."""
 
     def __init__(
         self,
         boards: Leaderboards,
         read: Callable[[str], Awaitable[ServiceRecord]],
-        interval_s: float = FEED_INTERVAL_S,
+        retry_interval_s: float = RETRY_INTERVAL_S,
     ) -> None:
         self._boards = boards
         self._read = read
-        self._interval_s = interval_s
-        self._marked: dict[str, set[str]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._retry_interval_s = retry_interval_s
+        self._ready: dict[tuple[str, str], Values] = {}  # (player, mode) -> values
+        self._to_read: dict[str, set[str]] = {}  # player -> modes
+        self._retrying: asyncio.Task[None] | None = None
+        self._failing = False
         self.offered = 0
 
-    def touched(self, updates: Sequence[PlayerUpdate], results: Sequence[UpdateResult]) -> None:
-        """Mark the players of the successful ``results`` in their match's mode."""
+    def touched(
+        self,
+        updates: Sequence[PlayerUpdate],
+        results: Sequence[UpdateResult],
+        record: ServiceRecord | None,
+    ) -> None:
+        """Note the modes of one player's successful ``results``: their values from
+        ``record`` (the grain's record after the turn), or read at the flush without it."""
         done = {(r.player_id, r.match_id) for r in results if r.ok}
         for u in updates:
-            delta = u.delta
-            if (delta.player_id, delta.match_id) in done and delta.mode != OTHER:
-                self._marked.setdefault(delta.player_id, set()).add(delta.mode)
-        if self._marked and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            pid, mode = u.delta.player_id, u.delta.mode
+            if (pid, u.delta.match_id) not in done or mode == OTHER:
+                continue
+            if record is not None:
+                self._ready[(pid, mode)] = board_values(record, mode)
+            else:
+                self._to_read.setdefault(pid, set()).add(mode)
 
     async def flush(self) -> int:
-        """Offer what is marked now; how many updates went out. A player whose record
-        could not be read stays marked for the next flush."""
-        marked, self._marked = self._marked, {}
-        updates: list[BoardUpdate] = []
-        for player_id, modes in marked.items():
+        """Offer what is noted now; how many updates went out. What could not be read or
+        offered is kept for the next flush (and the background loop retries it)."""
+        ready, self._ready = self._ready, {}
+        to_read, self._to_read = self._to_read, {}
+        for pid, modes in to_read.items():
             try:
-                record = await self._read(player_id)
-            except Exception as exc:  # storage down: try again next time
-                log.info("board values of %s not read (%s); kept for later", player_id, exc)
-                self._marked.setdefault(player_id, set()).update(modes)
+                record = await self._read(pid)
+            except Exception as exc:  # storage down: try again later
+                log.info("board values of %s not read (%s); kept for later", pid, exc)
+                self._to_read.setdefault(pid, set()).update(modes)
                 continue
-            updates += [BoardUpdate(m, player_id, board_values(record, m)) for m in modes]
-        if updates:
-            try:
-                await self._boards.offer(updates)
-            except Exception as exc:  # no board actor (yet): the values go next time
-                log.warning("leaderboard offer failed (%s); kept for later", exc)
-                for u in updates:
-                    self._marked.setdefault(u.player_id, set()).add(u.mode)
-                return 0
-            self.offered += len(updates)
+            ready.update({(pid, m): board_values(record, m) for m in modes})
+        sent = await self._offer(ready) if ready else 0
+        if (self._ready or self._to_read) and self._retrying is None:
+            self._retrying = asyncio.get_running_loop().create_task(self._retry())
+        return sent
+
+    async def _offer(self, ready: dict[tuple[str, str], Values]) -> int:
+        """Offer ``ready``; kept for later when the boards do not take it."""
+        updates = [BoardUpdate(mode, pid, values) for (pid, mode), values in ready.items()]
+        try:
+            await self._boards.offer(updates)
+        except Exception as exc:  # no board actor (yet), one restarting
+            # Said once per outage, not once a second while it lasts.
+            level = logging.INFO if self._failing else logging.WARNING
+            log.log(level, "leaderboard offer failed (%s); kept for later", exc)
+            self._failing = True
+            for key, values in ready.items():
+                self._ready.setdefault(key, values)  # a newer value noted meanwhile wins
+            return 0
+        self._failing = False
+        self.offered += len(updates)
         return len(updates)
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            await self.flush()
+    async def _retry(self) -> None:
+        """Offer what failed, every ``retry_interval_s``, until nothing is left."""
+        try:
+            while self._ready or self._to_read:
+                await asyncio.sleep(self._retry_interval_s)
+                await self.flush()
+        finally:
+            self._retrying = None
 
     async def close(self) -> None:
-        """Offer what is left, then stop."""
-        if self._task is not None:
-            self._task.cancel()
+        """Stop retrying (what is left is for the boards' rebuild)."""
+        if self._retrying is not None:
+            self._retrying.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.flush()
+                await self._retrying

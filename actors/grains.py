@@ -66,6 +66,8 @@ class PlayerGrainHost:
         per_player = await asyncio.gather(
             *(self._turn(pid, items) for pid, items in by_player.items())
         )
+        if self.feed is not None:  # before answering: see board_feed.py
+            await self.feed.flush()
         results = {(r.player_id, r.match_id): r for batch in per_player for r in batch}
         return [results[(u.delta.player_id, u.delta.match_id)] for u in updates]
 
@@ -144,10 +146,11 @@ class PlayerGrainHost:
             grain = await self._activations.enter(player_id)
             try:
                 results = await self._turns.run(player_id, grain, updates)
+                if self.feed is not None:
+                    held = grain.snapshot.record if grain.snapshot is not None else None
+                    self.feed.touched(updates, results, held)
             finally:
                 await self._activations.leave(player_id, grain)
-            if self.feed is not None:
-                self.feed.touched(updates, results)
             return results
 
 

@@ -78,6 +78,19 @@ class Api:
             body: dict[str, Any] = await response.json()
         return body
 
+    async def leaderboard(
+        self, mode: str, stat: str, limit: int, continuation: str | None = None
+    ) -> dict[str, Any]:
+        """One page of a leaderboard."""
+        params = {"stat": stat, "limit": str(limit)}
+        if continuation:
+            params["continuation"] = continuation
+        url = f"{self._base}/v1/leaderboards/{mode}"
+        async with self.http.get(url, params=params, headers=_auth("read")) as response:
+            response.raise_for_status()
+            body: dict[str, Any] = await response.json()
+        return body
+
     async def resize(self, pool: str, size: int) -> None:
         """Resize a pool; returns once the resize is done."""
         url = f"{self._base}/v1/admin/pools/{pool}"
@@ -87,6 +100,9 @@ class Api:
     async def close(self) -> None:
         """Close the connections."""
         await self.http.close()
+
+
+BOARD_STATS = ("rating", "kills", "wins", "kd")
 
 
 def _auth(role: str) -> dict[str, str]:
@@ -324,3 +340,31 @@ async def read_each(
 
     await asyncio.gather(*(reader() for _ in range(concurrency)))
     return latencies, len(players) / (time.perf_counter() - start)
+
+
+async def board_loop(
+    api: Api, modes: Sequence[str], seconds: float, concurrency: int, report: Report
+) -> tuple[Latencies, float, int]:
+    """Read leaderboard pages for ``seconds``, as stats sites do: a random mode and stat,
+    its top 25, then one page deeper three times in ten; latencies, pages/s, and the
+    largest board seen."""
+    latencies = Latencies()
+    rng = random.Random(11)
+    start = time.perf_counter()
+    largest = 0
+
+    async def reader() -> None:
+        nonlocal largest
+        while (now := time.perf_counter()) - start < seconds:
+            mode, stat = rng.choice(modes), rng.choice(BOARD_STATS)
+            page = await api.leaderboard(mode, stat, 25)
+            latencies.add(time.perf_counter() - now)
+            largest = max(largest, page["size"])
+            if page["continuation"] and rng.random() < 0.3:
+                began = time.perf_counter()
+                await api.leaderboard(mode, stat, 25, page["continuation"])
+                latencies.add(time.perf_counter() - began)
+            report(min((time.perf_counter() - start) / seconds, 1.0))
+
+    await asyncio.gather(*(reader() for _ in range(concurrency)))
+    return latencies, len(latencies.samples) / (time.perf_counter() - start), largest

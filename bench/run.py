@@ -36,6 +36,7 @@ from bench.load import (
     Finished,
     FinishedCount,
     Tracker,
+    board_loop,
     open_loop,
     read_each,
     read_loop,
@@ -48,7 +49,7 @@ from bench.measure import Latencies
 from bench.profile import hottest, sampling
 from bench.report import RESULTS, progress
 from bench.stack import Dependencies, Deployment, dependencies, start_deployment, stop_all
-from bench.workload import MatchGenerator, Workload, mean_players
+from bench.workload import PLAYLISTS, MatchGenerator, Workload, mean_players
 from storage.tables import TableStorage, open_table_storage
 
 
@@ -246,15 +247,24 @@ async def _service_phases(
     }
     ttc = out["open_loop"]["time_to_consistency"]
     bar.note(f"ingest p99 {ingest.summary()['p99_ms']} ms, consistency p99 {ttc['p99_ms']} ms")
-    report = bar("reads, warm and cold")
+    report = bar("reads: warm, cold, leaderboards")
     warm_players = [pid for pid, _ in matches.played.most_common(200)]
     warm_lat, warm_rate = await read_loop(
-        api, warm_players, plan.read_s, 16, lambda s: report(s / 2)
+        api, warm_players, plan.read_s, 16, lambda s: report(s / 3)
     )
-    cold_lat, cold_rate = await read_each(api, cold_players, 16, lambda s: report(0.5 + s / 2))
+    cold_lat, cold_rate = await read_each(api, cold_players, 16, lambda s: report(1 / 3 + s / 3))
+    modes = sorted({mode for p in PLAYLISTS for mode in p.modes})
+    board_lat, board_rate, largest = await board_loop(
+        api, modes, plan.read_s, 16, lambda s: report(2 / 3 + s / 3)
+    )
     out["reads"] = {
         "warm": {**warm_lat.summary(), "reads_per_s": round(warm_rate, 1)},
         "cold": {**cold_lat.summary(), "reads_per_s": round(cold_rate, 1)},
+        "leaderboard": {
+            **board_lat.summary(),
+            "reads_per_s": round(board_rate, 1),
+            "largest_board": largest,
+        },
     }
     report = bar(f"scaling {'/'.join(map(str, plan.shards))} shards")
     points = []

@@ -15,6 +15,7 @@ LATENCIES = (
     ("time to consistency", ("open_loop", "time_to_consistency")),
     ("read, warm grain", ("reads", "warm")),
     ("read, cold grain", ("reads", "cold")),
+    ("read, leaderboard page", ("reads", "leaderboard")),
     ("time to consistency, 10% faults", ("faults", "time_to_consistency")),
 )
 
@@ -63,7 +64,9 @@ def table(o: dict[str, Any]) -> str:
         "",
         f"Open loop at {loop['offered_matches_per_s']} matches/s (half the sustained rate); "
         f"reads: {reads['warm']['reads_per_s']:,.0f}/s warm, "
-        f"{reads['cold']['reads_per_s']:,.0f}/s cold (16 readers).",
+        f"{reads['cold']['reads_per_s']:,.0f}/s cold, "
+        f"{reads['leaderboard']['reads_per_s']:,.0f} leaderboard pages/s (16 readers each; "
+        f"boards of up to {reads['leaderboard']['largest_board']:,} players).",
         "",
         f"With {faults['faults']} in the worker and its actors: {faults['matches']} matches, "
         f"converged: {'yes' if faults['converged'] else 'NO'} "

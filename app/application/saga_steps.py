@@ -1,14 +1,19 @@
-"""What a saga step's results mean: the events a round of player results is, and the
-finish the metrics observe when a save ends the saga."""
+"""What a saga step's results mean: the events a round of player results is, the finish
+the metrics observe when a save ends the saga, and the lines operators read of a step."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 
 from app.application.ports import SagaFinish, SagaRecord, UpdateResult
 from app.domain import saga as s
+from app.domain.codec import event_to_dict
 from app.domain.errors import clip_error
+
+# The coordinator's logger: these lines are its steps.
+log = logging.getLogger("app.application.sagas")
 
 
 def saga_finish(before: SagaRecord, saved: SagaRecord) -> SagaFinish | None:
@@ -47,3 +52,19 @@ def step_facts(results: Sequence[UpdateResult], action: s.Action) -> list[s.Saga
         else:
             facts.append(s.PlayerCompensated(r.player_id, reverted=r.changed))
     return facts
+
+
+def log_step(before: s.SagaState, after: s.SagaState, events: Sequence[s.SagaEvent]) -> None:
+    """What a saved step did, for operators: state changes and failures; every event at
+    DEBUG. The match id is not in the text: it is bound to every line of the saga."""
+    for event in events:
+        log.debug("saga event %s", type(event).__name__, extra={"event": event_to_dict(event)})
+        match event:
+            case s.PlayerFailed(player_id=pid, error=error, transient=transient):
+                kind = "transient" if transient else "permanent"
+                log.info("player %s failed (%s): %s", pid, kind, error, extra={"player_id": pid})
+            case s.PlayerDeadLettered(player_id=pid, reason=reason):
+                log.warning("player %s dead-lettered: %s", pid, reason, extra={"player_id": pid})
+    if after is not before:
+        level = logging.WARNING if after is s.SagaState.STUCK else logging.INFO
+        log.log(level, "saga %s -> %s", before.value, after.value, extra={"state": after.value})

@@ -30,10 +30,9 @@ from app.application.ports import (
     SagaLog,
     SagaRecord,
 )
-from app.application.saga_steps import saga_finish, step_facts
+from app.application.saga_steps import log_step, saga_finish, step_facts
 from app.domain import saga as s
 from app.domain.aggregation import aggregate
-from app.domain.codec import event_to_dict
 from app.domain.errors import ConcurrencyConflict, NotFound
 from app.domain.model import Match, payload_hash_of
 from app.domain.ratings import is_rated, rate_match
@@ -135,7 +134,7 @@ class SagaCoordinator:
             # Another coordinator saved first: go on from what it logged (or rate again,
             # if its save left the saga accepted: nothing was applied from this one).
             return await self.run(record.summary.match_id)
-        _log_step(record.saga.state, step.saga.state, step.events)
+        log_step(record.saga.state, step.saga.state, step.events)
         return (await self._execute(saved, step.commands, deltas)).saga.state
 
     async def _rated(self, match: Match, deltas: dict[str, StatDelta]) -> dict[str, StatDelta]:
@@ -245,7 +244,7 @@ class SagaCoordinator:
                 return record, commands
             try:
                 saved = await self.sagas.save(record, saga, events, self.clock(), deltas, began_at)
-                _log_step(before.state, saga.state, events)
+                log_step(before.state, saga.state, events)
                 self.finished = saga_finish(record, saved) or self.finished
                 return saved, commands
             except ConcurrencyConflict:
@@ -324,22 +323,6 @@ class SagaCoordinator:
                     )
                     await self.bus.publish(PLAYER_UPDATES_QUEUE, retry.to_message())
         return record
-
-
-def _log_step(before: s.SagaState, after: s.SagaState, events: Sequence[s.SagaEvent]) -> None:
-    """What a saved step did, for operators: state changes and failures; every event at
-    DEBUG. The match id is not in the text: it is bound to every line of the saga."""
-    for event in events:
-        log.debug("saga event %s", type(event).__name__, extra={"event": event_to_dict(event)})
-        match event:
-            case s.PlayerFailed(player_id=pid, error=error, transient=transient):
-                kind = "transient" if transient else "permanent"
-                log.info("player %s failed (%s): %s", pid, kind, error, extra={"player_id": pid})
-            case s.PlayerDeadLettered(player_id=pid, reason=reason):
-                log.warning("player %s dead-lettered: %s", pid, reason, extra={"player_id": pid})
-    if after is not before:
-        level = logging.WARNING if after is s.SagaState.STUCK else logging.INFO
-        log.log(level, "saga %s -> %s", before.value, after.value, extra={"state": after.value})
 
 
 def _startable(start: CarriedStart, match_id: str) -> bool:

@@ -126,7 +126,7 @@ async def test_the_player_page_shows_each_modes_skill_and_its_chart(
         await expect(stat(page, f"rated:{mode}")).to_have_text(str(rating["matches"]))
         place = served["modes"][mode]["standing"]["rating"]
         await expect(stat(page, f"rank:{mode}")).to_have_text(
-            f"#{place['rank']:,} · above {place['percentile']:g}%"
+            f"#{place['rank']:,} · top {round(100 - place['percentile'], 1):g}%"
         )
         await expect(row(page, "modes-table", mode)).to_contain_text(f"{rating['skill']:.2f}")
 

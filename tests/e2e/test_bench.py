@@ -52,6 +52,8 @@ def test_bench_smoke_writes_results_summary_and_plots(tmp_path: Path) -> None:
     assert out["open_loop"]["time_to_consistency"]["count"] > 0
     assert out["reads"]["warm"]["count"] > 0
     assert out["reads"]["cold"]["count"] == 20
+    boards = out["reads"]["leaderboard"]
+    assert boards["count"] > 0 and boards["largest_board"] > 0  # the boards were fed
     assert [p["shards"] for p in out["scaling"]] == [2]
     assert all(p["player_updates_per_s"] > 0 for p in out["scaling"])
     faults = out["faults"]
@@ -60,6 +62,7 @@ def test_bench_smoke_writes_results_summary_and_plots(tmp_path: Path) -> None:
     assert out["end_to_end"]["cores"]  # where the CPU went, by process kind
     summary = result.with_suffix(".md").read_text()
     assert "of the floor" in summary and "| time to consistency |" in summary
+    assert "| read, leaderboard page |" in summary
     for plot in ("latency", "scaling"):
         png = tmp_path / f"{result.stem}-{plot}.png"
         assert png.read_bytes()[:8] == PNG

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -46,20 +46,23 @@ def test_resizing_the_player_pool_2_6_3_while_200_matches_flow_ends_exact(
     # Players recur (records add up); small matches keep the run short: what is tested is
     # routing during the resizes, not fan-out width.
     matches = new_matches(200, seed=17, population=100, max_size=8)
-    posting = threading.Thread(target=post_all, args=(s.client, matches, 3))
-    posting.start()
+    # A future, not a bare thread: a POST that fails must fail the test, not leave it
+    # waiting for matches that were never accepted.
+    poster = ThreadPoolExecutor(1)
+    posting = poster.submit(post_all, s.client, matches, 3)
     grown = resize(s, "player", 6)  # while the POSTs and their sagas go on
     ids = [m["match_id"] for m in matches]
     listed = s.client.http.get(
         "/v1/admin/sagas", params={"limit": 1000}, headers=s.client._auth("admin")
     ).json()["sagas"]
     open_sagas = [x for x in listed if x["match_id"] in ids]  # the scenario is shared
-    assert posting.is_alive() or open_sagas, "the resize came after the run: it proves nothing"
+    assert not posting.done() or open_sagas, "the resize came after the run: it proves nothing"
     assert grown["pools"]["player"]["size"] == 6
     assert {m["index"] for m in grown["pools"]["player"]["members"]} == set(range(6))
     shrunk = resize(s, "player", 3)
     assert shrunk["last_resize"] | {"from": 6, "to": 3} == shrunk["last_resize"]
-    posting.join()
+    posting.result()
+    poster.shutdown()
 
     states = wait_states(s.client, dict.fromkeys(ids, "completed"), timeout_s=600)
     assert Counter(states.values()) == {"completed": len(ids)}

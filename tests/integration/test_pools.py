@@ -30,6 +30,7 @@ from app.application.ports import CarriedStart, PlayerUpdate
 from app.domain.aggregation import aggregate
 from app.domain.errors import NotFound
 from app.domain.placement import owner
+from app.domain.ratings import is_rated
 from app.domain.saga import Action
 from app.domain.validation import parse_match
 from devstack.processes import Azurite
@@ -161,7 +162,11 @@ async def test_a_game_actor_starts_a_saga_from_what_its_message_carried(
         start = CarriedStart(record, match.canonical_json())
         reply = await stale.handle(StartSaga(match_id, start))
         assert reply.state == "completed"
-        assert await storage.sagas.deltas(match_id) == aggregate(match)
+        logged = await storage.sagas.deltas(match_id)
+        # Rated through the shards (every player's rating read, none failed), and the
+        # stats as aggregated.
+        assert all(d.rating is not None for d in logged.values()) == is_rated(match)
+        assert {p: replace(d, rating=None) for p, d in logged.items()} == aggregate(match)
         with pytest.raises(NotFound):  # what a start that reads would have needed
             await storage.archive.get(match_id, match.payload_hash())
     finally:

@@ -6,6 +6,7 @@ sagas of those matches logged (exactly: ratings are kept in fixed point)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,9 +14,10 @@ from typing import Any
 
 import httpx
 
+from app.domain.leaderboards import STATS, board_values
 from app.domain.ratings import SkillRating
 from app.domain.saga import SagaState
-from app.domain.stats import StatDelta
+from app.domain.stats import OTHER, ServiceRecord, StatDelta
 from storage.tables import open_table_storage
 from tests.support.client import StatsClient
 from tests.support.matches import expected_totals, mismatches
@@ -109,3 +111,76 @@ def _stats(client: StatsClient, player_id: str, attempts: int = 20) -> httpx.Res
             return response
         time.sleep(min(float(response.headers.get("retry-after", "1")), 1.0))
     return client.stats(player_id)
+
+
+async def board_problems(
+    client: StatsClient, connection_string: str, prefix: str, timeout_s: float = 30.0
+) -> dict[str, list[str]]:
+    """After quiescence: every board of every mode the records hold equals the board
+    recomputed from the records in storage (values from ``board_values``; order and ranks
+    recomputed here: value descending, ties by player id sharing a rank). The boards
+    follow the records within seconds, so a board is read again until it matches or
+    ``timeout_s`` passes."""
+    storage = await open_table_storage(connection_string, prefix)
+    try:
+        records = [record async for record in storage.players.records()]
+    finally:
+        await storage.close()
+    modes = sorted({m for r in records for m in r.modes if m != OTHER})
+    want = {(m, stat): _recomputed(records, m, stat) for m in modes for stat in STATS}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = {key: _served_board(client, *key) for key in want}
+        wrong = [key for key in want if got[key] != want[key]]
+        if not wrong or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    return {f"board {m}/{stat}": _board_diff(got[(m, stat)], want[(m, stat)]) for m, stat in wrong}
+
+
+def _board_diff(
+    served: list[tuple[int, str, float]], recomputed: list[tuple[int, str, float]]
+) -> list[str]:
+    """The first rows where a served board and its recomputation differ."""
+    diff = [f"served {len(served)} rows, recomputed {len(recomputed)}"]
+    for i, (a, b) in enumerate(zip(served, recomputed, strict=False)):
+        if a != b:
+            diff.append(f"row {i + 1}: served {a}, recomputed {b}")
+        if len(diff) > 5:
+            break
+    return diff
+
+
+def _recomputed(
+    records: Sequence[ServiceRecord], mode: str, stat: str
+) -> list[tuple[int, str, float]]:
+    values = []
+    for record in records:
+        found = board_values(record, mode)
+        if found is not None and stat in found:
+            values.append((record.player_id, found[stat]))
+    values.sort(key=lambda pv: (-pv[1], pv[0]))
+    rows: list[tuple[int, str, float]] = []
+    for i, (player, value) in enumerate(values):
+        rank = rows[-1][0] if rows and rows[-1][2] == value else i + 1
+        rows.append((rank, player, value))
+    return rows
+
+
+def _served_board(client: StatsClient, mode: str, stat: str) -> list[tuple[int, str, float]]:
+    """The whole board as the API serves it, page after page."""
+    rows: list[tuple[int, str, float]] = []
+    token: str | None = None
+    while True:
+        params: dict[str, Any] = {"stat": stat, "limit": 100}
+        if token:
+            params["continuation"] = token
+        answer = client.http.get(
+            f"/v1/leaderboards/{mode}", params=params, headers=client._auth("read")
+        )
+        answer.raise_for_status()
+        body = answer.json()
+        rows += [(e["rank"], e["player_id"], e["value"]) for e in body["entries"]]
+        token = body.get("continuation")
+        if not token:
+            return rows

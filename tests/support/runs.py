@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from devstack.processes import Azurite
 from tests.support.client import StatsClient
-from tests.support.invariants import check_invariants
+from tests.support.invariants import board_problems, check_invariants
 from tests.support.matches import random_match
 
 if TYPE_CHECKING:
@@ -71,3 +71,5 @@ def verify(s: Scenario, azurite: Azurite, ids: list[str], voided: Sequence[str] 
     )
     assert verdict.ok, dict(list(verdict.problems.items())[:10])
     assert verdict.counted_matches == len(ids) - len(voided)
+    boards = asyncio.run(board_problems(s.client, azurite.connection_string, s.prefix))
+    assert boards == {}, boards

@@ -79,11 +79,12 @@ function chartOf(mode, index, lines, current) {
   );
 }
 
-/** The player's place on the mode's skill board: "#3 · above 97.5%", or "—" when the
- * record came without it (not on the board yet, or the boards did not answer in time). */
+/** The player's place on the mode's skill board, "#3 · top 2.5%" (the share of players
+ * not below them), or "—" when the record came without it (not on the board yet, or the
+ * boards did not answer in time). */
 function rankOf(standing) {
   const place = standing?.rating;
-  return place ? `#${fmtInt(place.rank)} · above ${place.percentile}%` : "—";
+  return place ? `#${fmtInt(place.rank)} · top ${Number((100 - place.percentile).toFixed(1))}%` : "—";
 }
 
 function modeCard(mode, rating, index, lines, standing) {
