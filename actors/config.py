@@ -73,4 +73,5 @@ async def open_storage(config: ActorConfig) -> TableStorage:
 
 def member_name(pool: PoolName, index: int) -> str:
     """Ray name of member ``index`` of ``pool``."""
-    return f"player-shard-{index}" if pool == "player" else f"game-{index}"
+    prefixes: dict[PoolName, str] = {"game": "game", "player": "player-shard", "board": "board"}
+    return f"{prefixes[pool]}-{index}"

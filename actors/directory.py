@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import ray
 from ray.util import list_named_actors
 
+from actors.boards import BoardActor
 from actors.config import (
     DIRECTORY_NAME,
     ActorConfig,
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 DRAIN_S = 30.0  # longest wait for a surplus member's calls before it is stopped anyway
 STATS_TIMEOUT_S = 5.0
-_ACTORS = {"game": GameActor, "player": PlayerShard}
+_ACTORS = {"game": GameActor, "player": PlayerShard, "board": BoardActor}
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0)
@@ -60,24 +61,30 @@ class PoolDirectory:
         self._lock: asyncio.Lock | None = None
         self._storage: TableStorage | None = None
         self._stored: StoredPlacement | None = None
+        self._upgraded = False  # _stored was read from a row without a board size
         self._last_resize: dict[str, Any] | None = None
 
     # ---- what callers ask ----------------------------------------------------------------
 
-    async def ensure(self, game: int, player: int) -> Placement:
+    async def ensure(self, game: int, player: int, board: int) -> Placement:
         """Reconcile with the deployment's configured sizes, start any missing member,
         and return the placement in force (what every worker calls at start)."""
+        sizes: dict[PoolName, int] = {"game": game, "player": player, "board": board}
         async with self._locked():
             stored = await self._load()
             if stored is None:
-                await self._save(Placement(1, game, player), game, player)
+                await self._save(Placement(1, game, player, board), sizes)
             else:
+                if self._upgraded:  # saved as read, so that it no longer depends on a config
+                    await self._save(stored.placement, _configured_sizes(stored))
+                    self._upgraded = False
                 for pool in POOLS:
-                    size = game if pool == "game" else player
-                    configured = _configured(stored, pool)
-                    if configured != size:
-                        log.info("%s pool: its setting changed %d → %d", pool, configured, size)
-                        await self._resize(pool, size, configured=size)
+                    configured = stored.configured(pool)
+                    if configured != sizes[pool]:
+                        log.info(
+                            "%s pool: its setting changed %s → %d", pool, configured, sizes[pool]
+                        )
+                        await self._resize(pool, sizes[pool], configured=sizes[pool])
             placement = await self.placement()
             for pool_name in POOLS:
                 await self._start(pool_name, range(placement.size(pool_name)), placement)
@@ -113,7 +120,7 @@ class PoolDirectory:
         return {
             "version": placement.version,
             "updated_at": stored.updated_at.isoformat(),
-            "configured": {"game": stored.configured_game, "player": stored.configured_player},
+            "configured": _configured_sizes(stored),
             "pools": pools,
             "last_resize": self._last_resize,
         }
@@ -130,10 +137,10 @@ class PoolDirectory:
         started = time.monotonic()
         if size > old:
             await self._start(pool, range(old, size), current)
-        sizes = {"game": stored.configured_game, "player": stored.configured_player}
+        sizes = _configured_sizes(stored)
         if configured is not None:
             sizes[pool] = configured
-        await self._save(new, sizes["game"], sizes["player"])
+        await self._save(new, sizes)
         await self._push(new, {pool: max(old, size)})
         drained = await self._stop(pool, self._surplus(pool, size))
         self._last_resize = {
@@ -237,15 +244,25 @@ class PoolDirectory:
         if self._stored is None:
             if self._storage is None:
                 self._storage = await open_storage(self._config)
-            self._stored = await self._storage.placements.load()
+            loaded = await self._storage.placements.load()
+            # Stored by a version whose board pool was fixed: it ran the configured size.
+            self._upgraded = loaded is not None and loaded.configured_board is None
+            self._stored = loaded and loaded.with_board(self._config.board_actors)
         return self._stored
 
-    async def _save(self, placement: Placement, game: int, player: int) -> None:
+    async def _save(self, placement: Placement, configured: dict[PoolName, int]) -> None:
         assert self._storage is not None  # _load ran first
-        stored = StoredPlacement(placement, game, player, datetime.now(UTC))
+        stored = StoredPlacement(
+            placement,
+            configured["game"],
+            configured["player"],
+            datetime.now(UTC),
+            configured_board=configured["board"],
+        )
         await self._storage.placements.save(stored)
         self._stored = stored
 
 
-def _configured(stored: StoredPlacement, pool: PoolName) -> int:
-    return stored.configured_game if pool == "game" else stored.configured_player
+def _configured_sizes(stored: StoredPlacement) -> dict[PoolName, int]:
+    """The configured sizes ``stored`` was reconciled with (after ``with_board``)."""
+    return {pool: stored.configured(pool) or stored.placement.size(pool) for pool in POOLS}

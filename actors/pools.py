@@ -70,7 +70,7 @@ def ensure_pools(config: ActorConfig) -> Placement:
         name=DIRECTORY_NAME, namespace=config.namespace, lifetime="detached", get_if_exists=True
     ).remote(config)
     placement: Placement = ray.get(
-        directory.ensure.remote(config.game_pool_size, config.player_pool_size)
+        directory.ensure.remote(config.game_pool_size, config.player_pool_size, config.board_actors)
     )
     return placement
 

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from actors.boards import RayLeaderboards
 from actors.chaos import ActorKiller
 from actors.config import ActorConfig, configure_actor_logging, member_name, open_storage
 from actors.grains import PlayerGrainHost, match_of
+from actors.leaderboards import RayLeaderboards
 from actors.membership import Membership
 from actors.once import BuiltOnce
+from actors.routing import PlacementCache
 from app.application.ports import PlayerUpdate, UpdateResult
 from app.domain.placement import Moved, Placement
 from app.domain.ratings import SkillRating
@@ -44,9 +45,10 @@ class PlayerShard:
     async def _build_host(self) -> PlayerGrainHost:
         storage = await open_storage(self._config)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
-        # The board actors are the worker's to create; until they are up, the feed keeps
-        # its marks and offers them later.
-        boards = RayLeaderboards(self._config.namespace, self._config.board_actors)
+        # Routed from this shard's placement (it knows the board pool's size too); until
+        # the board members answer, the feed keeps its marks and offers them later.
+        placements = PlacementCache(self._config.namespace, self._member.placement)
+        boards = RayLeaderboards(placements)
         return PlayerGrainHost(storage.players, self._config.grains, boards=boards)
 
     async def _sweep(self) -> None:

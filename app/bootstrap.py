@@ -118,7 +118,6 @@ class Runtime:
 async def join_ray(settings: Settings, create_pools: bool) -> None:
     """Join (or, without an address, start) Ray; the worker also creates the pools."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    from actors.boards import ensure_board_actors
     from actors.pools import ensure_pools, init_ray
 
     # In a thread: joining an unreachable cluster blocks, and the API must keep serving.
@@ -138,13 +137,12 @@ async def join_ray(settings: Settings, create_pools: bool) -> None:
         ):
             with attempt:
                 placement = await asyncio.to_thread(ensure_pools, actor_config(settings))
-                boards = await asyncio.to_thread(ensure_board_actors, actor_config(settings))
         log.info(
-            "pools: %d GameActors, %d PlayerShards (placement v%d), %d BoardActors",
+            "pools: %d GameActors, %d PlayerShards, %d BoardActors (placement v%d)",
             placement.game,
             placement.player,
+            placement.board,
             placement.version,
-            boards,
         )
 
 
@@ -217,13 +215,13 @@ def _wire_api(
 ) -> None:
     """The api role's services: ingest and reads, operations, pool admin, queue stats and
     the sweepers (every api process runs them: they are idempotent)."""
-    from actors.boards import RayLeaderboards
+    from actors.leaderboards import RayLeaderboards
     from actors.player_grains import RayPlayerGrains
     from actors.pools import RayPoolAdmin
 
     settings, bus = runtime.settings, runtime.bus
     grains = RayPlayerGrains(placements)
-    runtime.boards = RayLeaderboards(settings.ray_namespace, settings.board_actors)
+    runtime.boards = RayLeaderboards(placements)
     runtime.service = StatsService(
         storage.sagas,
         storage.archive,

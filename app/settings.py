@@ -116,9 +116,9 @@ class Settings(BaseSettings):
     board_actors: int = Field(
         1,
         ge=1,
-        le=64,
-        description="BoardActors: each holds the leaderboards of the modes it owns (fixed for "
-        "now: not yet resized through the pool directory).",
+        le=MAX_SIZE["board"],
+        description="BoardActors of a new deployment, each holding the leaderboards of the "
+        "modes it owns (then `statsaga pools`).",
     )
     board_snapshot_interval_s: float = Field(
         10.0, gt=0, description="How often a mode's changed leaderboards are saved."

@@ -5,6 +5,7 @@ cannot overwrite the newer one."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -70,7 +71,7 @@ class TablePlacementStore:
 
 def _to_entity(stored: StoredPlacement) -> dict[str, Any]:
     p = stored.placement
-    return {
+    entity: dict[str, Any] = {
         "PartitionKey": PARTITION,
         "RowKey": ROW,
         "version": p.version,
@@ -78,14 +79,24 @@ def _to_entity(stored: StoredPlacement) -> dict[str, Any]:
         "player": p.player,
         "configured_game": stored.configured_game,
         "configured_player": stored.configured_player,
+        "board": p.board,
         "updated_at": stored.updated_at.isoformat(),
     }
+    if stored.configured_board is not None:
+        entity["configured_board"] = stored.configured_board
+    return entity
 
 
 def _from_entity(row: Any) -> StoredPlacement:
+    # A row saved before the board pool joined the directory has no board columns: its
+    # reader gets ``configured_board=None`` and applies ``StoredPlacement.with_board``.
+    board = row.get("board")
+    configured_board = row.get("configured_board")
+    placement = Placement(int(row["version"]), int(row["game"]), int(row["player"]))
     return StoredPlacement(
-        placement=Placement(int(row["version"]), int(row["game"]), int(row["player"])),
+        placement=placement if board is None else replace(placement, board=int(board)),
         configured_game=int(row["configured_game"]),
         configured_player=int(row["configured_player"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
+        configured_board=None if configured_board is None else int(configured_board),
     )

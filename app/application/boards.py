@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,7 @@ class BoardHost:
     _during_rebuild: dict[tuple[str, str], BoardUpdate] | None = None
     _rebuild: asyncio.Task[None] | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _scanned_all: asyncio.Event = field(default_factory=asyncio.Event)  # no rebuild runs
 
     async def start(self, rebuild: bool = True) -> None:
         """Load the owned modes' snapshots; then, with ``rebuild``, rebuild in the
@@ -81,11 +82,87 @@ class BoardHost:
         return self._rebuild
 
     async def _logged_rebuild(self) -> None:
+        await self._logged(self._rebuilt())
+
+    @staticmethod
+    async def _logged(rebuild: Awaitable[object]) -> None:
         try:
-            await self._rebuilt()
+            await rebuild
         except Exception:
             # The boards keep serving what they hold; an operator can rebuild again.
             log.exception("boards rebuild failed")
+
+    def gain(self, gained: Callable[[str], bool], delay_s: float = 0.0) -> asyncio.Task[None]:
+        """Take on the modes ``gained`` accepts (a resize gave them to this host), in the
+        background: after any rebuild under way and ``delay_s`` (time for their previous
+        owner to save and drop them), load their snapshots and rebuild them from the
+        records. Until then an offer for one of them starts its boards afresh; the scan,
+        which begins after that offer's record was written, has its value too."""
+        previous = self._rebuild
+        self._rebuild = asyncio.create_task(
+            self._logged(self._gained(previous, gained, delay_s)), name="boards gain"
+        )
+        return self._rebuild
+
+    async def _gained(
+        self,
+        previous: asyncio.Task[None] | None,
+        gained: Callable[[str], bool],
+        delay_s: float,
+    ) -> None:
+        if previous is not None:
+            try:
+                await asyncio.wait([previous])
+            except asyncio.CancelledError:  # ``close``: the rebuild waited for stops too
+                previous.cancel()
+                raise
+        await asyncio.sleep(delay_s)
+        while self._during_rebuild is not None:  # an operator's rebuild: it ends first
+            await self._scanned_all.wait()
+        self._begin_rebuild()
+        try:
+            for mode in await self.snapshots.modes():
+                if gained(mode) and self.owns(mode):
+                    await self._load_gained(mode)
+        except BaseException:
+            self._during_rebuild = None
+            self._scanned_all.set()
+            raise
+        await self._rebuilt(gained)
+
+    async def _load_gained(self, mode: str) -> None:
+        """Serve a gained mode from its snapshot (plus what was offered since the gain
+        began) while its rebuild runs."""
+        saved = await self.snapshots.load(mode)
+        if saved is None:
+            return
+        boards = ModeBoards.from_snapshot(saved)
+        for update in (self._during_rebuild or {}).values():
+            if update.mode == mode:
+                boards.apply(update)
+        self.modes[mode] = boards
+
+    async def drop(self) -> list[str]:
+        """Save, then forget, the modes this host no longer owns (a resize gave them to
+        another member, which loads that snapshot); the modes dropped. A failed save is
+        logged: the new owner rebuilds the mode from the records anyway."""
+        lost = sorted(mode for mode in self.modes if not self.owns(mode))
+        for mode in lost:
+            boards = self.modes.get(mode)
+            if boards is not None and mode in self._dirty:
+                self._dirty.discard(mode)
+                try:
+                    await self.snapshots.save(mode, boards.to_snapshot())
+                    self.snapshots_saved += 1
+                except Exception as exc:
+                    log.warning(
+                        "the boards of %s were not saved before handing over: %s", mode, exc
+                    )
+            self._dirty.discard(mode)
+            self.modes.pop(mode, None)
+        if lost:
+            log.info("boards handed over: %s", ", ".join(lost))
+        return lost
 
     @property
     def rebuilding(self) -> bool:
@@ -105,18 +182,26 @@ class BoardHost:
         if self._during_rebuild is not None:
             raise RuntimeError("a rebuild is already running")
         self._during_rebuild = {}  # from here on, offers are kept to win over the scan
+        self._scanned_all.clear()
 
-    async def _rebuilt(self) -> int:
+    async def _rebuilt(self, scope: Callable[[str], bool] = _every_mode) -> int:
+        """Finish the rebuild begun: of the owned modes ``scope`` accepts (all of them, or
+        those just gained); the others keep the boards they are served from."""
         offered = self._during_rebuild
         assert self.scan is not None and offered is not None
         try:
-            fresh, count = await self._scanned(self.scan)
+            fresh, count = await self._scanned(self.scan, scope)
             for update in offered.values():
-                self._boards_of(fresh, update.mode).apply(update)
+                if scope(update.mode):
+                    self._boards_of(fresh, update.mode).apply(update)
         finally:
             self._during_rebuild = None
+            self._scanned_all.set()
         for mode in set(self.modes) - set(fresh):
-            fresh[mode] = ModeBoards(mode)
+            if scope(mode):
+                fresh[mode] = ModeBoards(mode)
+        # A mode lost to another member while the scan ran is that member's now.
+        fresh = {mode: boards for mode, boards in fresh.items() if self.owns(mode)}
         self.modes.update(fresh)
         self._dirty.update(fresh)
         self.rebuilds += 1
@@ -124,13 +209,15 @@ class BoardHost:
         log.info("boards rebuilt: %d records, %d offers meanwhile", count, len(offered))
         return count
 
-    async def _scanned(self, scan: RecordScan) -> tuple[dict[str, ModeBoards], int]:
+    async def _scanned(
+        self, scan: RecordScan, scope: Callable[[str], bool]
+    ) -> tuple[dict[str, ModeBoards], int]:
         fresh: dict[str, ModeBoards] = {}
         count = 0
         async for record in scan.records():
             count += 1
             for update in record_updates(record):
-                if self.owns(update.mode):
+                if self.owns(update.mode) and scope(update.mode):
                     self._boards_of(fresh, update.mode).apply(update)
             if count % 1000 == 0:
                 await asyncio.sleep(0)  # a scan of records already read must let offers in
@@ -177,8 +264,11 @@ class BoardHost:
         saved = 0
         for mode in sorted(self._dirty):
             self._dirty.discard(mode)
+            boards = self.modes.get(mode)
+            if boards is None:  # dropped meanwhile (``drop`` saved it)
+                continue
             try:
-                await self.snapshots.save(mode, self.modes[mode].to_snapshot())
+                await self.snapshots.save(mode, boards.to_snapshot())
             except BaseException:
                 self._dirty.add(mode)
                 raise
@@ -198,6 +288,7 @@ class BoardHost:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._rebuild
             self._during_rebuild = None  # a task cancelled before it ran never cleared it
+            self._scanned_all.set()
         await self.flush()
 
     def stats(self) -> dict[str, Any]:

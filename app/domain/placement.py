@@ -13,10 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-PoolName = Literal["game", "player"]
-POOLS: tuple[PoolName, ...] = ("game", "player")
+PoolName = Literal["game", "player", "board"]
+POOLS: tuple[PoolName, ...] = ("game", "player", "board")
 # Resizing bounds, the same as the settings' (a pool member is a process: ~50 MiB each).
-MAX_SIZE: dict[PoolName, int] = {"game": 256, "player": 1024}
+# A board member holds whole modes: more members than modes would sit idle.
+MAX_SIZE: dict[PoolName, int] = {"game": 256, "player": 1024, "board": 64}
 
 
 def _weight(key: str, member: int) -> int:
@@ -66,10 +67,14 @@ class Placement:
     version: int
     game: int
     player: int
+    # Keyed by mode (a mode's boards live on one member). Defaulted: a placement stored
+    # before the board pool joined the directory has none (see ``StoredPlacement``).
+    board: int = 1
 
     def size(self, pool: PoolName) -> int:
         """How many members ``pool`` has."""
-        return self.game if pool == "game" else self.player
+        sizes: dict[PoolName, int] = {"game": self.game, "player": self.player, "board": self.board}
+        return sizes[pool]
 
     def owner(self, pool: PoolName, key: str) -> int:
         """The member of ``pool`` that owns ``key``."""

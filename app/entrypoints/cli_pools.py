@@ -1,6 +1,6 @@
-"""``statsaga pools`` and ``pools resize POOL SIZE``: the actor pools, through the Ray
-cluster (the address from the settings, or the one ``statsaga dev`` wrote in its data
-directory)."""
+"""``statsaga pools`` and ``pools resize POOL SIZE``: the actor pools (game, player and
+board), through the Ray cluster (the address from the settings, or the one ``statsaga
+dev`` wrote in its data directory)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app.dev_endpoints import DEV_RAY_FILE
+from app.domain.placement import POOLS
 from app.entrypoints.cli_exits import CommandFailed, CommandMisused, reported
 from app.entrypoints.cli_tables import print_rows
 from app.settings import Settings
@@ -25,7 +26,7 @@ def add_commands(sub: Any) -> None:
     pools.set_defaults(handler=cmd_pools)
     actions = pools.add_subparsers(dest="action")
     resize = actions.add_parser("resize", help="resize a pool while the service runs")
-    resize.add_argument("pool", choices=["game", "player"])
+    resize.add_argument("pool", choices=list(POOLS))
     resize.add_argument("size", type=int)
     resize.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="JSON instead of tables"
@@ -88,17 +89,29 @@ def _ray_address(settings: Settings) -> str | None:
     return os.environ.get("RAY_ADDRESS")
 
 
+# Each pool's own columns, after the ones every member has.
+_COLUMNS = {
+    "player": ["active", "activations", "deactivations", "queued", "capacity"],
+    # Its sagas' player batches, and the shard calls that carried them.
+    "game": ["saga_calls", "shard_batches", "shard_calls"],
+    # The modes it holds, whether it is rebuilding some, and what it saved or handed over.
+    "board": ["modes", "rebuilding", "snapshots_saved", "modes_handed_over"],
+}
+
+
 def _print_pools(described: dict[str, Any]) -> None:
     print(f"placement v{described['version']} (updated {described['updated_at']})")
     if described.get("last_resize"):
         print(f"last resize: {json.dumps(described['last_resize'])}")
     for pool, view in described["pools"].items():
         print(f"\n{pool} pool: {view['size']} members")
-        rows = [{**m, "node_id": str(m.get("node_id", ""))[:12]} for m in view["members"]]
-        columns = ["index", "node_id", "pid", "calls_in_flight"]
-        if pool == "player":
-            columns += ["active", "activations", "deactivations", "queued", "capacity"]
-        else:
-            # Its sagas' player batches, and the shard calls that carried them.
-            columns += ["saga_calls", "shard_batches", "shard_calls"]
+        rows = [_row(m) for m in view["members"]]
+        columns = ["index", "node_id", "pid", "calls_in_flight", *_COLUMNS.get(pool, [])]
         print_rows(rows, [*columns, "error"], as_json=False)
+
+
+def _row(member: dict[str, Any]) -> dict[str, Any]:
+    row = {**member, "node_id": str(member.get("node_id", ""))[:12]}
+    if isinstance(member.get("modes"), dict):  # a board member's: their names will do
+        row["modes"] = ",".join(sorted(member["modes"])) or "-"
+    return row

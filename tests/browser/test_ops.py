@@ -78,6 +78,13 @@ async def test_console_asks_for_the_admin_key_refreshes_and_resizes_a_pool(
     await expect(members).to_have_count(size)
     await expect(members.filter(has_text="not answering")).to_have_count(0)
     await expect(page.locator("#members-game tbody tr")).to_have_count(pools["game"]["size"])
+    # The board pool too, each member with the modes it holds.
+    boards = page.locator("#members-board tbody tr")
+    await expect(boards).to_have_count(pools["board"]["size"])
+    await expect(boards.filter(has_text="not answering")).to_have_count(0)
+    await expect(page.get_by_label("Members of the board pool")).to_have_value(
+        str(pools["board"]["size"])
+    )
     await shoot(page, "ops")
 
     # Grow the player pool by one from the keyboard, then shrink it back.

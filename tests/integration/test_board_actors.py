@@ -1,6 +1,7 @@
-"""The board pool on a real Ray head and real Azurite: each mode's boards on the actor
-that owns it, offers grouped by owner, a bad token refused through Ray, and a killed
-actor that comes back with its boards (snapshots, then a rebuild from the records)."""
+"""The board pool (created by the pool directory) on a real Ray head and real Azurite:
+each mode's boards on the actor that owns it, offers grouped by owner, a bad token
+refused through Ray, and a killed actor that comes back with its boards (snapshots, then
+a rebuild from the records)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import ray
 
-from actors.boards import RayLeaderboards, board_actor_name, ensure_board_actors
-from actors.config import ActorConfig
-from actors.pools import kill_pools
+from actors.config import ActorConfig, member_name
+from actors.leaderboards import RayLeaderboards
+from actors.pools import ensure_pools, kill_pools
+from actors.routing import PlacementCache
 from app.application.ports import PlayerSnapshot
 from app.domain.leaderboards import BoardUpdate, InvalidContinuation
 from app.domain.placement import owner
@@ -21,7 +23,7 @@ from app.domain.stats import ServiceRecord
 from devstack.processes import Azurite
 from devstack.ray_cluster import RayHead
 from storage.tables import TableStorage, open_table_storage
-from tests.support.boards import rated
+from tests.support.boards import eventually, rated
 from tests.support.raypools import joined
 
 pytestmark = [pytest.mark.ray, pytest.mark.azurite, pytest.mark.timeout(300)]
@@ -40,6 +42,8 @@ def config(cluster: RayHead, azurite: Azurite) -> Iterator[ActorConfig]:
         storage_connection_string=azurite.connection_string,
         storage_prefix=f"board{run}",
         namespace=f"boards-{run}",
+        game_pool_size=1,
+        player_pool_size=1,
         board_actors=2,
         board_snapshot_interval_s=0.5,
     )
@@ -58,25 +62,14 @@ def mode_of(member: int, size: int) -> str:
     return next(m for i in range(100) if owner(m := f"mode{i}", size) == member)
 
 
-async def eventually(check, timeout_s: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        try:
-            return await check()
-        except (AssertionError, Exception):
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-
-
 async def test_each_mode_lives_on_its_owner_and_comes_back_after_a_kill(
     config: ActorConfig, storage: TableStorage
 ) -> None:
     for n in (3, 8):  # records of "slayer" before the actors start: a rebuild finds them
         pid = f"p-{n}"
         await storage.players.apply(PlayerSnapshot(ServiceRecord(pid)), [rated(pid, n)])
-    assert await asyncio.to_thread(ensure_board_actors, config) == 2
-    boards = RayLeaderboards(config.namespace, 2)
+    assert (await asyncio.to_thread(ensure_pools, config)).board == 2
+    boards = RayLeaderboards(PlacementCache(config.namespace))
     first, second = mode_of(0, 2), mode_of(1, 2)
     await boards.offer(
         [
@@ -103,7 +96,7 @@ async def test_each_mode_lives_on_its_owner_and_comes_back_after_a_kill(
         await boards.page(first, "wins", 1, token)
 
     member = owner("slayer", 2)
-    actor = ray.get_actor(board_actor_name(member), namespace=config.namespace)
+    actor = ray.get_actor(member_name("board", member), namespace=config.namespace)
 
     async def rebuilt() -> None:
         page = await boards.page("slayer", "rating", 10)

@@ -1,14 +1,19 @@
-"""Records for the leaderboards' tests: a rated match of one player."""
+"""For the leaderboards' tests: a rated match of one player, and waiting for boards that
+are eventually consistent."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from app.domain.model import Outcome
 from app.domain.ratings import RatingChange, RatingDelta, SkillRating
 from app.domain.stats import StatDelta, delta_counters
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+T = TypeVar("T")
 
 
 def rated(player_id: str, n: int) -> StatDelta:
@@ -27,3 +32,15 @@ def rated(player_id: str, n: int) -> StatDelta:
         counters=delta_counters(outcome, {"kills": n, "deaths": 2}),
         rating=change,
     )
+
+
+async def eventually(check: Callable[[], Awaitable[T]], timeout_s: float = 30.0) -> T:
+    """``check()``'s result once it stops failing; its last failure after ``timeout_s``."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            return await check()
+        except Exception:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)

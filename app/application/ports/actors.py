@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -110,6 +110,28 @@ class StoredPlacement:
     configured_game: int
     configured_player: int
     updated_at: datetime
+    # ``None``: stored before the board pool was one of the directory's (its placement's
+    # board size is then no decision of anyone's): read it as configured (``with_board``).
+    configured_board: int | None = None
+
+    def configured(self, pool: PoolName) -> int | None:
+        """The size the deployment configured for ``pool`` when last reconciled."""
+        sizes = {
+            "game": self.configured_game,
+            "player": self.configured_player,
+            "board": self.configured_board,
+        }
+        return sizes[pool]
+
+    def with_board(self, configured: int) -> StoredPlacement:
+        """This placement, its board size read as ``configured`` when it was stored
+        without one (the fixed board pool of before ran that many members); unchanged
+        otherwise. Same version: nothing was resized."""
+        if self.configured_board is not None:
+            return self
+        return replace(
+            self, placement=replace(self.placement, board=configured), configured_board=configured
+        )
 
 
 class PlacementStore(Protocol):

@@ -50,7 +50,8 @@ class Resize(BaseModel):
 )
 async def describe(pools: PoolsDep) -> dict[str, Any]:
     """Each PlayerShard with its active grains, activations, deactivations, queued and
-    in-flight calls and the node it runs on; each GameActor with its saga calls."""
+    in-flight calls and the node it runs on; each GameActor with its saga calls; each
+    BoardActor with its modes (each one's board sizes), snapshots and rebuilds."""
     return await pools.describe()
 
 

@@ -88,7 +88,11 @@ async function loadCounters() {
 
 // ---- pools ------------------------------------------------------------------------------
 
-const POOL_TITLES = { player: "Player shards (player pool)", game: "Game actors (game pool)" };
+const POOL_TITLES = {
+  player: "Player shards (player pool)", game: "Game actors (game pool)", board: "Board actors (board pool)",
+};
+const POOL_ORDER = ["player", "game", "board"]; // the player pool first: it grows with the players
+const modeNames = (modes) => Object.keys(modes ?? {}).sort().join(", ") || "—";
 const node = (id) => (id ? String(id).slice(0, 12) : "—");
 const count = (n, what) => `${n} ${what}${n === 1 ? "" : "s"}`;
 
@@ -96,17 +100,19 @@ function memberRows(pool, members) {
   return members.map((m) => {
     if (m.error) return [String(m.index), el("span", { class: "status-dead" }, `not answering: ${m.error}`)];
     const common = [String(m.index), node(m.node_id), String(m.pid), m.restarted ? "yes" : "no", m.placement_version, m.calls_in_flight];
-    return pool === "player"
-      ? [...common, m.active, m.activations, m.deactivations, m.calls, m.queued, m.failures]
-      : [...common, m.saga_calls];
+    if (pool === "player") return [...common, m.active, m.activations, m.deactivations, m.calls, m.queued, m.failures];
+    if (pool === "board") return [...common, modeNames(m.modes), m.rebuilding ? "yes" : "no", m.snapshots_saved, m.modes_handed_over];
+    return [...common, m.saga_calls];
   });
 }
 
 function poolView(name, view) {
   const head = ["Member", "Node", "PID", "Restarted", "Placement", "In flight"];
-  const columns = name === "player"
-    ? [...head, "Active grains", "Activations", "Deactivations", "Grain calls", "Queued", "Failures"]
-    : [...head, "Saga calls"];
+  const own = {
+    player: ["Active grains", "Activations", "Deactivations", "Grain calls", "Queued", "Failures"],
+    board: ["Modes", "Rebuilding", "Snapshots saved", "Modes handed over"],
+  };
+  const columns = [...head, ...(own[name] ?? ["Saga calls"])];
   const input = el("input", {
     id: `size-${name}`, name: "size", type: "number", min: "1", inputmode: "numeric",
     required: true, value: String(view.size),
@@ -129,6 +135,8 @@ function poolView(name, view) {
   );
 }
 
+const rank = (pool) => (POOL_ORDER.includes(pool) ? POOL_ORDER.indexOf(pool) : POOL_ORDER.length);
+
 function pools(described) {
   const last = described.last_resize;
   return section(
@@ -137,9 +145,8 @@ function pools(described) {
     last
       ? el("p", { id: "last-resize" }, `Last resize: the ${last.pool} pool from ${last.from} to ${last.to} in ${last.seconds} s (placement version ${last.version}).`)
       : null,
-    // The player pool first: it is the one that grows with the players.
     Object.entries(described.pools)
-      .sort(([a], [b]) => (a === "player" ? -1 : b === "player" ? 1 : a.localeCompare(b)))
+      .sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b))
       .map(([name, view]) => poolView(name, view)),
   );
 }
