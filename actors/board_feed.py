@@ -26,6 +26,9 @@ from app.domain.stats import OTHER, ServiceRecord
 
 log = logging.getLogger(__name__)
 RETRY_INTERVAL_S = 1.0
+# How long a player update may wait for the boards (a member restarting, a pool being
+# resized): past it the values are kept for the next flush and the update answers.
+OFFER_TIMEOUT_S = 2.0
 
 Values = dict[str, float] | None
 
@@ -97,8 +100,8 @@ class BoardFeed:
         """Offer ``ready``; kept for later when the boards do not take it."""
         updates = [BoardUpdate(mode, pid, values) for (pid, mode), values in ready.items()]
         try:
-            await self._boards.offer(updates)
-        except Exception as exc:  # no board actor (yet), one restarting
+            await asyncio.wait_for(self._boards.offer(updates), OFFER_TIMEOUT_S)
+        except Exception as exc:  # no board actor (yet), one restarting, too slow
             # Said once per outage, not once a second while it lasts.
             level = logging.INFO if self._failing else logging.WARNING
             log.log(level, "leaderboard offer failed (%s); kept for later", exc)
