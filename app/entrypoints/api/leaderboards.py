@@ -11,7 +11,7 @@ from app.application.ports import Leaderboards
 from app.domain.errors import PoolUnavailable
 from app.domain.leaderboards import MAX_PAGE_LIMIT, InvalidContinuation
 from app.entrypoints.api.deps import read_caller
-from app.entrypoints.api.players import etag_of, matches_etag
+from app.entrypoints.api.players import conditional
 from app.entrypoints.api.schemas import CONDITIONAL, IdPath, errors
 from app.entrypoints.api.schemas.leaderboards import BoardPageOut
 
@@ -76,9 +76,4 @@ async def get_board(
         "size": page.size,
         "continuation": page.continuation,
     }
-    etag = etag_of(body)
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if matches_etag(if_none_match, etag):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    response.headers.update(headers)
-    return body
+    return conditional(body, if_none_match, response)

@@ -43,6 +43,16 @@ def matches_etag(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
+def conditional(body: Any, if_none_match: str | None, response: Response) -> Any:
+    """``body`` with its ``ETag``, or a 304 without a body when the client holds it."""
+    etag = etag_of(body)
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if matches_etag(if_none_match, etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    response.headers.update(headers)
+    return body
+
+
 @router.get(
     "/{player_id}/stats",
     summary="A player's service record (or one mode's block of it)",
@@ -69,13 +79,7 @@ async def get_stats(
 ) -> Any:
     """Lifetime totals, ratios, medals, weapons and per-mode blocks. Conditional: send
     the ETag back in ``If-None-Match`` and an unchanged record answers 304, no body."""
-    body = await service.player_stats(player_id, mode)
-    etag = etag_of(body)
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if matches_etag(if_none_match, etag):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    response.headers.update(headers)
-    return body
+    return conditional(await service.player_stats(player_id, mode), if_none_match, response)
 
 
 @router.get(

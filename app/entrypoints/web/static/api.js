@@ -188,6 +188,50 @@ export function fmtTime(iso) {
   return el("time", { datetime: iso }, text);
 }
 
+/** A section paged over an API continuation token (the match history, a leaderboard):
+ * ``load(token)`` fetches a page (``token`` null for the first), ``draw(page, index)``
+ * returns its node and the status line to announce, ``failed(error)`` the line for an
+ * error. Going back re-reads a kept token. ``back`` and ``forward`` are the buttons'
+ * ``{ id, text }``. Returns the section's node and ``first()``, which shows page one. */
+export function tokenPager({ id, heading, label, back, forward, load, draw, failed }) {
+  const tokens = [null]; // tokens[i] fetches page i
+  let index = 0;
+  const holder = el("div", { id: `${id}-page` });
+  const where = el("p", { id: `${id}-where`, class: "pager-where" });
+  const prev = el("button", { type: "button", id: back.id }, back.text);
+  const next = el("button", { type: "button", id: forward.id }, forward.text);
+  const nav = el("nav", { class: "pager", "aria-label": label }, prev, where, next);
+
+  // aria-disabled, not disabled: a disabled button drops the keyboard focus, and the
+  // next Tab would start again from the top of the page.
+  let busy = false;
+  const usable = (button, ok) => button.setAttribute("aria-disabled", String(!ok));
+  async function show(target) {
+    if (busy || target < 0 || (target > 0 && !tokens[target])) return;
+    busy = true;
+    holder.setAttribute("aria-busy", "true");
+    try {
+      const page = await load(tokens[target]);
+      index = target;
+      tokens[index + 1] = page.continuation;
+      const [node, status] = draw(page, index);
+      holder.replaceChildren(node);
+      where.textContent = `Page ${index + 1}${page.continuation ? "" : " (last)"}`;
+      setStatus(status);
+    } catch (error) {
+      setStatus(failed(error), true);
+    } finally {
+      busy = false;
+      holder.removeAttribute("aria-busy");
+      usable(prev, index > 0);
+      usable(next, Boolean(tokens[index + 1]));
+    }
+  }
+  prev.addEventListener("click", () => show(index - 1));
+  next.addEventListener("click", () => show(index + 1));
+  return { node: section(id, heading, holder, nav), first: () => show(0) };
+}
+
 export const playerLink = (id) => el("a", { href: `/players/${encodeURIComponent(id)}` }, id);
 export const matchLink = (id) => el("a", { href: `/matches/${encodeURIComponent(id)}` }, id);
 

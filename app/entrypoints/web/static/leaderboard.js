@@ -2,7 +2,7 @@
 // from the top, paged with the API's continuation token (as the player's history is).
 // The stats are links, so switching is a page load that works without a mouse or a form.
 import {
-  ApiError, el, fmtInt, fmtRatio, getJson, openPage, playerLink, section, setStatus, table,
+  ApiError, el, fmtInt, fmtRatio, getJson, openPage, playerLink, setStatus, table, tokenPager,
 } from "./api.js";
 import { fmtSkill } from "./rating.js";
 
@@ -37,53 +37,30 @@ function statLinks(mode, current) {
 
 function board(mode, stat, limit) {
   const { name, column, fmt } = STATS[stat];
-  // tokens[i] fetches page i; page 0 needs none. Going back re-reads a kept token.
-  const tokens = [null];
-  let index = 0;
-  const holder = el("div", { id: "board-page" });
-  const where = el("p", { id: "board-where", class: "pager-where" });
-  const higher = el("button", { type: "button", id: "higher" }, "Higher ranks");
-  const lower = el("button", { type: "button", id: "lower" }, "Lower ranks");
-  const nav = el("nav", { class: "pager", "aria-label": "Leaderboard pages" }, higher, where, lower);
-
-  // aria-disabled, not disabled: a disabled button would drop the keyboard focus.
-  let busy = false;
-  const usable = (button, ok) => button.setAttribute("aria-disabled", String(!ok));
-  async function show(target) {
-    if (busy || target < 0 || (target > 0 && !tokens[target])) return;
-    busy = true;
-    holder.setAttribute("aria-busy", "true");
-    try {
+  return tokenPager({
+    id: "board",
+    heading: name,
+    label: "Leaderboard pages",
+    back: { id: "higher", text: "Higher ranks" },
+    forward: { id: "lower", text: "Lower ranks" },
+    load(token) {
       const params = new URLSearchParams({ stat, limit: String(limit) });
-      if (tokens[target]) params.set("continuation", tokens[target]);
-      const page = await getJson(`/v1/leaderboards/${encodeURIComponent(mode)}?${params}`);
-      index = target;
-      tokens[index + 1] = page.continuation;
+      if (token) params.set("continuation", token);
+      return getJson(`/v1/leaderboards/${encodeURIComponent(mode)}?${params}`);
+    },
+    draw(page, index) {
       const entries = page.entries;
-      holder.replaceChildren(
-        entries.length
-          ? table(`${mode}: top players by ${name.toLowerCase()} (page ${index + 1})`, ["Rank", "Player", column],
-            entries.map((e) => [e.rank, playerLink(e.player_id), fmt(e.value)]), "board-table")
-          : el("p", {}, "No player on this board yet."),
-      );
-      where.textContent = `Page ${index + 1}${page.continuation ? "" : " (last)"}`;
+      const node = entries.length
+        ? table(`${mode}: top players by ${name.toLowerCase()} (page ${index + 1})`, ["Rank", "Player", column],
+          entries.map((e) => [e.rank, playerLink(e.player_id), fmt(e.value)]), "board-table")
+        : el("p", {}, "No player on this board yet.");
       const ranks = entries.length ? `ranks ${entries[0].rank} to ${entries[entries.length - 1].rank}` : "no players";
-      setStatus(`Showing page ${index + 1} of ${fmtInt(page.size)} players by ${name.toLowerCase()}: ${ranks}.`);
-    } catch (error) {
-      const text = error instanceof ApiError && error.status === 404
-        ? `No such leaderboard: ${error.message}.`
-        : `Could not load the leaderboard: ${error.message}`;
-      setStatus(text, true);
-    } finally {
-      busy = false;
-      holder.removeAttribute("aria-busy");
-      usable(higher, index > 0);
-      usable(lower, Boolean(tokens[index + 1]));
-    }
-  }
-  higher.addEventListener("click", () => show(index - 1));
-  lower.addEventListener("click", () => show(index + 1));
-  return { node: section("board", name, holder, nav), first: () => show(0) };
+      return [node, `Showing page ${index + 1} of ${fmtInt(page.size)} players by ${name.toLowerCase()}: ${ranks}.`];
+    },
+    failed: (error) => (error instanceof ApiError && error.status === 404
+      ? `No such leaderboard: ${error.message}.`
+      : `Could not load the leaderboard: ${error.message}`),
+  });
 }
 
 async function main() {

@@ -2,7 +2,7 @@
 // history one page at a time (newest first), paged with the API's continuation token.
 import {
   ApiError, el, facts, fmtInt, fmtPercent, fmtRatio, fmtTime, getJson, matchLink,
-  openPage, section, setStatus, table,
+  openPage, section, setStatus, table, tokenPager,
 } from "./api.js";
 import { fmtSkill } from "./rating.js";
 import { skills } from "./skills.js";
@@ -72,55 +72,32 @@ function outcomeText(line) {
 }
 
 function history(playerId, limit) {
-  // tokens[i] fetches page i; page 0 needs none. Going back re-reads a kept token.
-  const tokens = [null];
-  let index = 0;
-  const holder = el("div", { id: "history-page" });
-  const where = el("p", { id: "history-where", class: "pager-where" });
-  const newer = el("button", { type: "button", id: "newer" }, "Newer matches");
-  const older = el("button", { type: "button", id: "older" }, "Older matches");
-  const nav = el("nav", { class: "pager", "aria-label": "Match history pages" }, newer, where, older);
-
-  // aria-disabled, not disabled: a disabled button drops the keyboard focus, and the
-  // next Tab would start again from the top of the page.
-  let busy = false;
-  const usable = (button, ok) => button.setAttribute("aria-disabled", String(!ok));
-  async function show(target) {
-    if (busy || target < 0 || (target > 0 && !tokens[target])) return;
-    busy = true;
-    holder.setAttribute("aria-busy", "true");
-    try {
+  return tokenPager({
+    id: "history",
+    heading: "Match history",
+    label: "Match history pages",
+    back: { id: "newer", text: "Newer matches" },
+    forward: { id: "older", text: "Older matches" },
+    load(token) {
       const params = new URLSearchParams({ limit: String(limit) });
-      if (tokens[target]) params.set("continuation", tokens[target]);
-      const page = await getJson(`/v1/players/${encodeURIComponent(playerId)}/matches?${params}`);
-      index = target;
-      tokens[index + 1] = page.continuation;
-      holder.replaceChildren(
-        table(
-          `Matches, newest first (page ${index + 1})`,
-          ["Match", "Ended", "Mode", "Map", "Team", "Outcome", "Kills", "Deaths", "Assists", "Score"],
-          page.matches.map((m) => [
-            matchLink(m.match_id), fmtTime(m.ended_at), m.mode, m.map, m.team ?? "—",
-            outcomeText(m), m.counters.kills ?? 0, m.counters.deaths ?? 0,
-            m.counters.assists ?? 0, m.counters.score ?? 0,
-          ]),
-          "history-table",
-        ),
+      if (token) params.set("continuation", token);
+      return getJson(`/v1/players/${encodeURIComponent(playerId)}/matches?${params}`);
+    },
+    draw(page, index) {
+      const node = table(
+        `Matches, newest first (page ${index + 1})`,
+        ["Match", "Ended", "Mode", "Map", "Team", "Outcome", "Kills", "Deaths", "Assists", "Score"],
+        page.matches.map((m) => [
+          matchLink(m.match_id), fmtTime(m.ended_at), m.mode, m.map, m.team ?? "—",
+          outcomeText(m), m.counters.kills ?? 0, m.counters.deaths ?? 0,
+          m.counters.assists ?? 0, m.counters.score ?? 0,
+        ]),
+        "history-table",
       );
-      where.textContent = `Page ${index + 1}${page.continuation ? "" : " (last)"}`;
-      setStatus(`Showing page ${index + 1} of the match history: ${page.matches.length} matches.`);
-    } catch (error) {
-      setStatus(`Could not load the match history: ${error.message}`, true);
-    } finally {
-      busy = false;
-      holder.removeAttribute("aria-busy");
-      usable(newer, index > 0);
-      usable(older, Boolean(tokens[index + 1]));
-    }
-  }
-  newer.addEventListener("click", () => show(index - 1));
-  older.addEventListener("click", () => show(index + 1));
-  return { node: section("history", "Match history", holder, nav), first: () => show(0) };
+      return [node, `Showing page ${index + 1} of the match history: ${page.matches.length} matches.`];
+    },
+    failed: (error) => `Could not load the match history: ${error.message}`,
+  });
 }
 
 async function main() {
