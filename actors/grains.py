@@ -56,7 +56,7 @@ class PlayerGrainHost:
         self._activations = GrainActivations(self._settings, clock, self.counters)
         self._turns = PlayerTurns(store, self._settings, self.counters)
         # The leaderboards learn the players' new values from here (see board_feed.py).
-        self.feed = BoardFeed(boards, self.service_record) if boards is not None else None
+        self.feed = BoardFeed(boards, self.stored_record) if boards is not None else None
 
     async def update(self, updates: Sequence[PlayerUpdate]) -> list[UpdateResult]:
         """Run the updates: players concurrently, each player's updates in one turn."""
@@ -92,6 +92,12 @@ class PlayerGrainHost:
                 return (await self._turns.activated(player_id, grain)).record
         finally:
             await self._activations.leave(player_id, grain)
+
+    async def stored_record(self, player_id: str) -> ServiceRecord:
+        """The player's record as stored, activating nothing: the board feed reads it
+        when a turn left no record in the grain, possibly later (a retry), when the player
+        may have moved to another shard, where a grain activated here would go stale."""
+        return (await self._turns.load(player_id)).record
 
     async def ratings(self, mode: str, player_ids: Sequence[str]) -> dict[str, SkillRating]:
         """The players' ratings in ``mode``, read as ``service_record`` reads (a player new

@@ -142,3 +142,21 @@ async def test_a_slow_read_never_offers_older_values_after_newer_ones() -> None:
     released.set()
     await asyncio.gather(reading, offering)
     assert boards.got[-1].values is not None and boards.got[-1].values["kills"] == 14.0
+
+
+async def test_the_feed_reads_a_moved_player_without_activating_a_grain() -> None:
+    boards = BoardHost(InMemoryBoardSnapshots())
+    host = host_over(InMemoryPlayerStore(), boards)
+    assert host.feed is not None
+    run = uuid.uuid4().hex[:6]
+    a = f"a{run}"
+    apply = [PlayerUpdate(Action.APPLY, delta(a, "m1", 6))]
+    await host.update(apply)
+    host.retire(lambda pid: False)  # a resize moved the player to another shard
+    assert host.players() == []
+    # A read the feed still owes (a retry after the move): from storage, not a grain here,
+    # which would serve the moved player's record stale if the player came back.
+    host.feed.touched(apply, [UpdateResult(a, "m1", True, False)], None)
+    await host.feed.flush()
+    assert host.players() == []
+    assert await kills_board(boards) == [(a, 6.0)]
