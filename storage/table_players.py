@@ -9,6 +9,7 @@ stale too (Azurite reports the first failing operation; docs/azurite-batches.md)
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
@@ -35,6 +36,8 @@ from storage.table_batch import submit_transaction
 Operation = tuple[Any, ...]
 _INDEXED = re.compile(r"\d+:")
 SCAN_PAGE = 1000  # Table Storage's largest page
+
+log = logging.getLogger(__name__)
 
 
 def record_operation(record: ServiceRecord, etag: str | None) -> Operation:
@@ -154,7 +157,15 @@ class TablePlayerStore:
         )
         with map_azure_errors():
             async for entity in rows:
-                yield ent.record_from_entity(entity)
+                try:
+                    record = ent.record_from_entity(entity)
+                except (ValueError, KeyError, TypeError) as exc:
+                    # One corrupt row (its player's updates are dead-lettered until an
+                    # operator repairs it) must not stop a rebuild of everyone else.
+                    pid = entity.get("PartitionKey")
+                    log.warning("record of %r unreadable, left out of the scan: %s", pid, exc)
+                    continue
+                yield record
 
     async def close(self) -> None:
         """Close the table client."""

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 import pytest
+from azure.data.tables import TableServiceClient
 
 from app.application.ports import BoardSnapshots, PlayerSnapshot, PlayerStore, RecordScan
 from app.domain.leaderboards import BoardUpdate, ModeBoards
@@ -119,3 +120,14 @@ class TestTableRecordScan(RecordScanContract):
         storage = await open_table_storage(azurite.connection_string, f"t{unique}")
         yield storage.players
         await storage.close()
+
+    async def test_a_corrupt_record_row_is_left_out_not_the_scan_stopped(
+        self, azurite: Azurite, unique: str, store: ScannedStore
+    ) -> None:
+        written = await store.apply(PlayerSnapshot(ServiceRecord("fine")), [rated("fine", 1)])
+        # A row damaged by hand, as the chaos tests damage one to make a player fail.
+        service = TableServiceClient.from_connection_string(azurite.connection_string)
+        table = service.get_table_client(f"t{unique}players")
+        table.upsert_entity({"PartitionKey": "broken", "RowKey": "record", "data": "{corrupt"})
+        scanned = [r async for r in store.records()]
+        assert scanned == [written.snapshot.record]
