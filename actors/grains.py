@@ -75,18 +75,27 @@ class PlayerGrainHost:
         """The player's record, from the activation (loaded on first use). A player with
         no record is answered from storage without an activation: reads of ids that never
         played (a scan, typos) must not push warm grains out of a full host."""
+        return await self._read(player_id, activate_new=False)
+
+    async def _read(self, player_id: str, activate_new: bool) -> ServiceRecord:
+        """The record through the activation; ``activate_new``: a player with no record
+        is activated too (with the empty record, so that a first apply creates it without
+        reading it again)."""
         peeked: PlayerSnapshot | None = None
-        turns = self.counters.calls
+        evictions = self.counters.deactivations
         if player_id not in self._activations:
             peeked = await self._turns.load(player_id)
-            if peeked.etag is None:
+            if peeked.etag is None and not activate_new:
                 return peeked.record
         grain = await self._activations.enter(player_id)
         try:
             async with grain.lock:
-                # Only a turn run since the peek can have made it stale (none of this
-                # player's was running then: it had no grain); if one ran, load afresh.
-                if grain.snapshot is None and peeked is not None and self.counters.calls == turns:
+                # Only a turn of this player since the peek can have made it stale (none
+                # was running then: it had no grain). A grain no turn has touched, which
+                # no eviction can have replaced since, had none: else load afresh. (Any
+                # turn of the host would be too coarse: under load one always has run.)
+                fresh = grain.fresh and self.counters.deactivations == evictions
+                if grain.snapshot is None and peeked is not None and fresh:
                     grain.snapshot = peeked
                     self.counters.activations += 1
                 return (await self._turns.activated(player_id, grain)).record
@@ -100,17 +109,24 @@ class PlayerGrainHost:
         return (await self._turns.load(player_id)).record
 
     async def ratings(self, mode: str, player_ids: Sequence[str]) -> dict[str, SkillRating]:
-        """The players' ratings in ``mode``, read as ``service_record`` reads (a player new
-        to statsaga activates nothing); a player whose record could not be loaded is left
-        out (the port's rule)."""
+        """The players' ratings in ``mode`` (the port's ``ratings``)."""
+        found = await self.ratings_of([(pid, mode) for pid in player_ids])
+        return {pid: r for pid, r in zip(player_ids, found, strict=True) if r is not None}
+
+    async def ratings_of(self, wanted: Sequence[tuple[str, str]]) -> list[SkillRating | None]:
+        """The rating of each (player, mode), ``None`` where the record could not be
+        loaded. A Game actor reads them to rate a match whose players it updates next, so
+        every player is activated, a new one too: its first apply then writes without a
+        read, and the read here was the one that apply would have made."""
+        players = list(dict.fromkeys(pid for pid, _ in wanted))
         records = await asyncio.gather(
-            *(self.service_record(pid) for pid in player_ids), return_exceptions=True
+            *(self._read(pid, activate_new=True) for pid in players), return_exceptions=True
         )
-        return {
-            pid: record.rating(mode)
-            for pid, record in zip(player_ids, records, strict=True)
-            if isinstance(record, ServiceRecord)
-        }
+        by_player = dict(zip(players, records, strict=True))
+        return [
+            record.rating(mode) if isinstance(record := by_player[pid], ServiceRecord) else None
+            for pid, mode in wanted
+        ]
 
     def deactivate(self, player_ids: Sequence[str] | None = None) -> int:
         """Drop activations (all when ``None``) that no call holds; returns how many."""

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from ray.exceptions import RayError
 
@@ -44,6 +43,10 @@ class RayPlayerGrains:
         self._calls: Coalescer[PlayerUpdate, UpdateResult, Moved | _Gone | str, Placement] = (
             Coalescer(self._send, in_flight, max_batch)
         )
+        # The Game actors' rating reads, shared the same way.
+        self._reads: Coalescer[
+            tuple[str, str], SkillRating | None, Moved | _Gone | str, Placement
+        ] = Coalescer(self._send_reads, in_flight, max_batch)
 
     def stats(self) -> dict[str, int]:
         """Calls made to the shards, and the callers' batches and updates they carried."""
@@ -119,49 +122,50 @@ class RayPlayerGrains:
             raise StorageUnavailable(f"player pool unavailable: {exc}") from exc
 
     async def ratings(self, mode: str, player_ids: Sequence[str]) -> dict[str, SkillRating]:
-        """Through the players' shards, one call each; unreadable players left out."""
-        return await _gathered(self._router, mode, player_ids)
+        """Through the players' shards, in calls shared with concurrent callers (as the
+        updates are); players of a shard that failed are left out (the port's rule)."""
+        placements = self._router.placements
+        found: dict[str, SkillRating] = {}
+        pending = list(player_ids)
+        for _ in range(MAX_ROUNDS):
+            try:
+                placement = await placements.get()
+            except PoolUnavailable:
+                break
+            groups = group_by_owner(pending, placement.size("player"))
+            answers = await asyncio.gather(
+                *(
+                    self._reads.send(i, [(pid, mode) for pid in ids], placement)
+                    for i, ids in groups.items()
+                )
+            )
+            pending = []
+            for ids, answer in zip(groups.values(), answers, strict=True):
+                if isinstance(answer, Moved):
+                    placements.adopt(answer.placement)
+                    pending += ids
+                elif isinstance(answer, _Gone):
+                    pending += ids
+                elif isinstance(answer, list):
+                    found.update((p, r) for p, r in zip(ids, answer, strict=True) if r)
+            if not pending:
+                break
+            with contextlib.suppress(PoolUnavailable):
+                await placements.refresh()
+        return found
 
-
-async def _gathered(
-    router: PoolRouter, mode: str, player_ids: Sequence[str]
-) -> dict[str, SkillRating]:
-    """Players' ratings, one call per shard; players of a shard that moved are asked again
-    of their new shard, those of a shard that failed are left out (the port's rule)."""
-    placements = router.placements
-    found: dict[str, SkillRating] = {}
-    pending = list(player_ids)
-    for _ in range(MAX_ROUNDS):
+    async def _send_reads(
+        self, index: int, wanted: list[tuple[str, str]], placement: Placement
+    ) -> list[SkillRating | None] | Moved | _Gone | str:
         try:
-            placement = await placements.get()
-        except PoolUnavailable:
-            break
-        groups = group_by_owner(pending, placement.size("player"))
-        answers = await asyncio.gather(
-            *(router.call(i, _ratings_call(mode, ids, placement)) for i, ids in groups.items()),
-            return_exceptions=True,
-        )
-        pending = []
-        for ids, answer in zip(groups.values(), answers, strict=True):
-            if isinstance(answer, Moved):
-                placements.adopt(answer.placement)
-                pending += ids
-            elif isinstance(answer, MemberGone):
-                pending += ids
-                with contextlib.suppress(PoolUnavailable):
-                    await placements.refresh()
-            elif isinstance(answer, dict):
-                found.update(answer)
-        if not pending:
-            break
-    return found
-
-
-def _ratings_call(
-    mode: str, player_ids: list[str], placement: Placement
-) -> Callable[[Any], Awaitable[dict[str, SkillRating] | Moved]]:
-    """The ratings call a shard is sent (its arguments bound here, not in a loop)."""
-    return lambda shard: shard.ratings.remote(mode, player_ids, placement)
+            answer: list[SkillRating | None] | Moved = await self._router.call(
+                index, lambda shard: shard.ratings_of.remote(wanted, placement)
+            )
+            return answer
+        except MemberGone:
+            return _GONE
+        except (RayError, PoolUnavailable) as exc:
+            return type(exc).__name__  # its players go unrated in this match
 
 
 def _failed(batch: Sequence[PlayerUpdate], error: str) -> dict[tuple[str, str], UpdateResult]:

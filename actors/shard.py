@@ -85,17 +85,17 @@ class PlayerShard:
         with self._member.call():
             return await host.service_record(player_id)
 
-    async def ratings(
-        self, mode: str, player_ids: Sequence[str], placement: Placement | None = None
-    ) -> dict[str, SkillRating] | Moved:
-        """Players' ratings in ``mode``, from their activations (those that could not be
-        read are left out)."""
+    async def ratings_of(
+        self, wanted: Sequence[tuple[str, str]], placement: Placement | None = None
+    ) -> list[SkillRating | None] | Moved:
+        """The rating of each (player, mode), from the activations (``None``: could not
+        be read)."""
         host = await self._host.get()
-        moved = self._check(list(player_ids), placement)
+        moved = self._check([pid for pid, _ in wanted], placement)
         if moved:
             return moved
         with self._member.call():
-            return await host.ratings(mode, player_ids)
+            return await host.ratings_of(wanted)
 
     async def adopt(self, placement: Placement) -> int:
         """Take a newer placement (pushed by the pool directory on a resize); the grains of

@@ -17,6 +17,7 @@ KINDS = (
     ("ray::GameActor", "GameActor actors"),
     ("ray::PlayerShard", "PlayerShard actors"),
     ("ray::PoolDirectory", "pool directory actor"),
+    ("ray::BoardActor", "BoardActor actors"),
     ("raylet", "ray raylet + gcs + agents"),
     ("gcs_server", "ray raylet + gcs + agents"),
     ("ray", "ray raylet + gcs + agents"),
