@@ -67,7 +67,7 @@ class PlayerGrainHost:
             *(self._turn(pid, items) for pid, items in by_player.items())
         )
         if self.feed is not None:  # before answering: see board_feed.py
-            await self.feed.flush()
+            await self.feed.offered()
         results = {(r.player_id, r.match_id): r for batch in per_player for r in batch}
         return [results[(u.delta.player_id, u.delta.match_id)] for u in updates]
 
