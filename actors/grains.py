@@ -80,12 +80,13 @@ class PlayerGrainHost:
     async def _read(self, player_id: str, activate_new: bool) -> ServiceRecord:
         """The record through the activation; ``activate_new``: a player with no record
         is activated too (with the empty record, so that a first apply creates it without
-        reading it again)."""
+        reading it again), and the grain is entered at once and loaded in it: one read,
+        where a peek first would read twice whenever the peek cannot be kept."""
         peeked: PlayerSnapshot | None = None
         evictions = self.counters.deactivations
-        if player_id not in self._activations:
+        if player_id not in self._activations and not activate_new:
             peeked = await self._turns.load(player_id)
-            if peeked.etag is None and not activate_new:
+            if peeked.etag is None:
                 return peeked.record
         grain = await self._activations.enter(player_id)
         try:
