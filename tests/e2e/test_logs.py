@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from app.domain.ratings import is_rated
+from app.domain.validation import parse_match
 from devstack.processes import Azurite, free_port
 from tests.conftest import BrokerFactory
 from tests.e2e.conftest import KEYS, Service, service_env
@@ -66,8 +68,13 @@ def test_the_saga_s_lines_are_json_and_carry_the_match_id(
     assert client.wait_finished([mid]) == {mid: "completed"}
 
     mine = saga_lines(service, mid)
-    # The start is saved with the first round, which completes this saga.
-    assert [r["msg"] for r in mine if "->" in r["msg"]] == ["saga accepted -> completed"]
+    # A rated match's start is saved first, with its rating changes, then the round that
+    # completes it; an unrated one's start is saved with that round.
+    rated = is_rated(parse_match(match, now=None))
+    want = ["saga accepted -> running", "saga running -> completed"]
+    assert [r["msg"] for r in mine if "->" in r["msg"]] == (
+        want if rated else ["saga accepted -> completed"]
+    )
     # Written by a GameActor (not this process), the match id a field of every line.
     assert all(r["match_id"] == mid and r["process"].startswith("game-") for r in mine), mine
     records, others = parse(service.output())
