@@ -284,7 +284,9 @@ def resume(saga: Saga, overdue: bool = False) -> tuple[Command, ...]:
 
     Repeating a command is harmless: player steps are idempotent and a retry message's id
     is derived from (match, player, attempt), so the bus drops a duplicate schedule. A
-    retry whose schedule is logged is not sent again (it went out before it was logged).
+    retry whose schedule is logged is sent again all the same: a coordinator's messages
+    leave through an outbox once its command returns, so a command that failed after
+    logging the schedule (its save written, the answer lost) took the retry with it.
 
     ``overdue``: the saga stopped moving (the stall sweeper says so), so a scheduled retry
     may have been lost; retrying players are tried now instead of scheduled again (whose
@@ -296,7 +298,7 @@ def resume(saga: Saga, overdue: bool = False) -> tuple[Command, ...]:
     retrying = tuple(
         ScheduleRetry(p, s.attempts, action)
         for p, s in saga.players.items()
-        if s.status is PlayerStatus.RETRYING and not s.scheduled
+        if s.status is PlayerStatus.RETRYING
     )
     if action is Action.COMPENSATE:
         todo = tuple(
@@ -315,11 +317,11 @@ def resume(saga: Saga, overdue: bool = False) -> tuple[Command, ...]:
 
 
 def outstanding(saga: Saga, player_id: str) -> tuple[Command, ...]:
-    """What the log says is still to be sent for one player: the schedule of its pending
-    retry, or its dead-letter. (A stale retry message re-sends it, in case the coordinator
-    that logged it died before sending.)"""
+    """What the log says may still be unsent for one player: the schedule of its pending
+    retry (logged as scheduled or not: see ``resume``), or its dead-letter. A stale retry
+    message re-sends it, in case the command that logged it failed before sending."""
     progress = saga.players[player_id]
-    if progress.status is PlayerStatus.RETRYING and not progress.scheduled:
+    if progress.status is PlayerStatus.RETRYING:
         return (ScheduleRetry(player_id, progress.attempts, _action(saga)),)
     if progress.status is PlayerStatus.DEAD:
         return (DeadLetterPlayer(player_id, progress.error or "dead"),)

@@ -57,7 +57,9 @@ def test_bench_smoke_writes_results_summary_and_plots(tmp_path: Path) -> None:
     assert [p["shards"] for p in out["scaling"]] == [2]
     assert all(p["player_updates_per_s"] > 0 for p in out["scaling"])
     faults = out["faults"]
-    assert faults["converged"] and faults["unfinished"] == 0
+    # On failure, the log of each saga that never finished says where it stopped.
+    stuck = json.dumps(faults["unfinished_sagas"], indent=1)[:6000]
+    assert faults["converged"] and faults["unfinished"] == 0, stuck
     assert faults["records_checked"] > 0 and faults["records_wrong"] == 0
     assert out["end_to_end"]["cores"]  # where the CPU went, by process kind
     summary = result.with_suffix(".md").read_text()

@@ -367,3 +367,33 @@ async def test_a_save_written_but_answered_as_a_conflict_still_sends_its_retry()
     assert await drain(s, [mid], timeout_s=5.0) == {mid: "completed"}
     assert lossy.lost
     await assert_exact(s, posted)
+
+
+class ScheduleAnswerLost(InMemorySagaLog):
+    """The save that logs a RetryScheduled is written and its answer lost (the injected
+    "response lost" storage fault): the command fails after the log says the retry is
+    scheduled, and its outbox, which held that retry, is never sent."""
+
+    lost = 0
+
+    async def save(self, record, saga, events, at, deltas=None, began_at=None):  # type: ignore[no-untyped-def]
+        saved = await super().save(record, saga, events, at, deltas, began_at)
+        if self.lost < 2 and any(type(e).__name__ == "RetryScheduled" for e in events):
+            self.lost += 1
+            raise StorageUnavailable("injected: written, answer lost")
+        return saved
+
+
+async def test_a_retry_logged_as_scheduled_but_never_sent_is_sent_again() -> None:
+    # Twice: once from the start (the redelivered match message must re-send it), once
+    # from a retry (the redelivered retry message, stale by then, must re-send the next).
+    posted = matches(1, players=4, seed=15)
+    victim = posted[0]["players"][0]["player_id"]
+    s = stack(transient={victim: 4})  # two tries per round: two durable retries needed
+    s.sagas = s.service.sagas = s.runner.sagas = lossy = ScheduleAnswerLost()
+    mid = posted[0]["match_id"]
+    await s.service.submit_match(posted[0])
+    # Without the re-send, the saga waits for the stall sweeper (minutes).
+    assert await drain(s, [mid], timeout_s=5.0) == {mid: "completed"}
+    assert lossy.lost == 2
+    await assert_exact(s, posted)
