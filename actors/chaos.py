@@ -9,8 +9,7 @@ import os
 import random
 from collections.abc import Sequence
 
-from app.application.ports import PlayerGrains, PlayerUpdate, UpdateResult
-from app.domain.ratings import SkillRating
+from app.application.ports import PlayerGrains, PlayerUpdate, RatingRead, UpdateResult
 from app.domain.stats import ServiceRecord
 
 log = logging.getLogger(__name__)
@@ -52,6 +51,6 @@ class DyingGrains:
         """Reads never kill."""
         return await self._inner.service_record(player_id)
 
-    async def ratings(self, mode: str, player_ids: Sequence[str]) -> dict[str, SkillRating]:
+    async def ratings(self, mode: str, player_ids: Sequence[str]) -> dict[str, RatingRead]:
         """Reads never kill."""
         return await self._inner.ratings(mode, player_ids)

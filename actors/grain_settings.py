@@ -36,3 +36,5 @@ class HostCounters:
     capacity_waits: int = 0  # calls that waited for room (every grain was in a call)
     blind_inserts: int = 0  # first applies tried as a new player's, with no read
     blind_existing: int = 0  # ... of which met an existing record (then read and retried)
+    guessed_ratings: int = 0  # rating reads answered with the default rating, unread
+    guessed_wrong: int = 0  # guessed changes refused: the player had a rating (re-rated)

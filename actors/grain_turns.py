@@ -34,6 +34,7 @@ from app.application.ports import (
     UpdateResult,
 )
 from app.domain.errors import ConcurrencyConflict, PermanentError, TransientError
+from app.domain.ratings import SkillRating
 from app.domain.saga import Action
 from app.domain.stats import ServiceRecord, StatDelta
 
@@ -100,6 +101,12 @@ class PlayerTurns:
             while not all(call.result.done() for call in calls):
                 await self._run_queued(player_id, grain)
         return [call.result.result() for call in calls]
+
+    def guesses_new(self) -> bool:
+        """Whether a cold player's first apply would be a blind insert now: a rating read
+        of a player with no activation may then be answered with the default rating,
+        unread (the apply checks it: ``_wrong_guesses``)."""
+        return self._settings.blind_insert and self._guess.likely_new()
 
     async def load(self, player_id: str) -> PlayerSnapshot:
         """The player's stored record and etag, with the quick storage retries."""
@@ -197,8 +204,17 @@ class PlayerTurns:
                 self._counters.blind_existing += 1
                 self._guess.observe(False)
 
-        def write(snapshot: PlayerSnapshot) -> Awaitable[ApplyOutcome]:
-            return self._store.apply(snapshot, deltas)
+        # This attempt's changes computed from a guessed rating the player turned out not
+        # to have: match id -> the rating the player has (the saga rates them again).
+        refusals: dict[str, SkillRating] = {}
+
+        async def write(snapshot: PlayerSnapshot) -> ApplyOutcome:
+            refusals.clear()
+            refusals.update(await self._wrong_guesses(deltas, snapshot.record))
+            kept = [d for d in deltas if d.match_id not in refusals]
+            if not kept:
+                return ApplyOutcome(snapshot)
+            return await self._store.apply(snapshot, kept)
 
         used, outcome = await self._until_current(player_id, grain, snapshot_for, write, refused)
         if used is blind and outcome.applied:
@@ -209,8 +225,39 @@ class PlayerTurns:
         grain.snapshot = None if outcome.already else outcome.snapshot
         if used is blind and grain.snapshot is not None:
             self._counters.activations += 1  # activated by its write instead of a load
+        self._counters.guessed_wrong += len(refusals)
         changed = set(outcome.applied)
-        return [UpdateResult(player_id, d.match_id, True, d.match_id in changed) for d in deltas]
+        return [
+            UpdateResult(player_id, d.match_id, True, d.match_id in changed)
+            if d.match_id not in refusals
+            else UpdateResult(
+                player_id,
+                d.match_id,
+                False,
+                error=f"rated from a guessed rating; the player has one in {d.mode!r}",
+                rerate=refusals[d.match_id],
+            )
+            for d in deltas
+        ]
+
+    async def _wrong_guesses(
+        self, deltas: list[StatDelta], record: ServiceRecord
+    ) -> dict[str, SkillRating]:
+        """The matches of ``deltas`` whose rating change was computed from a guessed
+        (default) rating while ``record`` has a rating in the mode: the player was not new
+        to it, so the change would move them by a wrong amount. A match whose history row
+        exists is not one (applied before, the guess then right, or voided): the store
+        answers it "already". One point read per such match: a wrong guess is rare."""
+        wrong: dict[str, SkillRating] = {}
+        for d in deltas:
+            if d.rating is None or not d.rating.guessed:
+                continue
+            rating = record.rating(d.mode)
+            if rating.matches == 0:
+                continue
+            if await self._store.history_row(d) is None:
+                wrong[d.match_id] = rating
+        return wrong
 
     async def _revert(self, player_id: str, grain: Grain, delta: StatDelta) -> UpdateResult:
         async def snapshot_for(attempt: int) -> PlayerSnapshot:

@@ -26,6 +26,7 @@ from app.application.ports import (
     PlayerSnapshot,
     PlayerStore,
     PlayerUpdate,
+    RatingRead,
     UpdateResult,
 )
 from app.domain.ratings import SkillRating
@@ -109,25 +110,40 @@ class PlayerGrainHost:
         may have moved to another shard, where a grain activated here would go stale."""
         return (await self._turns.load(player_id)).record
 
-    async def ratings(self, mode: str, player_ids: Sequence[str]) -> dict[str, SkillRating]:
+    async def ratings(self, mode: str, player_ids: Sequence[str]) -> dict[str, RatingRead]:
         """The players' ratings in ``mode`` (the port's ``ratings``)."""
         found = await self.ratings_of([(pid, mode) for pid in player_ids])
         return {pid: r for pid, r in zip(player_ids, found, strict=True) if r is not None}
 
-    async def ratings_of(self, wanted: Sequence[tuple[str, str]]) -> list[SkillRating | None]:
+    async def ratings_of(self, wanted: Sequence[tuple[str, str]]) -> list[RatingRead | None]:
         """The rating of each (player, mode), ``None`` where the record could not be
         loaded. A Game actor reads them to rate a match whose players it updates next, so
-        every player is activated, a new one too: its first apply then writes without a
-        read, and the read here was the one that apply would have made."""
+        every player read is activated, a new one too: its first apply then writes without
+        a read, and the read here was the one that apply would have made.
+
+        A player with no activation while the host guesses cold players are new (its
+        first apply would be a blind insert) is not read: the default rating, marked
+        ``guessed``, and no activation (the 404 read is what the blind insert saves). The
+        apply checks the guess (``PlayerTurns._wrong_guesses``): a wrong one is refused,
+        and the saga rates that player again from the rating they have."""
         players = list(dict.fromkeys(pid for pid, _ in wanted))
+        guessed = {p for p in players if p not in self._activations and self._turns.guesses_new()}
+        self.counters.guessed_ratings += len(guessed)
+        read = [p for p in players if p not in guessed]
         records = await asyncio.gather(
-            *(self._read(pid, activate_new=True) for pid in players), return_exceptions=True
+            *(self._read(pid, activate_new=True) for pid in read), return_exceptions=True
         )
-        by_player = dict(zip(players, records, strict=True))
-        return [
-            record.rating(mode) if isinstance(record := by_player[pid], ServiceRecord) else None
-            for pid, mode in wanted
-        ]
+        by_player = dict(zip(read, records, strict=True))
+        out: list[RatingRead | None] = []
+        for pid, mode in wanted:
+            record = by_player.get(pid)
+            if pid in guessed:
+                out.append(RatingRead(SkillRating(), guessed=True))
+            elif isinstance(record, ServiceRecord):
+                out.append(RatingRead(record.rating(mode)))
+            else:
+                out.append(None)
+        return out
 
     def deactivate(self, player_ids: Sequence[str] | None = None) -> int:
         """Drop activations (all when ``None``) that no call holds; returns how many."""
@@ -160,6 +176,8 @@ class PlayerGrainHost:
             "capacity_waits": self.counters.capacity_waits,
             "blind_inserts": self.counters.blind_inserts,
             "blind_existing": self.counters.blind_existing,
+            "guessed_ratings": self.counters.guessed_ratings,
+            "guessed_wrong": self.counters.guessed_wrong,
             "capacity": self._settings.capacity,
         }
 

@@ -13,10 +13,9 @@ from ray.exceptions import RayError
 
 from actors.coalescer import IN_FLIGHT, MAX_BATCH, Coalescer
 from actors.routing import MAX_ROUNDS, MemberGone, PlacementCache, PoolRouter
-from app.application.ports import PlayerUpdate, UpdateResult
+from app.application.ports import PlayerUpdate, RatingRead, UpdateResult
 from app.domain.errors import PoolUnavailable, StorageUnavailable
 from app.domain.placement import Moved, Placement, group_by_owner
-from app.domain.ratings import SkillRating
 from app.domain.stats import ServiceRecord
 
 
@@ -45,7 +44,7 @@ class RayPlayerGrains:
         )
         # The Game actors' rating reads, shared the same way.
         self._reads: Coalescer[
-            tuple[str, str], SkillRating | None, Moved | _Gone | str, Placement
+            tuple[str, str], RatingRead | None, Moved | _Gone | str, Placement
         ] = Coalescer(self._send_reads, in_flight, max_batch)
 
     def stats(self) -> dict[str, int]:
@@ -121,11 +120,11 @@ class RayPlayerGrains:
         except RayError as exc:
             raise StorageUnavailable(f"player pool unavailable: {exc}") from exc
 
-    async def ratings(self, mode: str, player_ids: Sequence[str]) -> dict[str, SkillRating]:
+    async def ratings(self, mode: str, player_ids: Sequence[str]) -> dict[str, RatingRead]:
         """Through the players' shards, in calls shared with concurrent callers (as the
         updates are); players of a shard that failed are left out (the port's rule)."""
         placements = self._router.placements
-        found: dict[str, SkillRating] = {}
+        found: dict[str, RatingRead] = {}
         pending = list(player_ids)
         for _ in range(MAX_ROUNDS):
             try:
@@ -156,9 +155,9 @@ class RayPlayerGrains:
 
     async def _send_reads(
         self, index: int, wanted: list[tuple[str, str]], placement: Placement
-    ) -> list[SkillRating | None] | Moved | _Gone | str:
+    ) -> list[RatingRead | None] | Moved | _Gone | str:
         try:
-            answer: list[SkillRating | None] | Moved = await self._router.call(
+            answer: list[RatingRead | None] | Moved = await self._router.call(
                 index, lambda shard: shard.ratings_of.remote(wanted, placement)
             )
             return answer

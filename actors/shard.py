@@ -17,9 +17,8 @@ from actors.leaderboards import RayLeaderboards
 from actors.membership import Membership
 from actors.once import BuiltOnce
 from actors.routing import PlacementCache
-from app.application.ports import PlayerUpdate, UpdateResult
+from app.application.ports import PlayerUpdate, RatingRead, UpdateResult
 from app.domain.placement import Moved, Placement
-from app.domain.ratings import SkillRating
 from app.domain.stats import ServiceRecord
 from app.observability.logs import bind
 
@@ -87,9 +86,9 @@ class PlayerShard:
 
     async def ratings_of(
         self, wanted: Sequence[tuple[str, str]], placement: Placement | None = None
-    ) -> list[SkillRating | None] | Moved:
-        """The rating of each (player, mode), from the activations (``None``: could not
-        be read)."""
+    ) -> list[RatingRead | None] | Moved:
+        """The rating of each (player, mode), from the activations or guessed (``None``:
+        could not be read)."""
         host = await self._host.get()
         moved = self._check([pid for pid, _ in wanted], placement)
         if moved:

@@ -36,6 +36,7 @@ from typing import Any
 from actors.grains import GrainSettings, PlayerGrainHost
 from app.application.ports import (
     ApplyOutcome,
+    HistoryEntry,
     HistoryPage,
     PlayerSnapshot,
     PlayerUpdate,
@@ -105,6 +106,10 @@ class EntityPlayerStore:
     async def history(
         self, player_id: str, limit: int, continuation: str | None = None
     ) -> HistoryPage:
+        """Not needed to activate grains."""
+        raise NotImplementedError
+
+    async def history_row(self, delta: StatDelta) -> HistoryEntry | None:
         """Not needed to activate grains."""
         raise NotImplementedError
 

@@ -120,6 +120,11 @@ class InMemoryPlayerStore:
         entries = tuple(HistoryEntry(_copy(part.markers[k][0]), part.markers[k][1]) for k in page)
         return HistoryPage(entries, ent.encode_token(page[-1]) if len(keys) > limit else None)
 
+    async def history_row(self, delta: StatDelta) -> HistoryEntry | None:
+        """The player's history row of ``delta``'s match, ``None`` if there is none."""
+        row = self._players.get(delta.player_id, _Player()).markers.get(ent.marker_key(delta))
+        return HistoryEntry(_copy(row[0]), row[1]) if row is not None else None
+
     async def records(self) -> AsyncIterator[ServiceRecord]:
         """``RecordScan``: every record row, in no particular order."""
         for part in list(self._players.values()):

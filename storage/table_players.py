@@ -123,6 +123,13 @@ class TablePlayerStore:
             return RevertOutcome(snapshot, False)
         return RevertOutcome(PlayerSnapshot(record, ent.etag_of(result[-1])), True)
 
+    async def history_row(self, delta: StatDelta) -> HistoryEntry | None:
+        """The player's history row of ``delta``'s match, ``None`` if there is none."""
+        row = await self._get(delta.player_id, ent.marker_key(delta))
+        if row is None:
+            return None
+        return HistoryEntry(ent.delta_from_entity(row), bool(row.get("void")))
+
     async def history(
         self, player_id: str, limit: int, continuation: str | None = None
     ) -> HistoryPage:

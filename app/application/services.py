@@ -34,6 +34,9 @@ from app.domain.stats import public_mode_record, public_record
 from app.domain.validation import parse_match
 from app.observability.logs import bind
 
+# States in which a round may still apply players (and log a player's change again: a
+# change computed from a guessed rating the player did not have is computed again).
+_APPLYING = frozenset({SagaState.RUNNING, SagaState.RECOVERING, SagaState.STUCK})
 log = logging.getLogger(__name__)
 # A publish gets at least this long even when storing used up the deadline: the match is
 # accepted by then, and a publish that fails waits for the outbox's grace period.
@@ -196,10 +199,12 @@ class StatsService:
             lines = match_lines(parse_match(payload, now=None))
             self._lines.put(key, lines)
         if lines.ratings is None and record.saga.state is not SagaState.ACCEPTED:
-            # Logged by the first save: read once, then kept with the lines.
+            # Logged by the first save, and again for a player a round rated again (a
+            # guessed rating that was not theirs): kept once no player can be applied.
             ratings = rating_changes(await self.sagas.deltas(match_id))
             lines = replace(lines, ratings=ratings)
-            self._lines.put(key, lines)
+            if record.saga.state not in _APPLYING:
+                self._lines.put(key, lines)
         return MatchDetail(tag, match_view(record, entries, lines))
 
     async def player_stats(self, player_id: str, mode: str | None = None) -> dict[str, Any]:

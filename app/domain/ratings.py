@@ -104,10 +104,15 @@ class RatingDelta:
 @dataclass(frozen=True, slots=True)
 class RatingChange:
     """One player's rating in a match: the rating the Game actor read before rating it, and
-    the delta it computed (logged in the saga, applied and reverted by the grain)."""
+    the delta it computed (logged in the saga, applied and reverted by the grain).
+
+    ``guessed``: the rating was not read (the player's shard guessed they are new, so
+    ``before`` is the default rating); the grain applies the change only if the record
+    has no rating in the mode, and otherwise applies the match unrated."""
 
     before: SkillRating
     delta: RatingDelta
+    guessed: bool = False
 
     @property
     def after(self) -> SkillRating:
@@ -117,7 +122,10 @@ class RatingChange:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, inside the delta's."""
+        # Omitted when False: rows logged before guesses existed read the same.
+        guessed: dict[str, Any] = {"guessed": True} if self.guessed else {}
         return {
+            **guessed,
             "before": self.before.to_dict(),
             "mu": self.delta.mu,
             "sigma": self.delta.sigma,
@@ -137,7 +145,7 @@ class RatingChange:
     def from_dict(cls, data: Mapping[str, Any]) -> RatingChange:
         """Inverse of ``to_dict``."""
         delta = RatingDelta(float(data["mu"]), float(data["sigma"]), int(data["matches"]))
-        return cls(SkillRating.from_dict(data["before"]), delta)
+        return cls(SkillRating.from_dict(data["before"]), delta, bool(data.get("guessed")))
 
 
 def sides(match: Match) -> tuple[list[list[str]], list[int]]:
@@ -193,20 +201,43 @@ def is_rated(match: Match) -> bool:
 
 
 def rate_match(
-    match: Match, current: Mapping[str, SkillRating], unreadable: Collection[str] = ()
+    match: Match,
+    current: Mapping[str, SkillRating],
+    unreadable: Collection[str] = (),
+    guessed: Collection[str] = (),
 ) -> dict[str, RatingChange]:
     """Every rated player's change in ``match`` (empty for a match of one side, which
     rates nobody). A player in ``unreadable`` (the Game actor could not read their rating)
     is rated from the default rating, so that the others' changes stay sensible, and gets
     no change of their own: applying a delta computed from a rating they may not have
-    would move it by a wrong amount."""
+    would move it by a wrong amount. A player in ``guessed`` (not read: guessed new) is
+    rated from the default rating too, and their change is marked ``guessed``."""
     teams, ranks = sides(match)
     if len(teams) < 2:
         return {}
-    known = {pid: r for pid, r in current.items() if pid not in unreadable}
+    skip = set(unreadable) | set(guessed)
+    known = {pid: r for pid, r in current.items() if pid not in skip}
     deltas = rate(teams, ranks, known)
     return {
-        pid: RatingChange(known.get(pid, SkillRating()), delta)
+        pid: RatingChange(known.get(pid, SkillRating()), delta, pid in guessed)
         for pid, delta in deltas.items()
         if pid not in unreadable
     }
+
+
+def rerate(
+    match: Match,
+    logged: Mapping[str, RatingChange | None],
+    player_id: str,
+    rating: SkillRating,
+) -> RatingChange:
+    """The change of ``player_id`` in ``match`` computed again from ``rating``, the one
+    they have: their logged change was computed from a guessed (default) rating, and they
+    were not new. The others are taken at the ratings they were rated from (their logged
+    ``before``; the default rating for a player logged without a change, as
+    ``rate_match`` rated them), and their changes stay as logged: they were rated against
+    this player's default rating, as against a player whose rating could not be read."""
+    teams, ranks = sides(match)
+    current = {pid: change.before for pid, change in logged.items() if change is not None}
+    current[player_id] = rating
+    return RatingChange(rating, rate(teams, ranks, current)[player_id])

@@ -184,6 +184,18 @@ class PlayerStoreContract:
         assert await store.load(pid) == empty
         assert await self.history_ids(store, pid) == [("m1", True)]
 
+    async def test_history_row_is_what_was_applied_or_voided(
+        self, store: PlayerStore, pid: str
+    ) -> None:
+        assert await store.history_row(delta(pid, 1)) is None
+        unrated = replace(delta(pid, 1), counters={**delta(pid, 1).counters, "kills": 9})
+        snap = (await store.apply(await store.load(pid), [unrated])).snapshot
+        row = await store.history_row(delta(pid, 1))  # found by its match, not its data
+        assert row is not None and row.delta == unrated and not row.void
+        await store.revert(snap, delta(pid, 1))
+        row = await store.history_row(delta(pid, 1))
+        assert row is not None and row.void
+
     async def test_revert_twice_reverts_once(self, store: PlayerStore, pid: str) -> None:
         snap = (await store.apply(await store.load(pid), [delta(pid, 1), delta(pid, 2)])).snapshot
         first = await store.revert(snap, delta(pid, 1))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from app.application.ports import (
     ApplyOutcome,
+    HistoryEntry,
     HistoryPage,
     PlayerSnapshot,
     PlayerStore,
@@ -64,6 +65,9 @@ class FlakyPlayerStore:
         self, player_id: str, limit: int, continuation: str | None = None
     ) -> HistoryPage:
         return await self.inner.history(player_id, limit, continuation)
+
+    async def history_row(self, delta: StatDelta) -> HistoryEntry | None:
+        return await self.inner.history_row(delta)
 
     async def close(self) -> None:
         await self.inner.close()

@@ -46,10 +46,14 @@ def stack(policy: RetryPolicy = FAST, **faults: object) -> Stack:
     return stack_over(FlakyPlayerStore(InMemoryPlayerStore(), **faults), policy)  # type: ignore[arg-type]
 
 
-def stack_over(store: FlakyPlayerStore, policy: RetryPolicy = FAST) -> Stack:
-    """The in-memory stack over ``store``."""
+def stack_over(
+    store: FlakyPlayerStore, policy: RetryPolicy = FAST, blind_insert: bool = True
+) -> Stack:
+    """The in-memory stack over ``store`` (``blind_insert``: the grains' setting, which
+    also lets them guess a cold player's rating without reading it)."""
     sagas, archive, bus = InMemorySagaLog(), InMemoryPayloadArchive(), InMemoryMessageBus()
-    grains = PlayerGrainHost(store, GrainSettings(storage_attempts=2, storage_backoff_s=0.001))
+    settings = GrainSettings(storage_attempts=2, storage_backoff_s=0.001, blind_insert=blind_insert)
+    grains = PlayerGrainHost(store, settings)
     runner = LocalSagaRunner(sagas, archive, grains, policy)
     service = StatsService(sagas, archive, store, grains, bus)
     return Stack(

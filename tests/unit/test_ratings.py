@@ -11,7 +11,7 @@ import pytest
 from openskill.models import PlackettLuce
 
 from app.domain.aggregation import aggregate
-from app.domain.ratings import RatingDelta, SkillRating, rate, rate_match, sides
+from app.domain.ratings import RatingChange, RatingDelta, SkillRating, rate, rate_match, sides
 from app.domain.stats import ServiceRecord, StatDelta, apply_delta, public_record, revert_delta
 from app.domain.validation import parse_match
 
@@ -157,3 +157,22 @@ def test_an_unreadable_player_gets_no_change_and_is_rated_against_as_a_new_playe
 def test_a_match_of_one_side_rates_nobody() -> None:
     match = a_match([line("a", "win", team="red"), line("b", "win", team="red")])
     assert rate_match(match, {}) == {}
+
+
+def test_a_guessed_change_says_so_and_an_unguessed_one_reads_as_before() -> None:
+    change = RatingChange(SkillRating(), RatingDelta(1.5, -0.25))
+    assert "guessed" not in change.to_dict()  # rows logged before guesses read the same
+    guessed = replace(change, guessed=True)
+    assert guessed.to_dict()["guessed"] is True
+    assert RatingChange.from_dict(guessed.to_dict()) == guessed
+    assert RatingChange.from_dict(change.to_dict()) == change
+
+
+def test_rate_match_rates_a_guessed_player_from_the_default_rating() -> None:
+    match = a_match([line("a", "win"), line("b", "loss")])
+    strong = SkillRating(40.0, 2.0, 30)
+    read = rate_match(match, {"a": SkillRating(), "b": SkillRating()})
+    guessed = rate_match(match, {"a": strong, "b": SkillRating()}, guessed=["a"])
+    assert guessed["a"].guessed and not guessed["b"].guessed
+    assert guessed["a"].before == SkillRating()  # not the rating it was handed
+    assert {p: c.delta for p, c in guessed.items()} == {p: c.delta for p, c in read.items()}

@@ -35,6 +35,19 @@ class UpdateResult:
     changed: bool = False  # applied or reverted by this call (False: it had been before)
     error: str | None = None
     transient: bool = True
+    # Not applied (``ok`` False): its rating change was computed from a guessed (default)
+    # rating, and the player has this one in the mode. The saga rates the player again
+    # from it, logs that change and applies it (``SagaCoordinator._rerate``).
+    rerate: SkillRating | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RatingRead:
+    """A player's rating in one mode as the Game actor got it: read from the grain, or
+    ``guessed`` (the default rating, unread: the shard guessed the player is new)."""
+
+    rating: SkillRating
+    guessed: bool = False
 
 
 class PlayerGrains(Protocol):
@@ -49,11 +62,13 @@ class PlayerGrains(Protocol):
         """The player's record as the grain holds it (activating it if needed)."""
         ...
 
-    async def ratings(self, mode: str, player_ids: Sequence[str]) -> dict[str, SkillRating]:
+    async def ratings(self, mode: str, player_ids: Sequence[str]) -> dict[str, RatingRead]:
         """The players' current ratings in ``mode`` (the default one for a player new to
-        it), as their grains hold them. A player whose grain could not be read (its shard
-        down, its storage failing) is missing from the answer, never an exception: the
-        Game actor rates the match without it (``ratings.rate_match``)."""
+        it), as their grains hold them, or guessed (the default one, unread, for a player
+        with no activation whom the shard guesses is new: their first apply checks).
+        A player whose grain could not be read (its shard down, its storage failing) is
+        missing from the answer, never an exception: the Game actor rates the match
+        without it (``ratings.rate_match``)."""
         ...
 
 

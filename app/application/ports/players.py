@@ -80,6 +80,11 @@ class PlayerStore(Protocol):
         """Match history, newest first; ``continuation`` comes from the previous page."""
         ...
 
+    async def history_row(self, delta: StatDelta) -> HistoryEntry | None:
+        """The player's history row of ``delta``'s match (what was applied, or a void
+        marker), ``None`` if there is none: one point read."""
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...
