@@ -36,6 +36,9 @@ class Grain:
     waiting: int = 0  # callers in or queued for a turn
     retiring: bool = False  # its player moved: deactivate once the last caller leaves
     fresh: bool = True  # no turn has touched storage yet: its first apply is a cold one
+    # This activation created the player's record: the player had no rating before it, so
+    # a change computed from a guessed (default) rating is right, however late it lands.
+    born: bool = False
     # Updates waiting for a turn; whoever holds the lock next runs them all (group commit).
     queued: list[QueuedUpdate] = field(default_factory=list)
 

@@ -210,7 +210,8 @@ class PlayerTurns:
 
         async def write(snapshot: PlayerSnapshot) -> ApplyOutcome:
             refusals.clear()
-            refusals.update(await self._wrong_guesses(deltas, snapshot.record))
+            if not grain.born:
+                refusals.update(await self._wrong_guesses(deltas, snapshot.record))
             kept = [d for d in deltas if d.match_id not in refusals]
             if not kept:
                 return ApplyOutcome(snapshot)
@@ -220,6 +221,8 @@ class PlayerTurns:
         if used is blind and outcome.applied:
             # The record was created: the player was new (only replays say nothing).
             self._guess.observe(True)
+        if used.etag is None and outcome.applied:
+            grain.born = True  # created by this write (blind, or after a load found none)
         # A match found applied may have been written by an attempt whose answer was
         # lost: the record moved without this activation seeing it. Reload it.
         grain.snapshot = None if outcome.already else outcome.snapshot
@@ -244,10 +247,14 @@ class PlayerTurns:
         self, deltas: list[StatDelta], record: ServiceRecord
     ) -> dict[str, SkillRating]:
         """The matches of ``deltas`` whose rating change was computed from a guessed
-        (default) rating while ``record`` has a rating in the mode: the player was not new
-        to it, so the change would move them by a wrong amount. A match whose history row
-        exists is not one (applied before, the guess then right, or voided): the store
-        answers it "already". One point read per such match: a wrong guess is rare."""
+        (default) rating while ``record`` has a rating in the mode: the player may not
+        have been new to it, so the change could move them by a wrong amount. Not asked
+        of an activation that created the record (``Grain.born``): a popular new player's
+        concurrent matches, all guessed before the first landed, were all rightly rated
+        from the default rating (each from the rating the player had when it was read,
+        the rule of concurrent matches). A match whose history row exists is not one
+        (applied before, or voided): the store answers it "already". One point read per
+        such match: they are rare."""
         wrong: dict[str, SkillRating] = {}
         for d in deltas:
             if d.rating is None or not d.rating.guessed:

@@ -39,6 +39,7 @@ from storage.entities import RECORD_KEY, record_from_entity
 from storage.tables import open_table_storage
 from tests.support.matches import expected_totals, random_match
 from tests.support.raypools import joined
+from tests.unit.test_rated_sagas import rated_match
 
 pytestmark = [pytest.mark.ray, pytest.mark.azurite, pytest.mark.timeout(600)]
 
@@ -346,3 +347,48 @@ async def test_reads_of_unknown_players_leave_the_warm_grains_active(config: Act
     for player in warm:  # served from the activations still there: no reload
         assert (await shard.service_record.remote(player)).counters["matches"] == 1
     assert (await shard.stats.remote())["activations"] == before["activations"]
+
+
+async def test_a_known_player_a_shard_guesses_is_new_is_rated_again_through_ray(
+    config: ActorConfig, azurite: Azurite
+) -> None:
+    # Every cold player so far was new, so the shards guess; the first match's players,
+    # made cold again, are guessed too: their shards refuse the guessed changes and the
+    # GameActor rates them again from the ratings the shards answered, logs and applies.
+    await asyncio.to_thread(ensure_pools, config)
+    pool = GamePool(PlacementCache(config.namespace))
+    run = uuid.uuid4().hex[:6]
+    known, *others = [f"rr{run}-{i}" for i in range(4)]
+    storage = await open_table_storage(azurite.connection_string, config.storage_prefix)
+
+    async def play(players: list[str]) -> str:
+        match = parse_match(rated_match(players), now=None)
+        await storage.archive.put(match)
+        record, _ = await storage.sagas.create(match, datetime.now(UTC), {})
+        start = CarriedStart(record, match.canonical_json())
+        assert (await pool.handle(StartSaga(match.match_id, start))).state == "completed"
+        return match.match_id
+
+    try:
+        first = await play([known, others[0]])
+        for i in range(config.player_pool_size):
+            shard = ray.get_actor(member_name("player", i), config.namespace)
+            await shard.deactivate.remote()
+        second = await play([known, *others])
+        grains = RayPlayerGrains(PlacementCache(config.namespace))
+        for pid in (known, others[0]):  # both played the first match: both known
+            change = (await storage.sagas.deltas(second))[pid].rating
+            had = (await storage.sagas.deltas(first))[pid].rating
+            assert change is not None and had is not None
+            assert not change.guessed and change.before == had.after
+            assert (await grains.service_record(pid)).ratings["slayer"] == change.after
+        for pid in others[1:]:  # new, guessed so, and rightly
+            guessed = (await storage.sagas.deltas(second))[pid].rating
+            assert guessed is not None and guessed.guessed
+        stats = [
+            await ray.get_actor(member_name("player", i), config.namespace).stats.remote()
+            for i in range(config.player_pool_size)
+        ]
+        assert sum(s["guessed_wrong"] for s in stats) == 2
+    finally:
+        await storage.close()

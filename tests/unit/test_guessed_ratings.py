@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from actors.grains import PlayerGrainHost
 from app.application.commands import StartSaga, VoidMatch
 from app.application.ports import PlayerSnapshot, PlayerUpdate
+from app.application.runner import LocalSagaRunner
 from app.domain.ratings import SkillRating, rate, sides
 from app.domain.saga import Action
 from app.domain.stats import ServiceRecord
 from app.domain.validation import parse_match
 from storage.memory import InMemoryPlayerStore
 from tests.support.faults import FlakyPlayerStore
-from tests.unit.test_coordinator import Stack, drain, stack_over
+from tests.unit.test_coordinator import FAST, Stack, drain, stack_over
 from tests.unit.test_rated_sagas import rated_match, rating, some_players, start_plus
 
 
@@ -185,3 +186,45 @@ async def test_a_guessed_change_replayed_after_the_player_was_rated_again_is_fou
     (result,) = await restarted.update([PlayerUpdate(Action.APPLY, guessed)])
     assert result.ok and not result.changed and result.rerate is None
     assert restarted.counters.guessed_wrong == 0
+
+
+class BothReadFirst:
+    """Grains whose updates wait until two sagas have read their ratings: a popular new
+    player's two matches both rated before either lands."""
+
+    def __init__(self, inner: PlayerGrainHost) -> None:
+        self.inner = inner
+        self.reads = 0
+        self.both = asyncio.Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def ratings(self, mode: str, player_ids: list[str]) -> object:
+        found = await self.inner.ratings(mode, player_ids)
+        self.reads += 1
+        if self.reads == 2:
+            self.both.set()
+        return found
+
+    async def update(self, updates: list[PlayerUpdate]) -> object:
+        await self.both.wait()
+        return await self.inner.update(updates)
+
+
+async def test_a_new_players_concurrent_matches_all_keep_their_guessed_changes() -> None:
+    s, _ = counting_stack()
+    star, a, b = some_players(3)
+    posted = [rated_match([star, a]), rated_match([star, b])]
+    for m in posted:
+        await s.service.submit_match(m)
+    gated = LocalSagaRunner(s.sagas, s.runner.archive, BothReadFirst(host(s)), FAST)  # type: ignore[arg-type]
+    runs = [gated.handle(StartSaga(str(m["match_id"]))) for m in posted]
+    assert {r.state for r in await asyncio.gather(*runs)} == {"completed"}
+    # Both read the star as new, and it was: the second to land is not refused although
+    # the record has a rating by then (its activation created the record).
+    assert host(s).counters.guessed_wrong == 0
+    logged = [(await s.sagas.deltas(str(m["match_id"])))[star] for m in posted]
+    for d in logged:
+        assert d.rating is not None and d.rating.guessed
+    assert await rating(s, star) == start_plus(*logged)
