@@ -143,11 +143,12 @@ class PlayerTurns:
         self._counters.calls += 1
         try:
             results = await self._turn(player_id, grain, updates)
-            log.debug(
-                "player turn: %s",
-                ", ".join(f"{u.action.value} {u.delta.match_id}" for u in updates),
-                extra={"changed": sum(r.changed for r in results)},
-            )
+            if log.isEnabledFor(logging.DEBUG):  # the line's arguments cost every turn
+                log.debug(
+                    "player turn: %s",
+                    ", ".join(f"{u.action.value} {u.delta.match_id}" for u in updates),
+                    extra={"changed": sum(r.changed for r in results)},
+                )
         except Exception as exc:  # reported per player, never lost
             grain.snapshot = None  # reload next time: the cache may be stale
             if len(updates) > 1:

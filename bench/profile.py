@@ -28,8 +28,12 @@ def py_spy() -> str:
 
 @contextlib.contextmanager
 def sampling(out: Path, seconds: float) -> Iterator[None]:
-    """Sample every profiled process for ``seconds`` (collapsed stacks in ``out``)."""
+    """Sample every profiled process for ``seconds`` (collapsed stacks in ``out``, whose
+    stacks from an earlier run are removed first: ``hottest`` reads every file there, and
+    mixed runs once blamed a function that no longer existed)."""
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("*.txt"):
+        stale.unlink()
     procs: list[subprocess.Popen[bytes]] = []
     for pid, kind in descendants(os.getpid()).items():
         if kind in PROFILED:
