@@ -107,8 +107,8 @@ class RatingChange:
     the delta it computed (logged in the saga, applied and reverted by the grain).
 
     ``guessed``: the rating was not read (the player's shard guessed they are new, so
-    ``before`` is the default rating); the grain applies the change only if the record
-    has no rating in the mode, and otherwise applies the match unrated."""
+    ``before`` is the default rating); the grain refuses the change if the player turns
+    out to have had a rating in the mode, and the saga rates them again (``rerate``)."""
 
     before: SkillRating
     delta: RatingDelta

@@ -188,10 +188,10 @@ class PlayerStoreContract:
         self, store: PlayerStore, pid: str
     ) -> None:
         assert await store.history_row(delta(pid, 1)) is None
-        unrated = replace(delta(pid, 1), counters={**delta(pid, 1).counters, "kills": 9})
-        snap = (await store.apply(await store.load(pid), [unrated])).snapshot
+        applied = replace(delta(pid, 1), counters={**delta(pid, 1).counters, "kills": 9})
+        snap = (await store.apply(await store.load(pid), [applied])).snapshot
         row = await store.history_row(delta(pid, 1))  # found by its match, not its data
-        assert row is not None and row.delta == unrated and not row.void
+        assert row is not None and row.delta == applied and not row.void
         await store.revert(snap, delta(pid, 1))
         row = await store.history_row(delta(pid, 1))
         assert row is not None and row.void
