@@ -288,6 +288,11 @@ def resume(saga: Saga, overdue: bool = False) -> tuple[Command, ...]:
     leave through an outbox once its command returns, so a command that failed after
     logging the schedule (its save written, the answer lost) took the retry with it.
 
+    A dead player's dead-letter is published again for the same reason (its message id
+    is the player's, so the bus drops the repeat too): left in a failed command's outbox,
+    it would be missing from the operators' dead letters (the saga stuck, with no dead
+    letter to replay).
+
     ``overdue``: the saga stopped moving (the stall sweeper says so), so a scheduled retry
     may have been lost; retrying players are tried now instead of scheduled again (whose
     message the bus could drop as a duplicate). A late original retry is then stale.
@@ -295,11 +300,17 @@ def resume(saga: Saga, overdue: bool = False) -> tuple[Command, ...]:
     if saga.state in _TERMINAL or saga.state is SagaState.ACCEPTED:
         return ()
     action = _action(saga)  # COMPENSATE means compensating: a compensated saga returned above
-    retrying = tuple(
+    resend: tuple[Command, ...] = tuple(
         ScheduleRetry(p, s.attempts, action)
         for p, s in saga.players.items()
         if s.status is PlayerStatus.RETRYING
     )
+    if not overdue and action is Action.APPLY:  # a compensation's players never die
+        resend += tuple(
+            DeadLetterPlayer(p, s.error or "dead")
+            for p, s in saga.players.items()
+            if s.status is PlayerStatus.DEAD
+        )
     if action is Action.COMPENSATE:
         todo = tuple(
             p
@@ -308,12 +319,12 @@ def resume(saga: Saga, overdue: bool = False) -> tuple[Command, ...]:
         )
         if overdue:
             return (CompensatePlayers(todo),) if todo else ()
-        return (CompensatePlayers(todo), *retrying) if todo else retrying
+        return (CompensatePlayers(todo), *resend) if todo else resend
     now = {PlayerStatus.PENDING, PlayerStatus.RETRYING} if overdue else {PlayerStatus.PENDING}
     pending = tuple(p for p, s in saga.players.items() if s.status in now)
     if overdue:
         return (ApplyPlayers(pending),) if pending else ()
-    return (ApplyPlayers(pending), *retrying) if pending else retrying
+    return (ApplyPlayers(pending), *resend) if pending else resend
 
 
 def outstanding(saga: Saga, player_id: str) -> tuple[Command, ...]:

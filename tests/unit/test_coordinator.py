@@ -401,3 +401,20 @@ async def test_a_retry_logged_as_scheduled_but_never_sent_is_sent_again() -> Non
     assert await drain(s, [mid], timeout_s=5.0) == {mid: "completed"}
     assert lossy.lost == 2
     await assert_exact(s, posted)
+
+
+async def test_a_dead_letter_lost_with_a_failed_commands_outbox_is_published_again() -> None:
+    # One round kills one player and fails another: the dead letter and the retry go
+    # into the outbox, then the save logging the retry's schedule loses its answer and
+    # the command fails with both. The redelivered message publishes both again.
+    posted = matches(1, players=4, seed=16)
+    broken, flaky = (line["player_id"] for line in posted[0]["players"][:2])
+    s = stack(permanent={broken}, transient={flaky: 2})
+    s.sagas = s.service.sagas = s.runner.sagas = lossy = ScheduleAnswerLost()
+    lossy.lost = 1  # only the first schedule's answer is lost
+    mid = posted[0]["match_id"]
+    await s.service.submit_match(posted[0])
+    assert await drain(s, [mid], timeout_s=5.0) == {mid: "stuck"}
+    assert lossy.lost == 2
+    dead = await s.bus.receive(f"{PLAYER_UPDATES_QUEUE}/$deadletterqueue", 10, 1.0)
+    assert [m.message.body["player_id"] for m in dead] == [broken]
