@@ -1,5 +1,6 @@
 """What a saga step's results mean: the events a round of player results is, the finish
-the metrics observe when a save ends the saga, and the lines operators read of a step."""
+the metrics observe when a save ends the saga, and the lines operators read of a step;
+and how often a coordinator reloads a saga whose lease another one took."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from app.domain.errors import clip_error
 
 # The coordinator's logger: these lines are its steps.
 log = logging.getLogger("app.application.sagas")
+# Saves a coordinator tries before it gives up on a saga whose lease keeps changing.
+MAX_LEASE_CONFLICTS = 10
 
 
 def saga_finish(before: SagaRecord, saved: SagaRecord) -> SagaFinish | None:

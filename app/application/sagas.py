@@ -14,7 +14,7 @@ import json
 import logging
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from app.application.commands import RetryPlayer
@@ -30,18 +30,18 @@ from app.application.ports import (
     SagaLog,
     SagaRecord,
 )
-from app.application.saga_steps import log_step, saga_finish, step_facts
+from app.application.saga_ratings import log_rerated, with_ratings
+from app.application.saga_steps import MAX_LEASE_CONFLICTS, log_step, saga_finish, step_facts
 from app.domain import saga as s
 from app.domain.aggregation import aggregate
 from app.domain.errors import ConcurrencyConflict, NotFound
 from app.domain.model import Match, payload_hash_of
-from app.domain.ratings import SkillRating, is_rated, rate_match, rerate
+from app.domain.ratings import is_rated
 from app.domain.retry import RetryPolicy, next_delay
 from app.domain.stats import StatDelta
 from app.domain.validation import parse_match
 
 log = logging.getLogger(__name__)
-MAX_LEASE_CONFLICTS = 10
 
 
 def utc_now() -> datetime:
@@ -90,7 +90,8 @@ class SagaCoordinator:
             match = await self._archived_match(record.summary)
         deltas = aggregate(match)
         if is_rated(match):
-            return await self._start_rated(record, await self._rated(match, deltas), began)
+            rated = await with_ratings(self.grains, match, deltas)
+            return await self._start_rated(record, rated, began)
         return await self._start(record, deltas, began, stored=False)
 
     async def _start(
@@ -136,58 +137,6 @@ class SagaCoordinator:
             return await self.run(record.summary.match_id)
         log_step(record.saga.state, step.saga.state, step.events)
         return (await self._execute(saved, step.commands, deltas)).saga.state
-
-    async def _rated(self, match: Match, deltas: dict[str, StatDelta]) -> dict[str, StatDelta]:
-        """``deltas`` with each player's rating change, from the ratings their grains
-        hold now; a player whose grain could not be read is not rated in this match (the
-        rule of ``ratings.rate_match``). A player their shard guessed is new (not read) is
-        rated from the default rating, the change marked ``guessed``: their grain applies
-        it only if they have no rating in the mode, and otherwise refuses it, and the
-        player is rated again from the rating they have (``_rerate``)."""
-        ids = [line.player_id for line in match.players]
-        read = await self.grains.ratings(match.mode, ids)
-        unreadable = [pid for pid in ids if pid not in read]
-        if unreadable:
-            log.warning("players %s not rated: their ratings could not be read", unreadable)
-        current = {pid: r.rating for pid, r in read.items()}
-        guessed = [pid for pid, r in read.items() if r.guessed]
-        changes = rate_match(match, current, unreadable, guessed)
-        return {pid: replace(d, rating=changes.get(pid)) for pid, d in deltas.items()}
-
-    async def _rerate(
-        self, record: SagaRecord, wrong: dict[str, SkillRating]
-    ) -> tuple[SagaRecord, dict[str, StatDelta], list[s.Command]]:
-        """Players whose grains refused a change computed from a guessed rating (they
-        were not new): each is rated again from the rating the grain has
-        (``ratings.rerate``), the change is logged, and only then applied, as every
-        rating change is. The summary's etag is the lease: a coordinator that loses the
-        save reloads, and a change another one logged meanwhile (no longer guessed) is
-        kept, not computed again. Returns the record, the logged deltas and the command
-        that applies those players (none if the saga stopped applying meanwhile)."""
-        match_id = record.summary.match_id
-        match = await self._archived_match(record.summary)
-        deltas = await self.sagas.deltas(match_id)
-        for _ in range(MAX_LEASE_CONFLICTS):
-            still = {p: r for p, r in wrong.items() if _guessed(deltas[p])}
-            if still:
-                logged = {pid: d.rating for pid, d in deltas.items()}
-                changes = {pid: rerate(match, logged, pid, r) for pid, r in still.items()}
-                corrected = {**deltas, **{p: replace(deltas[p], rating=changes[p]) for p in still}}
-                try:
-                    record = await self.sagas.save(record, record.saga, (), self.clock(), corrected)
-                except ConcurrencyConflict:
-                    record, deltas = await self.sagas.load_with_deltas(match_id)
-                    continue
-                deltas = corrected
-                log.warning(
-                    "players %s rated again: their shards guessed they were new", sorted(still)
-                )
-            if record.saga.state not in (s.SagaState.RUNNING, s.SagaState.RECOVERING):
-                return record, deltas, []  # voided meanwhile: the compensation takes over
-            waiting = (s.PlayerStatus.PENDING, s.PlayerStatus.RETRYING)
-            again = tuple(p for p in wrong if record.saga.players[p].status in waiting)
-            return record, deltas, [s.ApplyPlayers(again)] if again else []
-        raise ConcurrencyConflict(f"match {match_id}: saga lease kept changing")
 
     async def resume(self, match_id: str) -> s.SagaState:
         """Move a saga that stopped moving: pending players now, and players waiting for a
@@ -337,7 +286,10 @@ class SagaCoordinator:
                     record, more = await self._commit(record, step_facts(done, s.Action.APPLY))
                     todo += more
                     if wrong:
-                        record, deltas, again = await self._rerate(record, wrong)
+                        match = await self._archived_match(record.summary)
+                        record, deltas, again = await log_rerated(
+                            self.sagas, match, record, wrong, self.clock
+                        )
                         todo += again
                 case s.CompensatePlayers(player_ids=ids) if ids:
                     deltas = deltas or await self._logged_deltas(record)
@@ -369,11 +321,6 @@ class SagaCoordinator:
                     )
                     await self.bus.publish(PLAYER_UPDATES_QUEUE, retry.to_message())
         return record
-
-
-def _guessed(delta: StatDelta) -> bool:
-    """Whether ``delta``'s rating change was computed from a guessed rating."""
-    return delta.rating is not None and delta.rating.guessed
 
 
 def _startable(start: CarriedStart, match_id: str) -> bool:

@@ -37,7 +37,7 @@ class UpdateResult:
     transient: bool = True
     # Not applied (``ok`` False): its rating change was computed from a guessed (default)
     # rating, and the player has this one in the mode. The saga rates the player again
-    # from it, logs that change and applies it (``SagaCoordinator._rerate``).
+    # from it, logs that change and applies it (``saga_ratings.log_rerated``).
     rerate: SkillRating | None = None
 
 
