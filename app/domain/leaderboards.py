@@ -46,7 +46,9 @@ def board_values(record: ServiceRecord, mode: str) -> dict[str, float] | None:
     }
     rating = record.ratings.get(mode)
     if rating is not None:
-        values["rating"] = rating.skill
+        # Ratings are kept in millionths: rounded there, a skill reads 3.437686, not the
+        # 3.4376859999999994 that mu - 3 sigma gives in floating point.
+        values["rating"] = round(rating.skill, 6)
     return values
 
 
