@@ -127,7 +127,8 @@ class PlayerGrainHost:
         apply checks the guess (``PlayerTurns._wrong_guesses``): a wrong one is refused,
         and the saga rates that player again from the rating they have."""
         players = list(dict.fromkeys(pid for pid, _ in wanted))
-        guessed = {p for p in players if p not in self._activations and self._turns.guesses_new()}
+        guessing = self._turns.guesses_new()
+        guessed = {p for p in players if guessing and p not in self._activations}
         self.counters.guessed_ratings += len(guessed)
         read = [p for p in players if p not in guessed]
         records = await asyncio.gather(
